@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { registerCommands } from './commands.js';
+
+const program = new Command();
+program
+  .name('bgserve')
+  .description('Serve an ML model over HTTP and release new versions blue-green or canary.')
+  .showHelpAfterError();
+registerCommands(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`bgserve: ${message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,72 @@
+/** The bundle contract shared by the trainer, the runtimes, the loader and the service. */
+
+export const MANIFEST_SCHEMA_VERSION = 1;
+
+export type BundleFormat = 'native-forest' | 'onnx';
+
+export interface FeatureSpec {
+  /** Exactly the data set's header name, e.g. "fixed acidity". */
+  name: string;
+  /** Range, mean and standard deviation seen in the training rows. */
+  min: number;
+  max: number;
+  mean: number;
+  std: number;
+}
+
+export type Preprocessing =
+  | { kind: 'standard-scaler'; mean: number[]; scale: number[] }
+  | { kind: 'none' };
+
+export interface RegressionMetrics {
+  rmse: number;
+  mae: number;
+  r2: number;
+  /** Share of rows whose rounded prediction equals the label. */
+  accuracy: number;
+  rows: number;
+}
+
+export interface Manifest {
+  schemaVersion: typeof MANIFEST_SCHEMA_VERSION;
+  name: string;
+  version: string;
+  task: 'regression';
+  format: BundleFormat;
+  /** Model file inside the bundle, relative to the bundle folder (e.g. "forest.bin", "model.onnx"). */
+  modelFile: string;
+  target: string;
+  /** Ordered input features: row vectors are laid out in this order. */
+  features: FeatureSpec[];
+  preprocessing: Preprocessing;
+  training: {
+    data: { file: string; sha256: string; rows: number };
+    seed?: number;
+    params?: Record<string, unknown>;
+    split?: { test: number; trainRows: number; testRows: number };
+    /** Held-out metrics. */
+    metrics: RegressionMetrics;
+  };
+  /** sha256 (hex) of every file of the bundle except manifest.json, by relative path. */
+  files: Record<string, string>;
+  createdAt: string;
+}
+
+/** What every inference runtime offers: rows in, one prediction per row out. */
+export interface ModelRuntime {
+  readonly kind: BundleFormat;
+  readonly nFeatures: number;
+  /** rows is row-major, nRows x nFeatures, in manifest feature order and raw (unscaled) units. */
+  predict(rows: Float64Array, nRows: number): Float64Array | Promise<Float64Array>;
+  close?(): Promise<void>;
+}
+
+/** A verified bundle, ready to serve. */
+export interface LoadedModel {
+  readonly dir: string;
+  readonly manifest: Manifest;
+  /** sha256 of manifest.json: identifies the exact bundle served. */
+  readonly sha256: string;
+  readonly featureNames: readonly string[];
+  readonly runtime: ModelRuntime;
+}
