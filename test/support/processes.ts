@@ -1,0 +1,84 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI_ENTRY = path.join(ROOT, 'src/cli/main.ts');
+
+/** A free TCP port on loopback, chosen by the kernel. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') return reject(new Error('no port'));
+      server.close(() => resolve(address.port));
+    });
+  });
+}
+
+export interface Started {
+  child: ChildProcess;
+  output: () => string;
+}
+
+const started = new Set<ChildProcess>();
+
+/** Runs the bgserve CLI from source (tsx), so tests need no build step. */
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Started {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const append = (chunk: Buffer) => {
+    out += chunk.toString();
+    if (out.length > 200_000) out = out.slice(-100_000);
+  };
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
+  started.add(child);
+  child.on('exit', () => started.delete(child));
+  return { child, output: () => out };
+}
+
+/** Polls a URL until it answers with the wanted status, or fails with the process output. */
+export async function waitForHttp(url: string, opts: { status?: number; timeoutMs?: number; proc?: Started } = {}): Promise<void> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
+  let last = '';
+  while (Date.now() < deadline) {
+    if (opts.proc && opts.proc.child.exitCode !== null) {
+      throw new Error(`process exited (${opts.proc.child.exitCode}) before ${url} answered:\n${opts.proc.output()}`);
+    }
+    try {
+      const res = await fetch(url);
+      if (res.status === (opts.status ?? 200)) return;
+      last = `status ${res.status}`;
+    } catch (err) {
+      last = String(err);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${url}: ${last}\n${opts.proc?.output() ?? ''}`);
+}
+
+/** Stops a process by its PID: SIGTERM, then SIGKILL after the grace period. */
+export async function stopProcess(proc: Started | ChildProcess, graceMs = 5_000): Promise<number | null> {
+  const child = 'child' in proc ? proc.child : proc;
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  const code = await exited;
+  clearTimeout(timer);
+  return code;
+}
+
+/** Last-resort cleanup for afterAll: every process this module started and that is still running. */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...started].map((child) => stopProcess(child)));
+}
