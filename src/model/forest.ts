@@ -1,0 +1,170 @@
+/**
+ * The flattened regression forest shared by the trainer, the native runtime and the ONNX exporter.
+ *
+ * Semantics (the same as scikit-learn's RandomForestRegressor, which ONNX TreeEnsembleRegressor with
+ * mode BRANCH_LEQ and aggregate_function AVERAGE reproduces):
+ * - inputs are already standard-scaled (the manifest's preprocessing is applied before the forest);
+ * - at an internal node go to `left` when x[feature] <= threshold, else to `right`;
+ * - a node with feature === -1 is a leaf whose prediction is value[node];
+ * - the forest's prediction is the mean of its trees' leaf values.
+ *
+ * Layout: all trees' nodes live in one set of parallel arrays. Tree t owns the node indices
+ * [treeOffsets[t], treeOffsets[t + 1]) and its root is treeOffsets[t]. left/right are ABSOLUTE indices into
+ * the node arrays (subtract treeOffsets[t] for tree-local ids, as ONNX wants). Nodes are in preorder, so every
+ * child index is greater than its parent's and inside its tree's range: traversal always terminates.
+ * value is set for every node (the mean target of its training samples); only leaves' values are used.
+ */
+export interface FlatForest {
+  nTrees: number;
+  nFeatures: number;
+  /** Length nTrees + 1; the last entry is the total number of nodes. */
+  treeOffsets: Int32Array;
+  /** Split feature index, or LEAF (-1). */
+  feature: Int32Array;
+  threshold: Float64Array;
+  left: Int32Array;
+  right: Int32Array;
+  value: Float64Array;
+}
+
+export const LEAF = -1;
+
+/** Number of nodes of the whole forest. */
+export function nodeCount(forest: FlatForest): number {
+  return forest.treeOffsets[forest.nTrees];
+}
+
+/** Why a forest is structurally unusable, or null when it is sound. */
+export function forestProblem(forest: FlatForest): string | null {
+  const { nTrees, nFeatures, treeOffsets } = forest;
+  if (!Number.isInteger(nTrees) || nTrees < 1) return `nTrees must be a positive integer, got ${nTrees}`;
+  if (!Number.isInteger(nFeatures) || nFeatures < 1) return `nFeatures must be a positive integer, got ${nFeatures}`;
+  if (treeOffsets.length !== nTrees + 1) return `treeOffsets has ${treeOffsets.length} entries, expected ${nTrees + 1}`;
+  if (treeOffsets[0] !== 0) return 'treeOffsets[0] must be 0';
+  const n = treeOffsets[nTrees];
+  for (const [name, arr] of [
+    ['feature', forest.feature],
+    ['threshold', forest.threshold],
+    ['left', forest.left],
+    ['right', forest.right],
+    ['value', forest.value],
+  ] as const) {
+    if (arr.length !== n) return `${name} has ${arr.length} entries, expected ${n}`;
+  }
+  for (let t = 0; t < nTrees; t++) {
+    const start = treeOffsets[t];
+    const end = treeOffsets[t + 1];
+    if (end <= start) return `tree ${t} is empty`;
+    for (let i = start; i < end; i++) {
+      const f = forest.feature[i];
+      if (f === LEAF) {
+        if (!Number.isFinite(forest.value[i])) return `leaf ${i} has a non-finite value`;
+        continue;
+      }
+      if (f < 0 || f >= nFeatures) return `node ${i} splits on feature ${f}, outside 0..${nFeatures - 1}`;
+      if (Number.isNaN(forest.threshold[i])) return `node ${i} has a NaN threshold`;
+      const l = forest.left[i];
+      const r = forest.right[i];
+      if (l <= i || l >= end || r <= i || r >= end) return `node ${i} of tree ${t} has children outside its tree or not after it`;
+    }
+  }
+  return null;
+}
+
+// ---- forest.bin --------------------------------------------------------------------------------------------
+//
+// Little-endian. Header (24 bytes):
+//   0  magic   8 bytes ASCII "BGFOREST"
+//   8  u32     format version (FOREST_BIN_VERSION)
+//   12 u32     nTrees
+//   16 u32     nFeatures
+//   20 u32     nNodes
+// Body, in this order: treeOffsets i32[nTrees + 1], feature i32[nNodes], left i32[nNodes], right i32[nNodes],
+// threshold f64[nNodes], value f64[nNodes]. Nothing follows.
+
+export const FOREST_MAGIC = 'BGFOREST';
+export const FOREST_BIN_VERSION = 1;
+const HEADER_BYTES = 24;
+
+export class ForestFormatError extends Error {
+  override name = 'ForestFormatError';
+}
+
+function expectedBytes(nTrees: number, nNodes: number): number {
+  return HEADER_BYTES + 4 * (nTrees + 1) + 3 * 4 * nNodes + 2 * 8 * nNodes;
+}
+
+export function serializeForest(forest: FlatForest): Buffer {
+  const problem = forestProblem(forest);
+  if (problem) throw new ForestFormatError(`cannot serialise an invalid forest: ${problem}`);
+  const nNodes = nodeCount(forest);
+  const buf = Buffer.alloc(expectedBytes(forest.nTrees, nNodes));
+  buf.write(FOREST_MAGIC, 0, 'ascii');
+  buf.writeUInt32LE(FOREST_BIN_VERSION, 8);
+  buf.writeUInt32LE(forest.nTrees, 12);
+  buf.writeUInt32LE(forest.nFeatures, 16);
+  buf.writeUInt32LE(nNodes, 20);
+  let off = HEADER_BYTES;
+  for (const arr of [forest.treeOffsets, forest.feature, forest.left, forest.right]) {
+    for (let i = 0; i < arr.length; i++, off += 4) buf.writeInt32LE(arr[i], off);
+  }
+  for (const arr of [forest.threshold, forest.value]) {
+    for (let i = 0; i < arr.length; i++, off += 8) buf.writeDoubleLE(arr[i], off);
+  }
+  return buf;
+}
+
+export function deserializeForest(bytes: Uint8Array): FlatForest {
+  if (bytes.length < HEADER_BYTES) throw new ForestFormatError(`forest file too short (${bytes.length} bytes)`);
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magic = buf.toString('ascii', 0, 8);
+  if (magic !== FOREST_MAGIC) throw new ForestFormatError(`not a forest file (magic ${JSON.stringify(magic)})`);
+  const version = buf.readUInt32LE(8);
+  if (version !== FOREST_BIN_VERSION) {
+    throw new ForestFormatError(`unsupported forest file version ${version} (this build reads ${FOREST_BIN_VERSION})`);
+  }
+  const nTrees = buf.readUInt32LE(12);
+  const nFeatures = buf.readUInt32LE(16);
+  const nNodes = buf.readUInt32LE(20);
+  const want = expectedBytes(nTrees, nNodes);
+  if (buf.length !== want) {
+    throw new ForestFormatError(`forest file has ${buf.length} bytes, header implies ${want}`);
+  }
+  let off = HEADER_BYTES;
+  const readI32 = (n: number): Int32Array => {
+    const out = new Int32Array(n);
+    for (let i = 0; i < n; i++, off += 4) out[i] = buf.readInt32LE(off);
+    return out;
+  };
+  const readF64 = (n: number): Float64Array => {
+    const out = new Float64Array(n);
+    for (let i = 0; i < n; i++, off += 8) out[i] = buf.readDoubleLE(off);
+    return out;
+  };
+  const treeOffsets = readI32(nTrees + 1);
+  const feature = readI32(nNodes);
+  const left = readI32(nNodes);
+  const right = readI32(nNodes);
+  const threshold = readF64(nNodes);
+  const value = readF64(nNodes);
+  const forest: FlatForest = { nTrees, nFeatures, treeOffsets, feature, threshold, left, right, value };
+  const problem = forestProblem(forest);
+  if (problem) throw new ForestFormatError(`invalid forest: ${problem}`);
+  return forest;
+}
+
+/** Prediction of one already-scaled row: mean of the trees' leaf values. */
+export function predictScaledRow(forest: FlatForest, x: ArrayLike<number>, offset = 0): number {
+  const { feature, threshold, left, right, value, treeOffsets, nTrees } = forest;
+  let sum = 0;
+  for (let t = 0; t < nTrees; t++) {
+    let node = treeOffsets[t];
+    let f = feature[node];
+    while (f !== LEAF) {
+      node = x[offset + f] <= threshold[node] ? left[node] : right[node];
+      f = feature[node];
+    }
+    sum += value[node];
+  }
+  return sum / nTrees;
+}
