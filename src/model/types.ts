@@ -47,6 +47,8 @@ export interface Manifest {
     /** Held-out metrics. */
     metrics: RegressionMetrics;
   };
+  /** format 'onnx' only: the graph's input and output names (absent: the model's only input and output). */
+  onnx?: { input: string; output: string };
   /** sha256 (hex) of every file of the bundle except manifest.json, by relative path. */
   files: Record<string, string>;
   createdAt: string;
