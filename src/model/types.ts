@@ -49,6 +49,11 @@ export interface Manifest {
   };
   /** format 'onnx' only: the graph's input and output names (absent: the model's only input and output). */
   onnx?: { input: string; output: string };
+  /**
+   * Held-out rows with labels (CSV with the data set's header), listed in `files`: the release engine's
+   * golden-set quality gate. Optional: imported bundles may have none.
+   */
+  goldenFile?: string;
   /** sha256 (hex) of every file of the bundle except manifest.json, by relative path. */
   files: Record<string, string>;
   createdAt: string;

@@ -1,0 +1,39 @@
+/** The one place where a bundle's format picks its inference runtime. */
+import { BundleError } from './bundle-error.js';
+import { NativeForestRuntime } from './native-runtime.js';
+import type { Manifest, ModelRuntime } from './types.js';
+
+export const SUPPORTED_FORMATS: readonly string[] = ['native-forest'];
+
+/**
+ * Builds the runtime of a verified bundle. modelBytes are the model file's bytes, already checked against the
+ * manifest's sha256 (reading the file again here could see a file changed since the check).
+ */
+export async function createRuntime(manifest: Manifest, dir: string, modelBytes: Uint8Array): Promise<ModelRuntime> {
+  switch (manifest.format) {
+    case 'native-forest':
+      return nativeRuntime(manifest, dir, modelBytes);
+    default:
+      throw new BundleError(
+        'unsupported_format',
+        `bundle ${dir}: model format "${String(manifest.format)}" is not supported (supported: ${SUPPORTED_FORMATS.join(', ')})`,
+      );
+  }
+}
+
+function nativeRuntime(manifest: Manifest, dir: string, modelBytes: Uint8Array): ModelRuntime {
+  let runtime: NativeForestRuntime;
+  try {
+    runtime = NativeForestRuntime.fromBytes(modelBytes, manifest.preprocessing);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new BundleError('model_invalid', `bundle ${dir}: ${manifest.modelFile} is not a usable forest: ${why}`);
+  }
+  if (runtime.nFeatures !== manifest.features.length) {
+    throw new BundleError(
+      'model_invalid',
+      `bundle ${dir}: ${manifest.modelFile} expects ${runtime.nFeatures} features but the manifest lists ${manifest.features.length}`,
+    );
+  }
+  return runtime;
+}
