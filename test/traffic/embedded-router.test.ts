@@ -1,0 +1,155 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { PREVIEW_HEADER } from '../../src/config/defaults.js';
+import { ROUTER_METRICS } from '../../src/config/metric-names.js';
+import { startEmbeddedRouter, type EmbeddedRouter } from '../../src/traffic/embedded-router.js';
+import { startColorUpstream, type ColorUpstream } from './fixtures.js';
+
+let blue: ColorUpstream;
+let green: ColorUpstream;
+let router: EmbeddedRouter;
+
+async function predict(headers: Record<string, string> = {}): Promise<{ status: number; color?: string; body: any }> {
+  const res = await request(`${router.url}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ alcohol: 9.4 }),
+  });
+  const body = (await res.body.json()) as any;
+  return { status: res.statusCode, color: body.color, body };
+}
+
+async function countColors(n: number, headers: Record<string, string> = {}) {
+  const counts: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const r = await predict(headers);
+    expect(r.status).toBe(200);
+    counts[r.color ?? 'none'] = (counts[r.color ?? 'none'] ?? 0) + 1;
+  }
+  return counts;
+}
+
+beforeAll(async () => {
+  blue = await startColorUpstream('blue');
+  green = await startColorUpstream('green');
+  router = await startEmbeddedRouter({
+    host: '127.0.0.1',
+    port: 0,
+    upstreams: { blue: { host: '127.0.0.1', port: blue.port }, green: { host: '127.0.0.1', port: green.port } },
+    health: { intervalMs: 100, passiveWindowMs: 300 },
+    maxBodyBytes: 4096,
+  });
+});
+
+afterAll(async () => {
+  await router.close();
+  await blue.close();
+  await green.close();
+});
+
+afterEach(async () => {
+  blue.ready = green.ready = true;
+  blue.failNext.count = green.failNext.count = 0;
+  await router.setWeights({ blue: 100, green: 0 });
+  await router.setMirror({ target: null, percent: 0 });
+  await router.setSticky(null);
+  await new Promise((r) => setTimeout(r, 350));
+});
+
+describe('embedded router', () => {
+  it('forwards the body and headers and sends everything to blue by default', async () => {
+    const r = await predict({ 'x-request-id': 'abc' });
+    expect(r.body).toEqual({ prediction: 5.5, color: 'blue', echo: { alcohol: 9.4 } });
+    expect(blue.lastHeaders?.['x-request-id']).toBe('abc');
+    expect(blue.lastHeaders?.['x-forwarded-for']).toBe('127.0.0.1');
+  });
+
+  it('splits 90/10 exactly over 100 requests and moves everything on a switch', async () => {
+    await router.setWeights({ blue: 90, green: 10 });
+    expect(await countColors(100)).toEqual({ blue: 90, green: 10 });
+    await router.setWeights({ blue: 0, green: 100 });
+    expect(await countColors(20)).toEqual({ green: 20 });
+  });
+
+  it('rejects invalid weights and keeps the old ones', async () => {
+    await expect(router.setWeights({ blue: 60, green: 60 })).rejects.toThrow(/sum to 100/);
+    await expect(router.setWeights({ blue: -1, green: 101 })).rejects.toThrow(/not valid/);
+    expect(router.state().weights).toEqual({ blue: 100, green: 0 });
+  });
+
+  it('routes the preview header to the idle color at weight 0 and never retries it elsewhere', async () => {
+    expect(await countColors(5, { [PREVIEW_HEADER]: 'green' })).toEqual({ green: 5 });
+    green.failNext = { status: 503, count: 1 };
+    const r = await predict({ [PREVIEW_HEADER]: 'green' });
+    expect(r.status).toBe(503);
+  });
+
+  it('retries a 503 once on the other color and counts the retry', async () => {
+    blue.failNext = { status: 503, count: 1 };
+    const r = await predict();
+    expect(r).toMatchObject({ status: 200, color: 'green' });
+    const text = await router.metrics.metrics();
+    expect(text).toMatch(new RegExp(`${ROUTER_METRICS.retries}\\{from="blue",to="green"\\} 1`));
+    // The passive mark keeps blue out for its window, then blue is back.
+    expect((await predict()).color).toBe('green');
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await predict()).color).toBe('blue');
+  });
+
+  it('takes a color that fails its readiness check out of rotation', async () => {
+    await router.setWeights({ blue: 50, green: 50 });
+    green.ready = false;
+    await new Promise((r) => setTimeout(r, 250));
+    expect(router.health().green).toMatchObject({ healthy: false, lastError: 'GET /ready answered 503' });
+    expect(await countColors(10)).toEqual({ blue: 10 });
+    expect(await router.metrics.metrics()).toContain(`${ROUTER_METRICS.upstreamHealthy}{color="green"} 0`);
+    green.ready = true;
+    await new Promise((r) => setTimeout(r, 250));
+    expect(router.health().green.healthy).toBe(true);
+  });
+
+  it('mirrors the asked share to the idle color and answers from the active one', async () => {
+    const before = green.mirrored;
+    await router.setMirror({ target: 'green', percent: 20 });
+    expect(await countColors(50)).toEqual({ blue: 50 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(green.mirrored - before).toBe(10);
+    expect(await router.metrics.metrics()).toMatch(/bgserve_router_mirror_requests_total\{color="green",outcome="ok"\} 10/);
+  });
+
+  it('keeps a sticky key on its color while weights move towards green', async () => {
+    await router.setSticky({ header: 'x-user' });
+    await router.setWeights({ blue: 70, green: 30 });
+    const first = new Map<string, string>();
+    for (let i = 0; i < 40; i++) first.set(`user-${i}`, (await predict({ 'x-user': `user-${i}` })).color!);
+    const greens = [...first.values()].filter((c) => c === 'green').length;
+    expect(greens).toBeGreaterThan(3);
+    expect(greens).toBeLessThan(25);
+    await router.setWeights({ blue: 40, green: 60 });
+    for (const [key, color] of first) {
+      const now = (await predict({ 'x-user': key })).color;
+      if (color === 'green') expect(now).toBe('green');
+    }
+  });
+
+  it('answers 413 for a body over the limit without reaching an instance', async () => {
+    const before = blue.predicts;
+    const res = await request(`${router.url}/predict`, { method: 'POST', body: 'x'.repeat(10_000), headers: { 'content-type': 'application/json' } });
+    expect(res.statusCode).toBe(413);
+    expect(await res.body.json()).toMatchObject({ error: 'payload_too_large' });
+    expect(blue.predicts).toBe(before);
+  });
+
+  it('fails over on a connection error and reports the dead color unhealthy', async () => {
+    const deadPort = green.port;
+    await green.close();
+    try {
+      await router.setWeights({ blue: 50, green: 50 });
+      expect(await countColors(10)).toEqual({ blue: 10 });
+      expect(router.health().green.healthy).toBe(false);
+      expect(router.health().green.lastError).toMatch(/ECONNREFUSED/);
+    } finally {
+      green = await startColorUpstream('green', deadPort);
+    }
+  });
+});
