@@ -1,0 +1,61 @@
+/**
+ * Every default of the release engine and controller, in one place. Each value says why it is what it is;
+ * the CLI and control API accept overrides for the ones users tune (steps, shadow, analysis window).
+ */
+import type { AnalysisConfig, Strategy } from './types.js';
+
+export const DEFAULT_STRATEGY: Strategy = 'bluegreen';
+
+/** Canary weight steps (percent to the new color), as Argo Rollouts' examples use. */
+export const DEFAULT_CANARY_STEPS = [10, 25, 50, 100] as const;
+
+/** Analysis window per canary step and after a blue-green switch: long enough for a few hundred requests. */
+export const DEFAULT_ANALYSIS_MS = 30_000;
+
+/** Blue-green shadow phase: off unless asked for (it costs a full window of mirrored traffic). */
+export const DEFAULT_SHADOW_MS = 0;
+/** Share of live traffic mirrored to the new color during the shadow phase. */
+export const DEFAULT_SHADOW_PERCENT = 100;
+
+/** After a window ends inconclusive, wait this long for samples, then pause (never promote blindly). */
+export const DEFAULT_INCONCLUSIVE_GRACE_MS = 30_000;
+
+/** Loading a bundle is verification + runtime setup: seconds at most for the models we serve. */
+export const DEFAULT_LOAD_TIMEOUT_MS = 60_000;
+export const DEFAULT_SMOKE_TIMEOUT_MS = 60_000;
+
+/**
+ * Golden-set gate margin, in target units (wine quality points). The default model's held-out RMSE is about
+ * 0.55; a new version worse by more than 0.05 is a regression worth stopping for.
+ */
+export const DEFAULT_GOLDEN_RMSE_MARGIN = 0.05;
+
+/**
+ * Two colors' predictions "agree" on a row when they are within this distance (half a quality point:
+ * both round to the same grade or neighbours). Used for the paired comparison report.
+ */
+export const AGREEMENT_TOLERANCE = 0.5;
+
+export const DEFAULT_ANALYSIS: AnalysisConfig = {
+  // Below 50 requests one error is already 2%: too few to judge either way.
+  minSamples: 50,
+  // The stable model answers no 5xx at all; 1% is a clear fault, not noise.
+  maxErrorRatio: 0.01,
+  // Inference takes microseconds; these absolute limits catch a hung or thrashing instance.
+  maxP95Seconds: 0.1,
+  maxP99Seconds: 0.25,
+  // Relative to the stable color in the same window: twice as slow plus 5 ms of bucket coarseness.
+  maxLatencyRatio: 2,
+  latencySlackSeconds: 0.005,
+  // Half a standard deviation of the stable predictions is a visible change of the model's output.
+  maxMeanShiftStd: 0.5,
+  minPredictionStd: 0.1,
+  // PSI: < 0.1 stable, 0.1-0.25 moderate, > 0.25 major shift (the usual credit-scoring reading).
+  maxPsi: 0.25,
+};
+
+/** How often the controller ticks (feeds time and observations to the engine). */
+export const CONTROLLER_TICK_MS = 250;
+
+/** File of the release log inside the state directory. */
+export const RELEASE_LOG_FILE = 'releases.jsonl';

@@ -1,0 +1,329 @@
+/**
+ * The release state machine: step(state, input) => { state, actions, events }.
+ * No I/O, timers, clocks or randomness: time and observations come in, decisions go out, and the
+ * controller carries the actions out. Every decision is an event with its reason and values.
+ */
+import { evaluate, describeFailures } from './analysis.js';
+import type {
+  Action,
+  Command,
+  EventType,
+  Mirror,
+  Observation,
+  Phase,
+  ReleaseEvent,
+  ReleaseSpec,
+  ReleaseState,
+  ReleaseStatus,
+  StepInput,
+  StepResult,
+  Weights,
+} from './types.js';
+
+export function isLive(status: ReleaseStatus): boolean {
+  return status === 'running' || status === 'paused';
+}
+
+/** Weights with `percent` on the release's new color and the rest on the stable one. */
+export function weightsFor(spec: ReleaseSpec, percent: number): Weights {
+  const w = { blue: 0, green: 0 };
+  w[spec.targetColor] = percent;
+  w[spec.stableColor] = 100 - percent;
+  return w;
+}
+
+/** The traffic a release's state stands for: what the controller restores after a restart. */
+export function desiredTraffic(state: ReleaseState): { weights: Weights; mirror: Mirror | null } {
+  if (isLive(state.status)) return { weights: weightsFor(state.spec, state.targetWeight), mirror: state.mirror };
+  return { weights: weightsFor(state.spec, state.status === 'succeeded' ? 100 : 0), mirror: null };
+}
+
+/** Accumulates one step's output so each transition reads as a short sequence of decisions. */
+class Step {
+  readonly actions: Action[] = [];
+  readonly events: ReleaseEvent[] = [];
+  constructor(
+    public state: ReleaseState,
+    readonly now: number,
+  ) {}
+
+  update(patch: Partial<ReleaseState>): void {
+    this.state = { ...this.state, ...patch, updatedAt: this.now };
+  }
+
+  event(type: EventType, reason: string, values?: Record<string, unknown>): void {
+    this.events.push({ at: this.now, releaseId: this.state.spec.id, type, phase: this.state.phase, reason, ...(values ? { values } : {}) });
+  }
+
+  result(): StepResult {
+    return { state: this.state, actions: this.actions, events: this.events };
+  }
+}
+
+export function createRelease(spec: ReleaseSpec, now: number): StepResult {
+  const state: ReleaseState = {
+    spec,
+    status: 'running',
+    phase: 'loading',
+    stepIndex: 0,
+    phaseStartedAt: now,
+    targetWeight: 0,
+    mirror: null,
+    createdAt: now,
+    updatedAt: now,
+    inconclusiveSince: null,
+    reason: null,
+    lastAnalysis: null,
+    rollbackOrderedAt: null,
+  };
+  const s = new Step(state, now);
+  s.event('release-started', `${spec.strategy} release of ${spec.modelName} ${spec.version} to ${spec.targetColor}`, {
+    bundle: spec.bundle,
+    strategy: spec.strategy,
+    stableColor: spec.stableColor,
+    targetColor: spec.targetColor,
+    steps: spec.steps,
+    shadowMs: spec.shadowMs,
+    analysisMs: spec.analysisMs,
+  });
+  s.event('bundle-loading', `loading ${spec.bundle} on idle color ${spec.targetColor}`);
+  s.actions.push({ kind: 'load-bundle', color: spec.targetColor, bundle: spec.bundle });
+  return s.result();
+}
+
+const ANALYSIS_PHASES: readonly Phase[] = ['shadow', 'step', 'post-switch'];
+
+export function step(state: ReleaseState, input: StepInput): StepResult {
+  const s = new Step(state, input.now);
+  if (input.command) applyCommand(s, input.command);
+  if (input.observation && isLive(s.state.status)) applyObservation(s, input.observation);
+  if (s.state.status === 'running') checkTimeouts(s);
+  return s.result();
+}
+
+/** After a controller restart: a release caught mid-way is rolled back; a finished one has its traffic restored. */
+export function reconcile(state: ReleaseState, now: number): StepResult {
+  const s = new Step(state, now);
+  if (isLive(state.status)) {
+    const reason = `controller restarted during ${state.phase}: rolled back to ${state.spec.stableColor} (the analysis evidence did not survive the restart)`;
+    s.event('reconciled', reason, { decision: 'rolled-back', phase: state.phase, targetWeight: state.targetWeight });
+    rollBack(s, 'rolled_back', reason, {});
+    return s.result();
+  }
+  const traffic = desiredTraffic(state);
+  s.event('reconciled', `traffic restored to the last consistent state (release ${state.status})`, {
+    decision: 'restored',
+    weights: traffic.weights,
+  });
+  s.actions.push({ kind: 'set-mirror', mirror: null }, { kind: 'set-weights', weights: traffic.weights });
+  return s.result();
+}
+
+function applyCommand(s: Step, command: Command): void {
+  const { status, phase } = s.state;
+  const refuse = (why: string) => s.event('command-refused', `${command} refused: ${why}`, { command, status, phase });
+
+  if (!isLive(status)) {
+    // Blue-green keeps the old color warm: a finished release can still be reverted instantly.
+    if (command === 'rollback' && status === 'succeeded') {
+      rollBack(s, 'rolled_back', `rollback requested after success: traffic back to ${s.state.spec.stableColor}`, {});
+      return;
+    }
+    refuse(`release is ${status}`);
+    return;
+  }
+  switch (command) {
+    case 'abort':
+      rollBack(s, 'aborted', 'aborted by user', {});
+      return;
+    case 'rollback':
+      rollBack(s, 'rolled_back', 'rollback requested by user', {});
+      return;
+    case 'pause':
+      if (status === 'paused') return refuse('already paused');
+      if (!ANALYSIS_PHASES.includes(phase)) return refuse(`cannot pause while ${phase}; abort instead`);
+      s.update({ status: 'paused', reason: 'paused by user' });
+      s.event('paused', 'paused by user', { targetWeight: s.state.targetWeight });
+      return;
+    case 'resume':
+      if (status !== 'paused') return refuse('not paused');
+      s.update({ status: 'running', reason: null, phaseStartedAt: s.now, inconclusiveSince: null });
+      s.event('resumed', `resumed ${phase}: analysis window restarts`, { targetWeight: s.state.targetWeight });
+      s.actions.push({ kind: 'analyze', fromMs: s.now });
+      return;
+    case 'promote':
+      if (!ANALYSIS_PHASES.includes(phase)) return refuse(`the bundle has not passed loading and smoke checks yet (${phase})`);
+      s.event('promoted', 'promoted by user: remaining steps and analysis skipped', { fromWeight: s.state.targetWeight });
+      switchFully(s);
+      succeed(s, 'promoted by user');
+      return;
+  }
+}
+
+function applyObservation(s: Step, obs: Observation): void {
+  const { phase, spec } = s.state;
+  const trafficMoved = ANALYSIS_PHASES.includes(phase);
+  switch (obs.kind) {
+    case 'action-failed': {
+      const reason = `${obs.action} failed: ${obs.error}`;
+      s.event('action-failed', reason, { action: obs.action });
+      if (trafficMoved || obs.action === 'set-weights' || obs.action === 'set-mirror') rollBack(s, 'rolled_back', reason, {});
+      else fail(s, reason);
+      return;
+    }
+    case 'health': {
+      if (obs.healthy[spec.targetColor] || phase === 'loading') return;
+      const reason = `instance ${spec.targetColor} is unhealthy`;
+      s.event('instance-unhealthy', reason, { color: spec.targetColor });
+      if (trafficMoved) rollBack(s, 'rolled_back', reason, {});
+      else fail(s, reason);
+      return;
+    }
+    case 'load': {
+      if (phase !== 'loading' || obs.color !== spec.targetColor) return;
+      if (!obs.ok) return fail(s, `bundle refused by ${obs.color}: ${obs.error ?? 'unknown error'}`);
+      if (obs.sha256 !== undefined && obs.sha256 !== spec.sha256) {
+        return fail(s, `${obs.color} serves sha256 ${obs.sha256}, expected ${spec.sha256}`);
+      }
+      s.event('bundle-loaded', `${spec.version} loaded and ready on ${obs.color}`, { sha256: obs.sha256, version: obs.version });
+      s.update({ phase: 'smoke', phaseStartedAt: s.now });
+      s.actions.push({ kind: 'smoke', color: spec.targetColor, stableColor: spec.stableColor, bundle: spec.bundle });
+      return;
+    }
+    case 'smoke': {
+      if (phase !== 'smoke' || obs.color !== spec.targetColor) return;
+      const r = obs.result;
+      const values = { rows: r.rows, rmse: r.rmse, agreement: r.agreement, meanAbsDelta: r.meanAbsDelta, margin: spec.goldenRmseMargin };
+      if (!r.ok) return fail(s, `smoke checks failed: ${r.failures.join('; ')}`, values);
+      if (r.rmse && r.rmse.candidate > r.rmse.stable + spec.goldenRmseMargin) {
+        return fail(
+          s,
+          `golden-set RMSE ${r.rmse.candidate.toFixed(4)} is worse than stable ${r.rmse.stable.toFixed(4)} by more than ${spec.goldenRmseMargin}`,
+          values,
+        );
+      }
+      s.event('smoke-passed', `smoke checks passed through the preview route${r.rmse ? `; golden RMSE ${r.rmse.candidate.toFixed(4)} vs stable ${r.rmse.stable.toFixed(4)}` : ''}`, values);
+      enterFirstTrafficPhase(s);
+      return;
+    }
+    case 'analysis':
+      if (s.state.status === 'running' && ANALYSIS_PHASES.includes(phase)) judge(s, obs);
+      return;
+  }
+}
+
+function judge(s: Step, obs: Extract<Observation, { kind: 'analysis' }>): void {
+  const { spec, phase, targetWeight } = s.state;
+  const compareWithStable = phase === 'shadow' || (phase === 'step' && targetWeight < 100);
+  const verdict = evaluate(obs.stats, spec.analysis, { target: spec.targetColor, stable: spec.stableColor, compareWithStable });
+  s.update({ lastAnalysis: verdict });
+  const values = { checks: verdict.checks, samples: verdict.samples, window: verdict.window, targetWeight };
+
+  if (verdict.outcome === 'fail') {
+    const reason = `analysis failed in ${phaseLabel(s)}: ${describeFailures(verdict)}`;
+    s.event('analysis-failed', reason, values);
+    rollBack(s, 'rolled_back', reason, values);
+    return;
+  }
+  const windowMs = phase === 'shadow' ? spec.shadowMs : spec.analysisMs;
+  if (s.now - s.state.phaseStartedAt < windowMs) return;
+
+  if (verdict.outcome === 'pass') {
+    s.event('analysis-passed', `analysis passed in ${phaseLabel(s)} (${verdict.samples.target} requests)`, values);
+    advance(s);
+    return;
+  }
+  if (s.state.inconclusiveSince === null) {
+    s.update({ inconclusiveSince: s.now });
+    s.event('analysis-inconclusive', `too few samples in ${phaseLabel(s)}: waiting up to ${spec.inconclusiveGraceMs} ms`, values);
+  } else if (s.now - s.state.inconclusiveSince >= spec.inconclusiveGraceMs) {
+    const reason = `analysis inconclusive for ${spec.inconclusiveGraceMs} ms after the window (${verdict.samples.target} requests < ${spec.analysis.minSamples}): paused, resume or promote by hand`;
+    s.update({ status: 'paused', reason });
+    s.event('paused', reason, values);
+  }
+}
+
+function phaseLabel(s: Step): string {
+  const { phase, stepIndex, spec } = s.state;
+  return phase === 'step' ? `step ${stepIndex + 1}/${spec.steps.length} (${spec.steps[stepIndex]}%)` : phase;
+}
+
+function checkTimeouts(s: Step): void {
+  const { phase, phaseStartedAt, spec } = s.state;
+  const elapsed = s.now - phaseStartedAt;
+  if (phase === 'loading' && elapsed > spec.loadTimeoutMs) fail(s, `bundle not ready on ${spec.targetColor} after ${spec.loadTimeoutMs} ms`);
+  else if (phase === 'smoke' && elapsed > spec.smokeTimeoutMs) fail(s, `smoke checks did not finish within ${spec.smokeTimeoutMs} ms`);
+}
+
+function enterPhase(s: Step, phase: Phase, patch: Partial<ReleaseState> = {}): void {
+  s.update({ phase, phaseStartedAt: s.now, inconclusiveSince: null, lastAnalysis: null, ...patch });
+  s.actions.push({ kind: 'analyze', fromMs: s.now });
+}
+
+function enterFirstTrafficPhase(s: Step): void {
+  const { spec } = s.state;
+  if (spec.strategy === 'canary') return enterStep(s, 0);
+  if (spec.shadowMs > 0) {
+    const mirror = { target: spec.targetColor, percent: spec.shadowPercent };
+    s.actions.push({ kind: 'set-mirror', mirror });
+    enterPhase(s, 'shadow', { mirror });
+    s.event('shadow-started', `mirroring ${spec.shadowPercent}% of live traffic to ${spec.targetColor} for ${spec.shadowMs} ms`, { mirror });
+    return;
+  }
+  enterPostSwitch(s);
+}
+
+function enterStep(s: Step, index: number): void {
+  const { spec } = s.state;
+  const percent = spec.steps[index];
+  s.actions.push({ kind: 'set-weights', weights: weightsFor(spec, percent) });
+  enterPhase(s, 'step', { stepIndex: index, targetWeight: percent });
+  s.event('step-started', `canary step ${index + 1}/${spec.steps.length}: ${percent}% to ${spec.targetColor}`, {
+    weights: weightsFor(spec, percent),
+  });
+}
+
+function switchFully(s: Step): void {
+  const { spec } = s.state;
+  if (s.state.mirror) s.actions.push({ kind: 'set-mirror', mirror: null });
+  s.actions.push({ kind: 'set-weights', weights: weightsFor(spec, 100) });
+  s.update({ targetWeight: 100, mirror: null });
+}
+
+function enterPostSwitch(s: Step): void {
+  switchFully(s);
+  enterPhase(s, 'post-switch');
+  s.event('switched', `100% to ${s.state.spec.targetColor}; post-switch analysis for ${s.state.spec.analysisMs} ms`, {
+    weights: weightsFor(s.state.spec, 100),
+  });
+}
+
+function advance(s: Step): void {
+  const { phase, stepIndex, spec } = s.state;
+  if (phase === 'shadow') return enterPostSwitch(s);
+  if (phase === 'step' && stepIndex + 1 < spec.steps.length) return enterStep(s, stepIndex + 1);
+  succeed(s, `${spec.version} serves 100% on ${spec.targetColor}`);
+}
+
+function succeed(s: Step, reason: string): void {
+  s.update({ status: 'succeeded', phase: 'done', reason });
+  s.event('succeeded', `${reason}; ${s.state.spec.stableColor} keeps its model warm for instant rollback`, {
+    weights: weightsFor(s.state.spec, 100),
+  });
+}
+
+/** Stopped before live traffic reached the new version: nothing to undo. */
+function fail(s: Step, reason: string, values?: Record<string, unknown>): void {
+  const type: EventType = s.state.phase === 'loading' ? 'load-failed' : 'smoke-failed';
+  s.event(type, reason, values);
+  s.update({ status: 'failed', phase: 'done', reason });
+}
+
+/** Traffic back to the stable color at once. */
+function rollBack(s: Step, status: 'rolled_back' | 'aborted', reason: string, values: Record<string, unknown>): void {
+  const { spec } = s.state;
+  const weights = weightsFor(spec, 0);
+  s.actions.push({ kind: 'set-mirror', mirror: null }, { kind: 'set-weights', weights });
+  s.event(status === 'aborted' ? 'aborted' : 'rolled-back', `${reason}; 100% back on ${spec.stableColor}`, { ...values, weights });
+  s.update({ status, phase: 'done', reason, targetWeight: 0, mirror: null, rollbackOrderedAt: s.now });
+}

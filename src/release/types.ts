@@ -1,0 +1,211 @@
+/**
+ * The release engine's vocabulary. Everything here is plain data (JSON-safe) so that states and events
+ * can be persisted as they are and replayed after a crash.
+ */
+import type { Color } from '../config/defaults.js';
+
+export type Strategy = 'bluegreen' | 'canary';
+
+/** running and paused are live; the others are terminal. */
+export type ReleaseStatus = 'running' | 'paused' | 'succeeded' | 'failed' | 'rolled_back' | 'aborted';
+
+/**
+ * Where a release is. `failed` means it stopped before any live traffic reached the new version;
+ * `rolled_back` means traffic had moved (or could have) and was put back on the stable color.
+ */
+export type Phase = 'loading' | 'smoke' | 'shadow' | 'step' | 'post-switch' | 'done';
+
+export type Command = 'promote' | 'abort' | 'rollback' | 'pause' | 'resume';
+
+export interface Weights {
+  blue: number;
+  green: number;
+}
+
+export interface Mirror {
+  target: Color;
+  percent: number;
+}
+
+/** Thresholds of the analysis checks; see defaults.ts for the values and their reasons. */
+export interface AnalysisConfig {
+  /** Requests the new color must have answered in the window before any check may pass or fail. */
+  minSamples: number;
+  /** Share of the new color's requests answered with a 5xx. */
+  maxErrorRatio: number;
+  /** Absolute latency limits, seconds. */
+  maxP95Seconds: number;
+  maxP99Seconds: number;
+  /** Relative latency limit: new p99 <= stable p99 * ratio + slack (the slack absorbs bucket coarseness). */
+  maxLatencyRatio: number;
+  latencySlackSeconds: number;
+  /** Mean prediction shift, in units of the stable color's prediction standard deviation. */
+  maxMeanShiftStd: number;
+  /** Floor for that standard deviation, so a near-constant stable model does not make every shift huge. */
+  minPredictionStd: number;
+  /** Population stability index between the colors' prediction histograms. */
+  maxPsi: number;
+}
+
+export interface ReleaseSpec {
+  id: string;
+  /** Bundle folder as given to the instance admin API. */
+  bundle: string;
+  /** From the verified manifest, for display and for checking what the instance reports. */
+  modelName: string;
+  version: string;
+  sha256: string;
+  strategy: Strategy;
+  stableColor: Color;
+  targetColor: Color;
+  /** Canary weight steps in percent of the new color; the last one is always 100. */
+  steps: number[];
+  /** Bluegreen shadow phase length (0 = none) and mirrored share. */
+  shadowMs: number;
+  shadowPercent: number;
+  /** Length of each analysis window (canary step, post-switch). */
+  analysisMs: number;
+  /** How long an analysis may stay inconclusive after its window before the release pauses. */
+  inconclusiveGraceMs: number;
+  loadTimeoutMs: number;
+  smokeTimeoutMs: number;
+  /** Golden-set gate: new RMSE <= stable RMSE + margin. */
+  goldenRmseMargin: number;
+  analysis: AnalysisConfig;
+  /** Bundle the stable color serves, to reload it on reconcile when needed. */
+  stableBundle?: string;
+  stableVersion?: string;
+}
+
+export interface ReleaseState {
+  spec: ReleaseSpec;
+  status: ReleaseStatus;
+  phase: Phase;
+  /** Index into spec.steps while phase === 'step'. */
+  stepIndex: number;
+  /** Start of the current phase's analysis window (ms). */
+  phaseStartedAt: number;
+  /** Percent of traffic the engine has asked the new color to take. */
+  targetWeight: number;
+  mirror: Mirror | null;
+  createdAt: number;
+  updatedAt: number;
+  /** When the current analysis first came out inconclusive after its window ended. */
+  inconclusiveSince: number | null;
+  /** Why the release ended (or paused). */
+  reason: string | null;
+  /** Last analysis verdict, for status output. */
+  lastAnalysis: AnalysisVerdict | null;
+  /** When a failing verdict or rollback command ordered traffic back (for the rollback-time metric). */
+  rollbackOrderedAt: number | null;
+}
+
+/** A histogram as cumulative bucket counts over a window (le ascending, last is +Inf). */
+export interface HistogramWindow {
+  buckets: Array<{ le: number; count: number }>;
+  sum: number;
+  count: number;
+}
+
+/** What one color did during an analysis window (counter and histogram increases). */
+export interface ColorWindow {
+  requests: number;
+  /** Requests answered with a 5xx: the instance's fault, not the caller's. */
+  serverErrors: number;
+  latency: HistogramWindow;
+  predictions: HistogramWindow;
+}
+
+export interface WindowStats {
+  fromMs: number;
+  toMs: number;
+  colors: Record<Color, ColorWindow>;
+}
+
+export type CheckOutcome = 'pass' | 'fail' | 'inconclusive' | 'skipped';
+
+export interface CheckResult {
+  name: string;
+  outcome: CheckOutcome;
+  /** Measured value(s) and the threshold they were held against. */
+  value: number | null;
+  threshold: number | null;
+  detail: string;
+}
+
+export interface AnalysisVerdict {
+  outcome: 'pass' | 'fail' | 'inconclusive';
+  checks: CheckResult[];
+  samples: { target: number; stable: number };
+  window: { fromMs: number; toMs: number };
+}
+
+export interface SmokeResult {
+  ok: boolean;
+  failures: string[];
+  rows: number;
+  rmse: { candidate: number; stable: number } | null;
+  /** Paired comparison of both colors on the same golden rows. */
+  agreement: number | null;
+  meanAbsDelta: number | null;
+}
+
+export type Observation =
+  | { kind: 'load'; color: Color; ok: boolean; error?: string; sha256?: string; version?: string }
+  | { kind: 'smoke'; color: Color; result: SmokeResult }
+  | { kind: 'analysis'; stats: WindowStats }
+  | { kind: 'health'; healthy: Record<Color, boolean> }
+  | { kind: 'action-failed'; action: Action['kind']; error: string };
+
+export interface StepInput {
+  now: number;
+  observation?: Observation;
+  command?: Command;
+}
+
+export type Action =
+  | { kind: 'load-bundle'; color: Color; bundle: string }
+  | { kind: 'smoke'; color: Color; stableColor: Color; bundle: string }
+  | { kind: 'set-weights'; weights: Weights }
+  | { kind: 'set-mirror'; mirror: Mirror | null }
+  /** Ask the controller for WindowStats since `fromMs` on the following ticks. */
+  | { kind: 'analyze'; fromMs: number };
+
+export type EventType =
+  | 'release-started'
+  | 'bundle-loading'
+  | 'bundle-loaded'
+  | 'load-failed'
+  | 'smoke-passed'
+  | 'smoke-failed'
+  | 'shadow-started'
+  | 'step-started'
+  | 'switched'
+  | 'analysis-passed'
+  | 'analysis-failed'
+  | 'analysis-inconclusive'
+  | 'paused'
+  | 'resumed'
+  | 'promoted'
+  | 'succeeded'
+  | 'rolled-back'
+  | 'aborted'
+  | 'command-refused'
+  | 'instance-unhealthy'
+  | 'action-failed'
+  | 'reconciled';
+
+export interface ReleaseEvent {
+  at: number;
+  releaseId: string;
+  type: EventType;
+  phase: Phase;
+  reason: string;
+  values?: Record<string, unknown>;
+}
+
+export interface StepResult {
+  state: ReleaseState;
+  actions: Action[];
+  events: ReleaseEvent[];
+}

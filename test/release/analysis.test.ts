@@ -1,0 +1,89 @@
+import { describe, it, expect } from 'vitest';
+import { evaluate, histogramMean, histogramQuantile, histogramStd, psi } from '../../src/release/analysis.js';
+import { DEFAULT_ANALYSIS } from '../../src/release/defaults.js';
+import { normalizeSteps, parseDuration, buildSpec } from '../../src/release/spec.js';
+import { histogram, spread, stats, PREDICTION_BUCKETS } from './windows.js';
+
+describe('histogram statistics', () => {
+  it('interpolates quantiles inside a bucket as histogram_quantile does', () => {
+    const h = { buckets: [{ le: 0.1, count: 50 }, { le: 0.2, count: 100 }, { le: Infinity, count: 100 }], sum: 12, count: 100 };
+    expect(histogramQuantile(0.5, h)).toBeCloseTo(0.1);
+    expect(histogramQuantile(0.75, h)).toBeCloseTo(0.15);
+    expect(histogramQuantile(0.25, h)).toBeCloseTo(0.05);
+  });
+
+  it('reports the last finite bound for ranks in the +Inf bucket, null when empty', () => {
+    const h = { buckets: [{ le: 1, count: 1 }, { le: Infinity, count: 10 }], sum: 50, count: 10 };
+    expect(histogramQuantile(0.99, h)).toBe(1);
+    expect(histogramQuantile(0.5, { buckets: [{ le: Infinity, count: 0 }], sum: 0, count: 0 })).toBeNull();
+  });
+
+  it('PSI is 0 for equal distributions and grows with the shift', () => {
+    const base = histogram(spread(1000, 5.6, 0.9), PREDICTION_BUCKETS);
+    expect(psi(base, base)).toBeCloseTo(0, 10);
+    const small = psi(base, histogram(spread(1000, 5.8, 0.9), PREDICTION_BUCKETS));
+    const large = psi(base, histogram(spread(1000, 6.6, 0.9), PREDICTION_BUCKETS));
+    expect(small).toBeGreaterThan(0);
+    expect(large).toBeGreaterThan(small);
+    expect(large).toBeGreaterThan(DEFAULT_ANALYSIS.maxPsi);
+  });
+
+  it('estimates mean exactly and std from bucket midpoints', () => {
+    const h = histogram(spread(1000, 5.5, 1), PREDICTION_BUCKETS);
+    expect(histogramMean(h)).toBeCloseTo(5.5);
+    // Uniform on [4.5, 6.5]: std = 2 / sqrt(12) = 0.577
+    expect(histogramStd(h)).toBeCloseTo(0.577, 1);
+  });
+});
+
+describe('evaluate', () => {
+  const opts = { target: 'green' as const, stable: 'blue' as const, compareWithStable: true };
+
+  it('too few samples is inconclusive, never pass or fail', () => {
+    const v = evaluate(stats(0, 1, { blue: { requests: 500 }, green: { requests: 10, errors: 10 } }), DEFAULT_ANALYSIS, opts);
+    expect(v.outcome).toBe('inconclusive');
+    expect(v.checks.every((c) => c.outcome === 'inconclusive')).toBe(true);
+  });
+
+  it('passes a healthy color and fails each regression by its own check', () => {
+    const healthy = { requests: 500 };
+    expect(evaluate(stats(0, 1, { blue: healthy, green: healthy }), DEFAULT_ANALYSIS, opts).outcome).toBe('pass');
+    const failing = (green: Parameters<typeof stats>[2]['green']) =>
+      evaluate(stats(0, 1, { blue: healthy, green }), DEFAULT_ANALYSIS, opts).checks.filter((c) => c.outcome === 'fail').map((c) => c.name);
+    expect(failing({ requests: 500, errors: 10 })).toEqual(['error-ratio']);
+    expect(failing({ requests: 500, latencySeconds: 0.02 })).toEqual(['latency-p99-vs-stable']);
+    expect(failing({ requests: 500, latencySeconds: 0.3 })).toEqual(['latency-p95', 'latency-p99', 'latency-p99-vs-stable']);
+    expect(failing({ requests: 500, predictionMean: 6.5 })).toEqual(['prediction-mean-shift', 'prediction-psi']);
+  });
+
+  it('skips the relative checks when the stable color serves no traffic by design', () => {
+    const v = evaluate(stats(0, 1, { blue: { requests: 0 }, green: { requests: 500 } }), DEFAULT_ANALYSIS, { ...opts, compareWithStable: false });
+    expect(v.outcome).toBe('pass');
+    expect(v.checks.filter((c) => c.outcome === 'skipped').map((c) => c.name)).toEqual(['latency-p99-vs-stable', 'prediction-mean-shift', 'prediction-psi']);
+  });
+});
+
+describe('release spec', () => {
+  it('normalizes canary steps and refuses bad ones', () => {
+    expect(normalizeSteps([10, 25, 50])).toEqual([10, 25, 50, 100]);
+    expect(normalizeSteps([50, 100])).toEqual([50, 100]);
+    expect(() => normalizeSteps([25, 10])).toThrow(/increase/);
+    expect(() => normalizeSteps([0])).toThrow(/1\.\.100/);
+    expect(() => normalizeSteps([])).toThrow(/empty/);
+  });
+
+  it('parses durations', () => {
+    expect(parseDuration('30s')).toBe(30_000);
+    expect(parseDuration('2m')).toBe(120_000);
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('5')).toBe(5_000);
+    expect(() => parseDuration('soon')).toThrow(/duration/);
+  });
+
+  it('targets the idle color and refuses options of the other strategy', () => {
+    const base = { id: 'x', bundle: 'b', modelName: 'm', version: '1', sha256: 's', stableColor: 'green' as const };
+    expect(buildSpec(base)).toMatchObject({ strategy: 'bluegreen', targetColor: 'blue', steps: [100] });
+    expect(() => buildSpec({ ...base, steps: [10] })).toThrow(/canary/);
+    expect(() => buildSpec({ ...base, strategy: 'canary', shadowMs: 1000 })).toThrow(/bluegreen/);
+  });
+});
