@@ -1,9 +1,9 @@
 /** Writes the generated monitoring files: `tsx deploy/generate.ts prometheus|grafana`. */
 import { fileURLToPath } from 'node:url';
-import { prometheusFiles, writeGeneratedFiles, type GeneratedFile } from '../src/monitoring/generated-files.js';
+import { grafanaFiles, prometheusFiles, writeGeneratedFiles, type GeneratedFile } from '../src/monitoring/generated-files.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const sets: Record<string, () => GeneratedFile[]> = { prometheus: prometheusFiles };
+const sets: Record<string, () => GeneratedFile[]> = { prometheus: prometheusFiles, grafana: grafanaFiles };
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !(w in sets));
 if (wanted.length === 0 || unknown.length > 0) {

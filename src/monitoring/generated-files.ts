@@ -4,6 +4,8 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { renderDashboardJson } from './dashboard.js';
+import { renderDashboardProvider, renderDatasources } from './grafana-provisioning.js';
 import { renderComposePrometheusConfig, renderRulesFile } from './prometheus-config.js';
 
 export interface GeneratedFile {
@@ -16,6 +18,14 @@ export function prometheusFiles(): GeneratedFile[] {
   return [
     { path: 'deploy/prometheus/prometheus.yml', content: renderComposePrometheusConfig() },
     { path: 'deploy/prometheus/rules/bgserve.rules.yml', content: renderRulesFile() },
+  ];
+}
+
+export function grafanaFiles(): GeneratedFile[] {
+  return [
+    { path: 'deploy/grafana/provisioning/datasources/prometheus.yml', content: renderDatasources() },
+    { path: 'deploy/grafana/provisioning/dashboards/provider.yml', content: renderDashboardProvider() },
+    { path: 'deploy/grafana/dashboards/bgserve.json', content: renderDashboardJson() },
   ];
 }
 
