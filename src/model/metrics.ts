@@ -28,3 +28,15 @@ export function regressionMetrics(actual: ArrayLike<number>, predicted: ArrayLik
     rows: n,
   };
 }
+
+/** Aligned human-readable lines, as the train and evaluate commands print them. */
+export function formatMetrics(m: RegressionMetrics): string {
+  const rows: [string, string][] = [
+    ['rows', String(m.rows)],
+    ['rmse', m.rmse.toFixed(4)],
+    ['mae', m.mae.toFixed(4)],
+    ['r2', m.r2.toFixed(4)],
+    ['accuracy', m.accuracy.toFixed(4)],
+  ];
+  return rows.map(([k, v]) => `  ${k.padEnd(9)}${v}`).join('\n');
+}
