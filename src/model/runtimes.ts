@@ -1,5 +1,6 @@
 /** The one place where a bundle's format picks its inference runtime. */
 import { BundleError } from './bundle-error.js';
+import { type FlatForest, deserializeForest } from './forest.js';
 import { NativeForestRuntime } from './native-runtime.js';
 import type { Manifest, ModelRuntime } from './types.js';
 
@@ -22,18 +23,17 @@ export async function createRuntime(manifest: Manifest, dir: string, modelBytes:
 }
 
 function nativeRuntime(manifest: Manifest, dir: string, modelBytes: Uint8Array): ModelRuntime {
-  let runtime: NativeForestRuntime;
+  let forest: FlatForest;
   try {
-    runtime = NativeForestRuntime.fromBytes(modelBytes, manifest.preprocessing);
+    forest = deserializeForest(modelBytes);
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    throw new BundleError('model_invalid', `bundle ${dir}: ${manifest.modelFile} is not a usable forest: ${why}`);
+    throw new BundleError('model_invalid', `bundle ${dir}: ${manifest.modelFile} is not a usable forest: ${(err as Error).message}`);
   }
-  if (runtime.nFeatures !== manifest.features.length) {
+  if (forest.nFeatures !== manifest.features.length) {
     throw new BundleError(
       'model_invalid',
-      `bundle ${dir}: ${manifest.modelFile} expects ${runtime.nFeatures} features but the manifest lists ${manifest.features.length}`,
+      `bundle ${dir}: ${manifest.modelFile} expects ${forest.nFeatures} features but the manifest lists ${manifest.features.length}`,
     );
   }
-  return runtime;
+  return new NativeForestRuntime(forest, manifest.preprocessing);
 }
