@@ -1,0 +1,90 @@
+/**
+ * Turns nginx's access log (ACCESS_LOG_FORMAT) back into router metrics, so both drivers export the same
+ * request, latency and retry series. nginx flushes its log buffer every second; the reader follows the file.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { COLORS, type Color } from '../config/defaults.js';
+import type { RouterMetrics } from './metrics.js';
+import type { Upstreams } from './types.js';
+
+export interface AccessRecord {
+  /** Colors tried, in order (two when nginx retried on the other color). */
+  attempts: Array<{ color: Color | null; seconds: number | null }>;
+  status: number;
+}
+
+/** One log line -> record; null for lines that are not ours. */
+export function parseAccessLine(line: string, upstreams: Upstreams): AccessRecord | null {
+  const parts = line.split('|');
+  if (parts.length !== 4) return null;
+  const [addrs, , status, times] = parts;
+  const code = Number(status);
+  if (!Number.isInteger(code)) return null;
+  const byAddr = new Map<string, Color>(COLORS.map((c) => [`${upstreams[c].host}:${upstreams[c].port}`, c]));
+  const timeList = times.split(/\s*,\s*/);
+  const attempts = addrs === '-' ? [] : addrs.split(/\s*,\s*/).map((addr, i) => {
+    const seconds = Number(timeList[i]);
+    return { color: byAddr.get(addr.trim()) ?? null, seconds: Number.isFinite(seconds) ? seconds : null };
+  });
+  return { attempts, status: code };
+}
+
+export function recordAccess(rec: AccessRecord, metrics: RouterMetrics): void {
+  const last = rec.attempts[rec.attempts.length - 1];
+  metrics.request(last?.color ?? 'none', rec.status);
+  for (const a of rec.attempts) if (a.color && a.seconds !== null) metrics.upstreamSeconds(a.color, a.seconds);
+  const first = rec.attempts[0];
+  if (rec.attempts.length > 1 && first?.color && last?.color && first.color !== last.color) metrics.retry(first.color, last.color);
+}
+
+/** Follows the log file from its current end, feeding metrics every interval. */
+export class AccessLogFollower {
+  private handle: FileHandle | null = null;
+  private offset = 0;
+  private rest = '';
+  private timer: NodeJS.Timeout | null = null;
+  private busy = false;
+
+  constructor(
+    private readonly file: string,
+    private readonly upstreams: Upstreams,
+    private readonly metrics: RouterMetrics,
+    private readonly intervalMs = 1_000,
+  ) {}
+
+  async start(): Promise<void> {
+    this.handle = await open(this.file, 'a+');
+    this.offset = (await this.handle.stat()).size;
+    this.timer = setInterval(() => void this.poll(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  async poll(): Promise<void> {
+    if (!this.handle || this.busy) return;
+    this.busy = true;
+    try {
+      const { size } = await this.handle.stat();
+      if (size < this.offset) this.offset = 0; // truncated or rotated in place
+      while (this.offset < size) {
+        const buf = Buffer.alloc(Math.min(size - this.offset, 1 << 20));
+        const { bytesRead } = await this.handle.read(buf, 0, buf.length, this.offset);
+        if (bytesRead === 0) break;
+        this.offset += bytesRead;
+        const lines = (this.rest + buf.subarray(0, bytesRead).toString('utf8')).split('\n');
+        this.rest = lines.pop() ?? '';
+        for (const line of lines) {
+          const rec = parseAccessLine(line, this.upstreams);
+          if (rec) recordAccess(rec, this.metrics);
+        }
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.handle?.close();
+    this.handle = null;
+  }
+}

@@ -1,0 +1,326 @@
+/**
+ * The nginx driver: every change renders a whole configuration, checks it with `nginx -t`, swaps it in
+ * atomically (temp file + rename), reloads nginx gracefully and resolves once the reloaded workers answer
+ * with the new generation. A configuration nginx refuses is never applied; the old one keeps serving.
+ *
+ * Two modes: `managed` starts a private nginx (prefix, pid, logs and temp files under one directory) as a
+ * child process; `external` drives an nginx someone else runs (config path, test and reload commands given).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { execFile } from 'node:child_process';
+import type { Registry } from 'prom-client';
+import { request } from 'undici';
+import { ActiveHealthChecker, describeError, HealthTracker, type HealthOptions } from './health.js';
+import { RouterMetrics } from './metrics.js';
+import { AccessLogFollower } from './nginx-access-log.js';
+import { renderNginxConfig, VERSION_PATH, type NginxPaths, type NginxRenderOptions } from './nginx-config.js';
+import { initialState, validateMirror, validateSticky, validateWeights } from './policy.js';
+import type { HealthReport, MirrorConfig, StickyConfig, TrafficDriver, TrafficState, Upstream, Upstreams, Weights } from './types.js';
+
+const run = promisify(execFile);
+
+export type NginxMode =
+  | { kind: 'managed'; /** Private prefix directory (created). */ prefix: string; nginxBin?: string }
+  | {
+      kind: 'external';
+      configPath: string;
+      paths: NginxPaths;
+      /** Checks a candidate file; `{config}` is replaced by its path. */
+      testCommand: string[];
+      /** Makes the running nginx load `configPath`, e.g. ["nginx", "-s", "reload"]. */
+      reloadCommand: string[];
+    };
+
+export interface NginxDriverOptions {
+  listen: Upstream;
+  upstreams: Upstreams;
+  mode: NginxMode;
+  /** Where the driver reaches the router to see a change in effect (default: http://listen). */
+  checkUrl?: string;
+  /** Public URL of the router, reported to users (default: checkUrl). */
+  url?: string;
+  initial?: Partial<Omit<TrafficState, 'generation'>>;
+  health?: HealthOptions;
+  render?: Pick<NginxRenderOptions, 'workerProcesses' | 'maxFails' | 'failTimeoutS' | 'keepaliveConnections' | 'clientMaxBodySize'>;
+  /** How long a reload may take to be in effect before the change is reported as failed. */
+  inEffectTimeoutMs?: number;
+}
+
+/** nginx refused a rendered configuration (`nginx -t` failed); nothing was applied. */
+export class NginxConfigError extends Error {
+  constructor(
+    message: string,
+    readonly output: string,
+  ) {
+    super(message);
+    this.name = 'NginxConfigError';
+  }
+}
+
+export class NginxDriver implements TrafficDriver {
+  readonly kind = 'nginx' as const;
+  readonly metrics: Registry;
+  readonly url: string;
+  private readonly m = new RouterMetrics();
+  private readonly tracker: HealthTracker;
+  private readonly checker: ActiveHealthChecker;
+  private readonly configPath: string;
+  private readonly paths: NginxPaths;
+  private readonly checkUrl: string;
+  private current: TrafficState;
+  private child: ChildProcess | null = null;
+  private childExit: Promise<void> | null = null;
+  private follower: AccessLogFollower | null = null;
+  /** Workers of the managed nginx before the last reload: a change is in effect once none of them serves. */
+  private oldWorkers: number[] = [];
+  /** Changes are applied one at a time, in call order. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly opts: NginxDriverOptions) {
+    this.metrics = this.m.registry;
+    const base = initialState();
+    this.current = {
+      weights: opts.initial?.weights ? validateWeights(opts.initial.weights) : base.weights,
+      mirror: opts.initial?.mirror ? validateMirror(opts.initial.mirror) : base.mirror,
+      sticky: validateSticky(opts.initial?.sticky ?? null),
+      generation: base.generation,
+    };
+    this.m.setWeights(this.current.weights);
+    if (opts.mode.kind === 'managed') {
+      const prefix = path.resolve(opts.mode.prefix);
+      this.configPath = path.join(prefix, 'nginx.conf');
+      this.paths = {
+        pid: path.join(prefix, 'nginx.pid'),
+        errorLog: path.join(prefix, 'logs', 'error.log'),
+        accessLog: path.join(prefix, 'logs', 'access.log'),
+        tempDir: path.join(prefix, 'temp'),
+      };
+    } else {
+      this.configPath = opts.mode.configPath;
+      this.paths = opts.mode.paths;
+    }
+    this.checkUrl = opts.checkUrl ?? `http://${opts.listen.host}:${opts.listen.port}`;
+    this.url = opts.url ?? this.checkUrl;
+    this.tracker = new HealthTracker({ ...opts.health, onChange: (color, healthy) => this.m.setHealthy(color, healthy) });
+    this.checker = new ActiveHealthChecker(opts.upstreams, this.tracker, opts.health);
+  }
+
+  /** Writes the first configuration and starts nginx (managed) or reloads it (external). */
+  async start(): Promise<this> {
+    const mode = this.opts.mode;
+    if (mode.kind === 'managed') {
+      await mkdir(path.dirname(this.paths.errorLog), { recursive: true });
+      await mkdir(this.paths.tempDir, { recursive: true });
+    }
+    await this.writeChecked(this.current);
+    if (mode.kind === 'managed') {
+      await this.spawnManaged(mode.nginxBin ?? 'nginx', path.resolve(mode.prefix));
+    } else {
+      await this.reload();
+    }
+    await this.waitInEffect(this.current.generation);
+    await this.checker.start();
+    if (this.paths.accessLog) {
+      this.follower = new AccessLogFollower(this.paths.accessLog, this.opts.upstreams, this.m);
+      await this.follower.start();
+    }
+    return this;
+  }
+
+  get configFile(): string {
+    return this.configPath;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  state(): TrafficState {
+    return structuredClone(this.current);
+  }
+
+  health(): HealthReport {
+    return this.tracker.report();
+  }
+
+  async setWeights(weights: Weights): Promise<TrafficState> {
+    const valid = validateWeights(weights);
+    const state = await this.apply({ weights: valid });
+    this.m.setWeights(valid);
+    return state;
+  }
+
+  async setMirror(mirror: MirrorConfig): Promise<TrafficState> {
+    return this.apply({ mirror: validateMirror(mirror) });
+  }
+
+  async setSticky(sticky: StickyConfig | null): Promise<TrafficState> {
+    return this.apply({ sticky: validateSticky(sticky) });
+  }
+
+  /**
+   * Applies configuration text as is (checked, swapped, reloaded), outside the state. For operators and
+   * tests: it is how a refused configuration is shown to leave the running one in place.
+   */
+  applyConfigText(text: string): Promise<void> {
+    return this.enqueue(async () => {
+      await this.writeCheckedText(text);
+      await this.reload();
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.checker.close();
+    await this.follower?.close();
+    const child = this.child;
+    if (child && this.childExit && child.exitCode === null && child.signalCode === null) {
+      // SIGQUIT: graceful shutdown (finish in-flight requests), SIGKILL if that takes too long.
+      child.kill('SIGQUIT');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await this.childExit;
+      clearTimeout(timer);
+    }
+  }
+
+  private apply(change: Partial<TrafficState>): Promise<TrafficState> {
+    return this.enqueue(async () => {
+      const next: TrafficState = { ...this.current, ...change, generation: this.current.generation + 1 };
+      await this.writeChecked(next);
+      await this.reload();
+      // Once nginx took the file, that is the state, even if the workers are slow to show it.
+      this.current = next;
+      await this.waitInEffect(next.generation);
+      return this.state();
+    });
+  }
+
+  private enqueue<T>(job: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(job, job);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private renderOptions(): NginxRenderOptions {
+    return { listen: this.opts.listen, upstreams: this.opts.upstreams, paths: this.paths, ...this.opts.render };
+  }
+
+  private writeChecked(state: TrafficState): Promise<void> {
+    return this.writeCheckedText(renderNginxConfig(state, this.renderOptions()));
+  }
+
+  /** Candidate next to the live file (same filesystem, so the rename is atomic), checked before the swap. */
+  private async writeCheckedText(text: string): Promise<void> {
+    const candidate = `${this.configPath}.next`;
+    await writeFile(candidate, text, { mode: 0o644 });
+    try {
+      await this.test(candidate);
+    } catch (err) {
+      await rm(candidate, { force: true });
+      throw err;
+    }
+    await rename(candidate, this.configPath);
+  }
+
+  private async test(file: string): Promise<void> {
+    const mode = this.opts.mode;
+    const [cmd, ...args] =
+      mode.kind === 'managed'
+        ? [mode.nginxBin ?? 'nginx', '-t', '-q', '-p', path.resolve(mode.prefix), '-c', file]
+        : mode.testCommand.map((a) => a.replaceAll('{config}', file));
+    try {
+      await run(cmd, args, { timeout: 10_000 });
+    } catch (err) {
+      const e = err as { stderr?: string; stdout?: string; code?: string | number };
+      if (e.code === 'ENOENT') throw new NginxConfigError(`${cmd} not found: install nginx or use the embedded router`, '');
+      const output = `${e.stderr ?? ''}${e.stdout ?? ''}`.trim();
+      throw new NginxConfigError(`nginx refused the configuration: ${output || describeError(err)}`, output);
+    }
+  }
+
+  private async reload(): Promise<void> {
+    const mode = this.opts.mode;
+    if (mode.kind === 'managed') {
+      if (!this.child?.pid || this.child.exitCode !== null) throw new Error('the managed nginx is not running');
+      this.oldWorkers = await workerPids(this.child.pid);
+      this.child.kill('SIGHUP');
+      return;
+    }
+    const [cmd, ...args] = mode.reloadCommand;
+    await run(cmd, args, { timeout: 10_000 });
+  }
+
+  private async spawnManaged(bin: string, prefix: string): Promise<void> {
+    // daemon off: nginx stays our child, so it is stopped by PID and its exit is seen.
+    const child = spawn(bin, ['-p', prefix, '-c', this.configPath, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4_000);
+    });
+    this.child = child;
+    this.childExit = new Promise((resolve) => child.once('exit', () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+    child.once('exit', (code, signal) => {
+      if (this.child === child) this.child = null;
+      if (code !== 0 && signal !== 'SIGQUIT') process.stderr.write(`bgserve: nginx exited (${code ?? signal}): ${stderr}\n`);
+    });
+  }
+
+  /** Polls the version location on fresh connections until the reloaded workers answer the generation. */
+  private async waitInEffect(generation: number): Promise<void> {
+    const deadline = Date.now() + (this.opts.inEffectTimeoutMs ?? 10_000);
+    let last = '';
+    while (Date.now() < deadline) {
+      try {
+        const res = await request(`${this.checkUrl}${VERSION_PATH}`, { reset: true, headersTimeout: 1_000, bodyTimeout: 1_000 });
+        const text = (await res.body.text()).trim();
+        if (res.statusCode === 200 && Number(text) >= generation) {
+          // New workers answer; old ones may still serve their keep-alive clients until they take the quit.
+          const serving = await stillServing(this.oldWorkers);
+          if (serving.length === 0) return;
+          last = `old workers ${serving.join(', ')} still serving`;
+        } else {
+          last = `generation ${text}`;
+        }
+      } catch (err) {
+        last = describeError(err);
+      }
+      if (this.opts.mode.kind === 'managed' && !this.child) throw new Error(`nginx is not running (see ${this.paths.errorLog})`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`nginx did not serve generation ${generation} in time (${last}); see ${this.paths.errorLog}`);
+  }
+}
+
+/** Worker PIDs of an nginx master (Linux /proc; empty where that is not available). */
+async function workerPids(masterPid: number): Promise<number[]> {
+  try {
+    const text = await readFile(`/proc/${masterPid}/task/${masterPid}/children`, 'utf8');
+    return text.split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Old workers still alive and not yet shutting down (nginx retitles a worker once it takes the quit). */
+async function stillServing(pids: number[]): Promise<number[]> {
+  const serving: number[] = [];
+  for (const pid of pids) {
+    try {
+      const title = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+      if (!title.includes('shutting down')) serving.push(pid);
+    } catch {
+      // gone
+    }
+  }
+  return serving;
+}
+
+export async function startNginxDriver(opts: NginxDriverOptions): Promise<NginxDriver> {
+  return new NginxDriver(opts).start();
+}

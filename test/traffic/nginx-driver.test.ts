@@ -1,0 +1,123 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { PREVIEW_HEADER } from '../../src/config/defaults.js';
+import { NginxConfigError, startNginxDriver, type NginxDriver } from '../../src/traffic/nginx-driver.js';
+import { freePort } from '../support/processes.js';
+import { startColorUpstream, type ColorUpstream } from './fixtures.js';
+
+let blue: ColorUpstream;
+let green: ColorUpstream;
+let driver: NginxDriver;
+let prefix: string;
+
+async function predict(headers: Record<string, string> = {}) {
+  const res = await request(`${driver.url}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ alcohol: 9.4 }),
+  });
+  const body = (await res.body.json()) as any;
+  return { status: res.statusCode, color: body.color as string | undefined };
+}
+
+async function colors(n: number, headers: Record<string, string> = {}) {
+  const counts: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const r = await predict(headers);
+    expect(r.status).toBe(200);
+    counts[r.color!] = (counts[r.color!] ?? 0) + 1;
+  }
+  return counts;
+}
+
+beforeAll(async () => {
+  blue = await startColorUpstream('blue');
+  green = await startColorUpstream('green');
+  prefix = await mkdtemp(path.join(tmpdir(), 'bgserve-nginx-'));
+  driver = await startNginxDriver({
+    listen: { host: '127.0.0.1', port: await freePort() },
+    upstreams: { blue: { host: '127.0.0.1', port: blue.port }, green: { host: '127.0.0.1', port: green.port } },
+    mode: { kind: 'managed', prefix },
+    render: { workerProcesses: 1 },
+    health: { intervalMs: 200 },
+  });
+});
+
+afterAll(async () => {
+  const pid = driver?.pid;
+  await driver?.close();
+  if (pid) expect(() => process.kill(pid, 0)).toThrow();
+  await blue.close();
+  await green.close();
+  await rm(prefix, { recursive: true, force: true });
+});
+
+afterEach(async () => {
+  blue.failNext.count = green.failNext.count = 0;
+  await driver.setWeights({ blue: 100, green: 0 });
+  await driver.setMirror({ target: null, percent: 0 });
+  await driver.setSticky(null);
+});
+
+describe('nginx driver (managed nginx)', () => {
+  it('serves the weights it renders and switches in effect when setWeights resolves', async () => {
+    expect(await colors(10)).toEqual({ blue: 10 });
+    const started = Date.now();
+    await driver.setWeights({ blue: 0, green: 100 });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(await colors(10)).toEqual({ green: 10 });
+    await driver.setWeights({ blue: 90, green: 10 });
+    const split = await colors(200);
+    expect(Math.abs((split.green ?? 0) / 200 - 0.1)).toBeLessThanOrEqual(0.03);
+  });
+
+  it('routes the preview header to the color at weight 0', async () => {
+    expect(await colors(5, { [PREVIEW_HEADER]: 'green' })).toEqual({ green: 5 });
+  });
+
+  it('replays a POST answered 503 on the other color', async () => {
+    blue.failNext = { status: 503, count: 1 };
+    expect(await predict()).toEqual({ status: 200, color: 'green' });
+  });
+
+  it('mirrors a share to the idle color, clients get only the active answers', async () => {
+    const before = green.mirrored;
+    await driver.setMirror({ target: 'green', percent: 50 });
+    expect(await colors(40)).toEqual({ blue: 40 });
+    await new Promise((r) => setTimeout(r, 200));
+    const mirrored = green.mirrored - before;
+    expect(mirrored).toBeGreaterThan(5);
+    expect(mirrored).toBeLessThan(35);
+  });
+
+  it('accepts sticky hashing (hash consistent, 0% color down) and keeps keys on one color', async () => {
+    await driver.setSticky({ header: 'x-user' });
+    await driver.setWeights({ blue: 50, green: 50 });
+    for (const user of ['a', 'b', 'c', 'd']) {
+      const first = (await predict({ 'x-user': user })).color;
+      expect(await colors(3, { 'x-user': user })).toEqual({ [first!]: 3 });
+    }
+    expect(await readFile(driver.configFile, 'utf8')).toContain('hash $bgserve_sticky_key consistent;');
+  });
+
+  it('never applies a configuration nginx refuses: the old one keeps serving', async () => {
+    const before = await readFile(driver.configFile, 'utf8');
+    await expect(driver.applyConfigText('http { upstream { }')).rejects.toBeInstanceOf(NginxConfigError);
+    await expect(driver.setWeights({ blue: 30, green: 30 })).rejects.toThrow(/sum to 100/);
+    expect(await readFile(driver.configFile, 'utf8')).toBe(before);
+    expect(await colors(5)).toEqual({ blue: 5 });
+    expect(driver.state().weights).toEqual({ blue: 100, green: 0 });
+  });
+
+  it('feeds router metrics from the access log', async () => {
+    await colors(5);
+    await new Promise((r) => setTimeout(r, 2_300));
+    const text = await driver.metrics.metrics();
+    const match = /bgserve_router_requests_total\{color="blue",code="200"\} (\d+)/.exec(text);
+    expect(Number(match?.[1])).toBeGreaterThanOrEqual(5);
+    expect(text).toContain('bgserve_router_weight{color="blue"} 100');
+  });
+});
