@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import { registerTrain } from './train.js';
 import { registerEvaluate } from './evaluate.js';
+import { registerServe } from './serve.js';
 
 /** One registrar per command module keeps main.ts stable while commands are added. */
 export function registerCommands(program: Command): void {
   void program;
   registerTrain(program);
   registerEvaluate(program);
+  registerServe(program);
 }

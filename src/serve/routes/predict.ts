@@ -1,0 +1,111 @@
+/**
+ * The original API: POST /predict (one row, the data set's named fields) and POST /predict/batch.
+ *
+ * Bodies are validated in the handler against the model being served rather than by Fastify's route
+ * validator: an admin load may change the features, and a compiled route schema could not follow. The route
+ * schemas are still declared, for the OpenAPI document (and fast response serialization).
+ */
+import type { FastifyInstance, FastifySchema } from 'fastify';
+import type { FeatureSpec } from '../../model/types.js';
+import { PREDICTION_ROUTE, type ServePluginOptions } from '../context.js';
+import { ApiError, ERROR_BODY_SCHEMA } from '../errors.js';
+import type { ServedModel } from '../holder.js';
+import { batchSchema, rowSchema } from '../validation.js';
+
+export const PREDICT_ROUTE = '/predict';
+export const BATCH_ROUTE = '/predict/batch';
+
+const MODEL_SCHEMA = {
+  type: 'object',
+  required: ['name', 'version'],
+  properties: { name: { type: 'string' }, version: { type: 'string' } },
+} as const;
+
+const ERROR_RESPONSES = { '4xx': ERROR_BODY_SCHEMA, '5xx': ERROR_BODY_SCHEMA };
+
+function predictSchemas(features: readonly FeatureSpec[], batchLimit: number): { single: FastifySchema; batch: FastifySchema } {
+  return {
+    single: {
+      summary: 'Predict one row',
+      description: 'The body holds exactly the model features, each a finite number.',
+      body: rowSchema(features),
+      response: {
+        200: {
+          type: 'object',
+          required: ['prediction', 'model', 'color'],
+          properties: { prediction: { type: 'number' }, model: MODEL_SCHEMA, color: { type: 'string' } },
+        },
+        ...ERROR_RESPONSES,
+      },
+    },
+    batch: {
+      summary: 'Predict many rows',
+      description: `Up to ${batchLimit} rows; predictions come back in the same order.`,
+      body: batchSchema(features, batchLimit),
+      response: {
+        200: {
+          type: 'object',
+          required: ['predictions', 'model', 'color'],
+          properties: {
+            predictions: { type: 'array', items: { type: 'number' } },
+            model: MODEL_SCHEMA,
+            color: { type: 'string' },
+          },
+        },
+        ...ERROR_RESPONSES,
+      },
+    },
+  };
+}
+
+/** Refuses to answer with a value JSON cannot carry (a model can overflow on extreme, finite inputs). */
+export function assertFinite(predictions: Float64Array): void {
+  for (let i = 0; i < predictions.length; i++) {
+    if (!Number.isFinite(predictions[i])) {
+      throw new ApiError('non_finite_prediction', 'the model produced no finite prediction for these inputs', [
+        { field: predictions.length === 1 ? 'body' : `instances[${i}]`, problem: 'gives a non-finite prediction' },
+      ]);
+    }
+  }
+}
+
+/** Runs the model and waits only when the runtime is asynchronous. */
+export async function predictRows(served: ServedModel, rows: Float64Array, nRows: number): Promise<Float64Array> {
+  const out = served.predict(rows, nRows);
+  const values = out instanceof Float64Array ? out : await out;
+  assertFinite(values);
+  return values;
+}
+
+/** The route schemas validate nothing at request time (see the header comment). */
+const noRouteValidation = () => () => true;
+
+export async function predictRoutes(app: FastifyInstance, { ctx }: ServePluginOptions): Promise<void> {
+  const { holder, color } = ctx;
+  const schemas = predictSchemas(holder.current.model.manifest.features, holder.batchLimit);
+
+  app.post(
+    PREDICT_ROUTE,
+    { schema: schemas.single, validatorCompiler: noRouteValidation, config: { ...PREDICTION_ROUTE } },
+    async (request) => {
+      const started = performance.now();
+      const served = holder.current;
+      const values = await predictRows(served, served.input.readRow(request.body), 1);
+      served.series.route(PREDICT_ROUTE).served((performance.now() - started) / 1000, values);
+      return { prediction: values[0], model: served.answerModel, color };
+    },
+  );
+
+  app.post(
+    BATCH_ROUTE,
+    { schema: schemas.batch, validatorCompiler: noRouteValidation, config: { ...PREDICTION_ROUTE } },
+    async (request) => {
+      const started = performance.now();
+      const served = holder.current;
+      const { rows, nRows } = served.input.readBatch(request.body);
+      const values = await predictRows(served, rows, nRows);
+      served.series.route(BATCH_ROUTE).served((performance.now() - started) / 1000, values);
+      return { predictions: Array.from(values), model: served.answerModel, color };
+    },
+  );
+}
