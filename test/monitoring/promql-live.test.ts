@@ -1,0 +1,190 @@
+/**
+ * Every PromQL expression of the committed rules and dashboard, run against a real Prometheus scraping real
+ * blue and green instances under bounded load (with some bad requests).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COLORS, DEFAULT_BUNDLE, type Color } from '../../src/config/defaults.js';
+import { CONTROLLER_METRICS, ROUTER_METRICS } from '../../src/config/metric-names.js';
+import { WINE_EXAMPLE } from '../../src/model/wine.js';
+import { startLocalPrometheus, type LocalPrometheus } from '../../src/monitoring/local-prometheus.js';
+import { queryInstant, type InstantResult } from '../../src/monitoring/prometheus-api.js';
+import { JOBS, RECORDED, alertDefinitions } from '../../src/monitoring/queries.js';
+import { freePort, startCli, stopAll, stopProcess, waitForHttp, type Started } from '../support/processes.js';
+import { dashboardExpressions, ruleExpressions, withGrafanaVariables, type Expression } from './expressions.js';
+
+/** One request in BAD_EVERY is invalid (a 422 counted in predict_errors_total). */
+const BAD_EVERY = 10;
+const LOAD_DEADLINE_MS = 40_000;
+
+/** Router and controller metrics, and the control API's own target (alone: the instance-down alert watches both jobs). */
+const CONTROL_NAMES = [...Object.values(ROUTER_METRICS), ...Object.values(CONTROLLER_METRICS), `job="${JOBS.control}"`];
+
+/** Expressions about the router or the controller: their data comes from the control API. */
+function isControlExpression(expr: string): boolean {
+  return CONTROL_NAMES.some((name) => expr.includes(name));
+}
+
+function describeResult(r: InstantResult): string {
+  return r.status === 'success' ? JSON.stringify(r.samples) : `${r.errorType}: ${r.error}`;
+}
+
+/** The colors an expression is about: those it selects by name (a per-color panel), else both. */
+function colorsOf(expr: string): Color[] {
+  const named = COLORS.filter((c) => expr.includes(`color="${c}"`));
+  return named.length > 0 ? named : [...COLORS];
+}
+
+/**
+ * Data for every color the expression is about: each present when the result is labelled by color, else at
+ * least one series (e.g. the blue/green prediction shift, which exists only when both colors have data).
+ */
+function hasDataForItsColors(expr: string, r: InstantResult): boolean {
+  if (r.status !== 'success' || r.samples.length === 0) return false;
+  const colors = new Set(r.samples.map((s) => s.labels.color).filter((c) => c !== undefined));
+  return colors.size === 0 || colorsOf(expr).every((c) => colors.has(c));
+}
+
+describe('PromQL catalogue against a real Prometheus and real instances', () => {
+  const instances = new Map<Color, { url: string; proc: Started }>();
+  let prom: LocalPrometheus | undefined;
+  let dataDir: string;
+  let instanceExprs: Expression[] = [];
+  let controlExprs: Expression[] = [];
+  /** Alert conditions are empty while all is well: Prometheus must accept them, their values must have data. */
+  let alertConditions: Expression[] = [];
+  const sent = { good: 0, bad: 0, failed: 0 };
+
+  async function load(url: string, signal: AbortSignal): Promise<void> {
+    let n = 0;
+    while (!signal.aborted) {
+      const bad = ++n % BAD_EVERY === 0;
+      const body = bad ? { ...WINE_EXAMPLE, alcohol: 'lots' } : WINE_EXAMPLE;
+      try {
+        const res = await fetch(`${url}/predict`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+          signal,
+        });
+        await res.arrayBuffer();
+        if (bad) sent.bad++;
+        else sent.good++;
+      } catch {
+        if (!signal.aborted) sent.failed++;
+      }
+      // Bounded load: a steady trickle, enough for every rate() without hogging the shared CPUs.
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  beforeAll(async () => {
+    const [rules, dashboard] = await Promise.all([ruleExpressions(), dashboardExpressions()]);
+    const alertNames = new Set(alertDefinitions().map((a) => a.name));
+    const isAlert = (e: Expression) => alertNames.has(e.source.replace(/^rule /, ''));
+    alertConditions = rules.filter(isAlert);
+    const alertValues = alertDefinitions().map((a) => ({ source: `alert value ${a.name}`, expr: a.value }));
+    const all = [...rules.filter((e) => !isAlert(e)), ...alertValues, ...dashboard].map((e) => ({
+      ...e,
+      expr: withGrafanaVariables(e.expr),
+    }));
+    instanceExprs = all.filter((e) => !isControlExpression(e.expr));
+    controlExprs = all.filter((e) => isControlExpression(e.expr));
+
+    for (const color of COLORS) {
+      const port = await freePort();
+      const proc = startCli(['serve', '--bundle', DEFAULT_BUNDLE, '--color', color, '--port', String(port), '--log-level', 'warn']);
+      instances.set(color, { url: `http://127.0.0.1:${port}`, proc });
+    }
+    await Promise.all([...instances.values()].map((i) => waitForHttp(`${i.url}/ready`, { proc: i.proc, timeoutMs: 30_000 })));
+
+    dataDir = await mkdtemp(path.join(tmpdir(), 'bgserve-promql-live-'));
+    prom = await startLocalPrometheus({
+      port: await freePort(),
+      dataDir,
+      scrapeInterval: '1s',
+      targets: { instances: COLORS.map((color) => ({ color, address: new URL(instances.get(color)!.url).host })) },
+    });
+
+    // Load both colors until every instance expression has data for both colors (or the deadline passes).
+    const stopLoad = new AbortController();
+    const loaders = [...instances.values()].flatMap((i) => [load(i.url, stopLoad.signal), load(i.url, stopLoad.signal)]);
+    const deadline = Date.now() + LOAD_DEADLINE_MS;
+    try {
+      while (Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 1_000));
+        const results = await Promise.all(instanceExprs.map((e) => queryInstant(prom!.url, e.expr)));
+        if (results.every((r, i) => hasDataForItsColors(instanceExprs[i].expr, r))) break;
+      }
+    } finally {
+      stopLoad.abort();
+      await Promise.allSettled(loaders);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    await prom?.stop();
+    await Promise.all([...instances.values()].map((i) => stopProcess(i.proc)));
+    await stopAll();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('sent good and bad requests to both colors', () => {
+    expect(sent.failed).toBe(0);
+    expect(sent.good).toBeGreaterThan(50);
+    expect(sent.bad).toBeGreaterThan(5);
+  });
+
+  it('covers the rules, the alert values and the dashboard', () => {
+    expect(instanceExprs.length).toBeGreaterThan(20);
+    expect(instanceExprs.some((e) => e.source.startsWith('rule color:'))).toBe(true);
+    const instanceAlerts = alertDefinitions().filter((a) => !isControlExpression(a.value));
+    expect(instanceAlerts.map((a) => a.name)).toContain('BgserveInstanceDown');
+    expect(instanceExprs.filter((e) => e.source.startsWith('alert value ')).length).toBe(instanceAlerts.length);
+    expect(instanceExprs.some((e) => e.source.startsWith('panel '))).toBe(true);
+    expect(controlExprs.some((e) => e.source.startsWith('annotation '))).toBe(true);
+  });
+
+  it('every instance expression returns data for both colors', async () => {
+    const failures: string[] = [];
+    for (const e of instanceExprs) {
+      const r = await queryInstant(prom!.url, e.expr);
+      if (!hasDataForItsColors(e.expr, r)) failures.push(`${e.source}: ${e.expr}\n  -> ${describeResult(r)}`);
+    }
+    expect(failures, failures.join('\n')).toEqual([]);
+  });
+
+  it('every alert condition and every router and controller expression is accepted by Prometheus', async () => {
+    for (const e of [...alertConditions, ...controlExprs]) {
+      const r = await queryInstant(prom!.url, e.expr);
+      expect(r.status, `${e.source}: ${e.expr}\n${describeResult(r)}`).toBe('success');
+    }
+  });
+
+  it('measures what the load did: one request in ten rejected, none failing on the server', async () => {
+    const ratio = await queryInstant(prom!.url, RECORDED.errorRatio);
+    const server = await queryInstant(prom!.url, RECORDED.serverErrorRatio);
+    expect(ratio.status === 'success' && server.status === 'success').toBe(true);
+    if (ratio.status !== 'success' || server.status !== 'success') return;
+    for (const color of COLORS) {
+      const r = ratio.samples.find((s) => s.labels.color === color);
+      expect(r?.value, `${color} error ratio`).toBeGreaterThan(0.05);
+      expect(r?.value, `${color} error ratio`).toBeLessThan(0.15);
+      expect(server.samples.find((s) => s.labels.color === color)?.value, `${color} 5xx ratio`).toBe(0);
+    }
+  });
+
+  it('sees both instances up, by color, and the same model on each', async () => {
+    const up = await queryInstant(prom!.url, `up{job="${JOBS.instances}"}`);
+    expect(up.status === 'success' && up.samples.map((s) => [s.labels.color, s.value]).sort()).toEqual([
+      ['blue', 1],
+      ['green', 1],
+    ]);
+    const shift = await queryInstant(prom!.url, alertDefinitions().find((a) => a.name === 'BgservePredictionShift')!.value);
+    // Same bundle and same requests on both colors: no shift at all.
+    expect(shift.status === 'success' && shift.samples.length).toBe(1);
+    expect(shift.status === 'success' && shift.samples[0].value).toBeCloseTo(0, 9);
+  });
+});
