@@ -167,6 +167,9 @@ export const ALERT_THRESHOLDS = {
   predictionShift: 0.5,
 } as const;
 
+/** Release outcomes that mean the new version did not make it (see bgserve_releases_total). */
+export const FAILED_OUTCOMES = ['rolled_back', 'failed'] as const;
+
 export interface AlertDefinition {
   name: string;
   /** The watched quantity. The alert fires on `value comparison threshold`; tests query `value` alone. */
@@ -242,13 +245,13 @@ export function alertDefinitions(): AlertDefinition[] {
       description: 'Mean predictions of blue and green differ by {{ $value | printf "%.2f" }} for 5 minutes.',
     },
     {
-      name: 'BgserveReleaseRolledBack',
-      value: `sum by (strategy) (increase(${selector(CONTROLLER_METRICS.releases, 'outcome="rolled_back"')}[15m]))`,
+      name: 'BgserveReleaseFailed',
+      value: `sum by (strategy, outcome) (increase(${selector(CONTROLLER_METRICS.releases, `outcome=~"${FAILED_OUTCOMES.join('|')}"`)}[15m]))`,
       comparison: '>',
       threshold: 0,
       for: '0s',
       severity: 'warning',
-      summary: 'A {{ $labels.strategy }} release was rolled back',
+      summary: 'A {{ $labels.strategy }} release ended {{ $labels.outcome }}',
       description: 'A release failed its analysis or was rolled back in the last 15 minutes; see `bgserve history`.',
     },
   ];
