@@ -43,25 +43,33 @@ export function requestRate(scope: Scope = {}): string {
   return rateByColor(INSTANCE_METRICS.requests, scope);
 }
 
-/** Rejected or failed prediction requests per second, per color (caller mistakes included). */
+/** Rejected or failed requests per second on any route, per color (caller mistakes included). */
 export function errorRate(scope: Scope = {}): string {
   return rateByColor(INSTANCE_METRICS.errors, scope);
 }
 
 /**
- * Errors over requests, per color. A color that has answered requests but never failed has no error series
- * at all (counters with labels appear on first increment), so the zero is made explicit with `or ... * 0`:
- * the ratio is then 0 rather than absent, which dashboards and analysis both need.
+ * Share of prediction requests answered with a status matching `status`, per color. A color that never
+ * answered such a status has no series for it (labelled counters appear on first increment), so the zero
+ * is made explicit with `or ... * 0`: the ratio is then 0 rather than absent, which dashboards and analysis
+ * both need.
+ */
+function statusShare(status: string, scope: Scope): string {
+  const requests = requestRate(scope);
+  return `(${rateByColor(INSTANCE_METRICS.requests, scope, `status=~"${status}"`)} or ${requests} * 0) / ${requests}`;
+}
+
+/**
+ * Share of prediction requests rejected or failed (any non-2xx), per color. Taken from predict_requests_total
+ * rather than predict_errors_total, which also counts other routes' rejections (404s, admin calls).
  */
 export function errorRatio(scope: Scope = {}): string {
-  const requests = requestRate(scope);
-  return `(${errorRate(scope)} or ${requests} * 0) / ${requests}`;
+  return statusShare('[^2]..', scope);
 }
 
 /** Share of prediction requests answered with a 5xx status, per color: the instance's own failures. */
 export function serverErrorRatio(scope: Scope = {}): string {
-  const requests = requestRate(scope);
-  return `(${rateByColor(INSTANCE_METRICS.requests, scope, 'status=~"5.."')} or ${requests} * 0) / ${requests}`;
+  return statusShare('5..', scope);
 }
 
 /** A latency quantile (0 < q < 1) per color from the instance's latency histogram, seconds. */
