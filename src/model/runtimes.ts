@@ -2,9 +2,10 @@
 import { BundleError } from './bundle-error.js';
 import { type FlatForest, deserializeForest } from './forest.js';
 import { NativeForestRuntime } from './native-runtime.js';
+import { createOnnxRuntime } from './onnx/runtime.js';
 import type { Manifest, ModelRuntime } from './types.js';
 
-export const SUPPORTED_FORMATS: readonly string[] = ['native-forest'];
+export const SUPPORTED_FORMATS: readonly string[] = ['native-forest', 'onnx'];
 
 /**
  * Builds the runtime of a verified bundle. modelBytes are the model file's bytes, already checked against the
@@ -14,6 +15,8 @@ export async function createRuntime(manifest: Manifest, dir: string, modelBytes:
   switch (manifest.format) {
     case 'native-forest':
       return nativeRuntime(manifest, dir, modelBytes);
+    case 'onnx':
+      return createOnnxRuntime(manifest, dir, modelBytes);
     default:
       throw new BundleError(
         'unsupported_format',

@@ -1,7 +1,16 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { LEAF, type FlatForest } from '../../src/model/forest.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { writeBundle } from '../../src/model/bundle.js';
+import { formatDataset, readDataset, type Dataset } from '../../src/model/csv.js';
+import { LEAF, serializeForest, type FlatForest } from '../../src/model/forest.js';
+import { trainModel } from '../../src/model/trainer.js';
+import { MANIFEST_SCHEMA_VERSION } from '../../src/model/types.js';
+import { WINE_FEATURES, WINE_TARGET } from '../../src/model/wine.js';
+import { ROOT } from '../support/processes.js';
 
 /** Debian's interpreter: the `python3` first on PATH may not see Debian's python3-onnx. */
 export const DEBIAN_PYTHON = '/usr/bin/python3';
@@ -35,4 +44,45 @@ export function tinyForest(): FlatForest {
     right: Int32Array.from([2, 0, 0, 7, 6, 0, 0, 0]),
     value: Float64Array.from([0, 3, 7, 0, 0, 1, 2, 40]),
   };
+}
+
+export const WINE_CSV = path.join(ROOT, 'data/wine-quality/winequality-red.csv');
+
+/** The whole red-wine data set, labelled, in WINE_FEATURES order. */
+export async function wineData(): Promise<Dataset & { sha256: string }> {
+  return readDataset(WINE_CSV, { features: WINE_FEATURES, target: WINE_TARGET });
+}
+
+/**
+ * Trains a small forest on the red-wine data and writes it as a native bundle (with a golden file), so the ONNX
+ * tests do not depend on which committed bundles exist. Returns the bundle folder.
+ */
+export async function writeNativeWineBundle(dir: string, opts: { trees?: number; maxDepth?: number; version?: string } = {}): Promise<string> {
+  const data = await wineData();
+  const model = trainModel(data, { trees: opts.trees ?? 20, maxDepth: opts.maxDepth ?? 10, seed: 7 });
+  await writeBundle(dir, {
+    manifest: {
+      schemaVersion: MANIFEST_SCHEMA_VERSION,
+      name: 'wine-quality',
+      version: opts.version ?? '0.0.1-test',
+      task: 'regression',
+      format: 'native-forest',
+      modelFile: 'forest.bin',
+      target: WINE_TARGET,
+      features: model.featureStats,
+      preprocessing: { kind: 'standard-scaler', mean: model.scaler.mean, scale: model.scaler.scale },
+      training: { data: { file: 'winequality-red.csv', sha256: data.sha256, rows: data.nRows }, seed: 7, metrics: model.metrics },
+      goldenFile: 'golden.csv',
+      createdAt: new Date().toISOString(),
+    },
+    files: {
+      'forest.bin': serializeForest(model.forest),
+      'golden.csv': formatDataset(WINE_FEATURES, WINE_TARGET, data.x, data.y!, model.testRows),
+    },
+  });
+  return dir;
+}
+
+export function tempDir(prefix = 'bgserve-onnx-'): string {
+  return mkdtempSync(path.join(tmpdir(), prefix));
 }

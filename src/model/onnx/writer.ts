@@ -6,8 +6,13 @@
  * - ir_version 8 and opsets {'' : 17, 'ai.onnx.ml': 3}: the newest that Debian's onnx 1.12 checker knows, and
  *   what skl2onnx writes for such a pipeline.
  * - thresholds and leaf values are float attributes (float32): ONNX's TreeEnsembleRegressor compares float32
- *   inputs with float32 thresholds. Math.fround rounds to nearest, which is monotone, so a float32 decision can
- *   differ from the float64 one only when the scaled input and the threshold round to the same float32.
+ *   inputs with float32 thresholds, after a Scaler that computes in float32 too, while the native runtime compares
+ *   float64. An input reaches the graph as a float32, so every raw value in one float32 "cell" (the doubles that
+ *   round to one float32) takes one branch. A threshold lying within a cell (a forest's thresholds may sit on,
+ *   or one float64 ulp beside, a training value) must send that cell where the native model sends the value a
+ *   user would type there: the shortest decimal in the cell (0.079, not 0.0790000036). float32Thresholds picks,
+ *   per node, the last cell the native model sends left and uses that cell's Scaler output as the threshold; the
+ *   Scaler's float32 steps are monotone, so every cell below goes left and every cell above goes right.
  */
 import onnxProto from 'onnx-proto';
 import type { FlatForest } from '../forest.js';
@@ -27,8 +32,12 @@ export const SKL2ONNX_OUTPUT = 'variable';
 export type OnnxElemType = 'float32' | 'float64';
 
 export interface OnnxForestOptions {
-  /** offset (mean) and scale (1/std) of the ai.onnx.ml Scaler; null leaves the Scaler out. */
-  scaler: { offset: ArrayLike<number>; scale: ArrayLike<number> } | null;
+  /**
+   * The standard scaling the forest's thresholds are expressed after (float64 mean and std, as the native runtime
+   * divides by std); written as an ai.onnx.ml Scaler with offset = mean and scale = 1 / std. null: no Scaler, the
+   * graph takes already scaled (or unscaled) values.
+   */
+  scaler: { mean: ArrayLike<number>; std: ArrayLike<number> } | null;
   inputName?: string;
   outputName?: string;
   /** Declared input width; the forest's nFeatures unless a test wants a deliberately wrong model. */
@@ -79,8 +88,64 @@ function tensorInfo(name: string, elem: OnnxElemType, width: number): IValueInfo
   };
 }
 
+/** Scaler attributes as float32: offset = mean, scale = 1 / std. */
+function scalerAttributes(scaler: NonNullable<OnnxForestOptions['scaler']>): { offset: Float32Array; scale: Float32Array } {
+  return { offset: Float32Array.from(scaler.mean), scale: Float32Array.from(scaler.std, (s) => 1 / s) };
+}
+
+const bits = new Int32Array(1);
+const asFloat = new Float32Array(bits.buffer);
+
+/** The float32 next to x (a float32) towards +Infinity (up) or -Infinity (down). */
+export function nextFloat32(x: number, up: boolean): number {
+  if (x === 0) return up ? 2 ** -149 : -(2 ** -149);
+  asFloat[0] = x;
+  bits[0] += (x > 0) === up ? 1 : -1;
+  return asFloat[0];
+}
+
+/** The shortest decimal that rounds to the float32 x: the value a person types for that cell. */
+export function shortestDecimalOfFloat32(x: number): number {
+  for (let p = 1; p < 9; p++) {
+    const d = Number(x.toPrecision(p));
+    if (Math.fround(d) === x) return d;
+  }
+  return Number(x.toPrecision(9));
+}
+
+/**
+ * Float32 thresholds, one per node (0 for leaves), that send each float32 input cell where the float64 forest
+ * sends the cell's shortest decimal (see the header). Without a scaler the graph's inputs are scaled values
+ * rounded to float32, and nearest rounding of the threshold is the best float32 can do.
+ */
+export function float32Thresholds(forest: FlatForest, scaler: OnnxForestOptions['scaler']): Float32Array {
+  const out = new Float32Array(forest.threshold.length);
+  if (scaler === null) {
+    out.set(forest.threshold);
+    return out;
+  }
+  const { offset, scale } = scalerAttributes(scaler);
+  const f32 = Math.fround;
+  for (let i = 0; i < out.length; i++) {
+    const j = forest.feature[i];
+    if (j === LEAF) continue;
+    const t = forest.threshold[i];
+    const goesLeft = (cell: number) => (shortestDecimalOfFloat32(cell) - scaler.mean[j]) / scaler.std[j] <= t;
+    let cell = f32(t * scaler.std[j] + scaler.mean[j]);
+    if (!Number.isFinite(cell)) {
+      out[i] = t;
+      continue;
+    }
+    // Start at the cell holding the raw threshold; a step or two settles it (decisions are monotone in the cell).
+    for (let step = 0; step < 64 && goesLeft(nextFloat32(cell, true)); step++) cell = nextFloat32(cell, true);
+    for (let step = 0; step < 64 && !goesLeft(cell); step++) cell = nextFloat32(cell, false);
+    out[i] = f32(f32(cell - offset[j]) * scale[j]);
+  }
+  return out;
+}
+
 /** TreeEnsembleRegressor attributes with tree-local node ids, as skl2onnx lays them out. */
-export function treeEnsembleAttributes(forest: FlatForest, nTargets = 1): IAttributeProto[] {
+export function treeEnsembleAttributes(forest: FlatForest, thresholds: Float32Array, nTargets = 1): IAttributeProto[] {
   const treeIds: number[] = [];
   const nodeIds: number[] = [];
   const featureIds: number[] = [];
@@ -99,7 +164,7 @@ export function treeEnsembleAttributes(forest: FlatForest, nTargets = 1): IAttri
       treeIds.push(t);
       nodeIds.push(i - root);
       featureIds.push(leaf ? 0 : forest.feature[i]);
-      values.push(leaf ? 0 : forest.threshold[i]);
+      values.push(leaf ? 0 : thresholds[i]);
       modes.push(leaf ? 'LEAF' : 'BRANCH_LEQ');
       trueIds.push(leaf ? 0 : forest.left[i] - root);
       falseIds.push(leaf ? 0 : forest.right[i] - root);
@@ -146,10 +211,11 @@ export function forestToOnnx(forest: FlatForest, options: OnnxForestOptions): Ui
   const nodes: onnxProto.onnx.INodeProto[] = [];
   let treeInput = inputName;
   if (options.scaler) {
-    const { offset, scale } = options.scaler;
-    if (offset.length !== forest.nFeatures || scale.length !== forest.nFeatures) {
-      throw new Error(`scaler has ${offset.length} offsets and ${scale.length} scales, forest has ${forest.nFeatures} features`);
+    const { mean, std } = options.scaler;
+    if (mean.length !== forest.nFeatures || std.length !== forest.nFeatures) {
+      throw new Error(`scaler has ${mean.length} means and ${std.length} deviations, forest has ${forest.nFeatures} features`);
     }
+    const { offset, scale } = scalerAttributes(options.scaler);
     treeInput = 'scaled_input';
     nodes.push({
       opType: 'Scaler',
@@ -166,7 +232,7 @@ export function forestToOnnx(forest: FlatForest, options: OnnxForestOptions): Ui
     name: 'TreeEnsembleRegressor',
     input: [treeInput],
     output: [outputName],
-    attribute: treeEnsembleAttributes(forest, nTargets),
+    attribute: treeEnsembleAttributes(forest, float32Thresholds(forest, options.scaler), nTargets),
   });
   const model = onnx.ModelProto.create({
     irVersion: ONNX_IR_VERSION,
