@@ -1,8 +1,13 @@
 /** Every PromQL expression in the committed rules and dashboard, read back from the files users deploy. */
-import { readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parse } from 'yaml';
+import { promisify } from 'node:util';
+import { parse, stringify } from 'yaml';
 import { ROOT } from '../support/processes.js';
+
+const run = promisify(execFile);
 
 export interface Expression {
   /** Where it comes from, for failure messages: "rule BgserveLatencyHigh", "panel Weights / B". */
@@ -46,4 +51,23 @@ export async function dashboardExpressions(): Promise<Expression[]> {
 /** Grafana's range variables, replaced by a window Prometheus understands. */
 export function withGrafanaVariables(expr: string, window = '1m'): string {
   return expr.replaceAll('$__rate_interval', window).replaceAll('$__interval', window).replaceAll('$__range', window);
+}
+
+/**
+ * Parses expressions with promtool (as recording rules of a throw-away file), without a server.
+ * Returns promtool's exit code and output.
+ */
+export async function promtoolParses(exprs: string[]): Promise<{ code: number; output: string }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'bgserve-promql-parse-'));
+  try {
+    const file = path.join(dir, 'exprs.yml');
+    const rules = exprs.map((expr, i) => ({ record: `parse:expr_${i}`, expr }));
+    await writeFile(file, stringify({ groups: [{ name: 'parse', rules }] }, { lineWidth: 0 }));
+    return await run('promtool', ['check', 'rules', file]).then(
+      (r) => ({ code: 0, output: r.stdout + r.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, output: e.stdout + e.stderr }),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
