@@ -26,7 +26,7 @@ ENV NODE_ENV=production \
     PATH=/app/bin:$PATH
 WORKDIR /app
 COPY package.json package-lock.json ./
-COPY scripts/prune-onnxruntime.sh ./scripts/
+COPY scripts/prune-onnxruntime.sh scripts/ensure-token.mjs ./scripts/
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no-audit --no-fund && sh scripts/prune-onnxruntime.sh "$TARGETARCH"
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/bin ./bin

@@ -1,0 +1,178 @@
+/**
+ * The compose deployment's reload path, run natively: a real nginx under deploy/nginx/watch-config.sh (the
+ * nginx container's entrypoint), driven by the real nginx traffic driver in external mode with the options the
+ * controller uses in compose (no nginx binary on the controller's side: test and reload commands are no-ops,
+ * the change is confirmed through /__bgserve/version). Only the container paths and ports are moved to a
+ * private directory and loopback ports.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { request } from 'undici';
+import path from 'node:path';
+import { ROOT, freePort, stopProcess, waitForHttp, type Started } from '../support/processes.js';
+import { COMPOSE_NGINX_OPTIONS, renderComposeSeed } from '../../deploy/nginx/compose.js';
+import { renderNginxConfig, VERSION_PATH, type NginxRenderOptions } from '../../src/traffic/nginx-config.js';
+import { initialState } from '../../src/traffic/policy.js';
+import { startNginxDriver, type NginxDriver } from '../../src/traffic/nginx-driver.js';
+import type { Color } from '../../src/config/defaults.js';
+
+/** An upstream that names its color: enough to see where nginx sends a request. */
+async function colorServer(color: Color, port: number): Promise<Server> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ color }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return server;
+}
+
+/**
+ * Colors answering n requests, each on a new connection: a reload is in effect for new connections (old
+ * workers finish what kept-alive connections already sent them), which is what the driver waits for too.
+ */
+async function colorsSeen(url: string, n: number): Promise<Record<string, number>> {
+  const seen: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const res = await request(url, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' }, reset: true });
+    expect(res.statusCode).toBe(200);
+    const { color } = (await res.body.json()) as { color: string };
+    seen[color] = (seen[color] ?? 0) + 1;
+  }
+  return seen;
+}
+
+/**
+ * Waits until `streak` new connections in a row are answered with the generation. nginx's old workers keep
+ * accepting for a moment after a reload (they share the listening sockets with the new ones until they get
+ * the graceful-stop signal), so one answer from a new worker does not yet mean every worker is new.
+ */
+async function settled(url: string, generation: number, streak = 10, timeoutMs = 3_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let run = 0;
+  while (run < streak) {
+    if (Date.now() > deadline) throw new Error(`generation ${generation} not served by every worker within ${timeoutMs} ms`);
+    const res = await request(`${url}${VERSION_PATH}`, { reset: true });
+    run = Number((await res.body.text()).trim()) === generation ? run + 1 : 0;
+  }
+}
+
+describe('compose nginx: controller render -> watch-config.sh -> nginx reload', () => {
+  let tmp: string;
+  let routerUrl: string;
+  let rendered: string;
+  let options: NginxRenderOptions;
+  let watcher: Started;
+  let driver: NginxDriver | undefined;
+  const upstreams: Server[] = [];
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'bgserve-compose-nginx-'));
+    const [routerPort, bluePort, greenPort] = [await freePort(), await freePort(), await freePort()];
+    upstreams.push(await colorServer('blue', bluePort), await colorServer('green', greenPort));
+    const prefix = path.join(tmp, 'prefix');
+    await mkdir(path.join(prefix, 'logs'), { recursive: true });
+    await mkdir(path.join(prefix, 'temp'), { recursive: true });
+    await mkdir(path.join(tmp, 'state/nginx'), { recursive: true });
+    options = {
+      ...COMPOSE_NGINX_OPTIONS,
+      listen: { host: '127.0.0.1', port: routerPort },
+      upstreams: { blue: { host: '127.0.0.1', port: bluePort }, green: { host: '127.0.0.1', port: greenPort } },
+      paths: { pid: path.join(prefix, 'nginx.pid'), errorLog: path.join(prefix, 'logs/error.log'), accessLog: null, tempDir: path.join(prefix, 'temp') },
+    };
+    const seed = path.join(tmp, 'seed.conf');
+    await writeFile(seed, renderNginxConfig(initialState(), options));
+    rendered = path.join(tmp, 'state/nginx/nginx.conf');
+    routerUrl = `http://127.0.0.1:${routerPort}`;
+
+    const child = spawn('sh', [path.join(ROOT, 'deploy/nginx/watch-config.sh')], {
+      env: {
+        ...process.env,
+        BGSERVE_NGINX_RENDERED: rendered,
+        BGSERVE_NGINX_ACTIVE: path.join(tmp, 'active/nginx.conf'),
+        BGSERVE_NGINX_SEED: seed,
+        BGSERVE_NGINX_ARGS: `-p ${prefix}`,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    watcher = { child, output: () => out };
+    await waitForHttp(`${routerUrl}${VERSION_PATH}`, { proc: watcher, timeoutMs: 15_000 });
+  });
+
+  afterAll(async () => {
+    await driver?.close();
+    if (watcher) await stopProcess(watcher);
+    // Should the watcher have been killed hard, its nginx would outlive it: stop that master by its pid file.
+    const pid = Number((await readFile(options.paths.pid, 'utf8').catch(() => '')).trim());
+    if (pid > 0) {
+      try {
+        process.kill(pid, 'SIGQUIT');
+      } catch {
+        // already gone: the graceful stop worked
+      }
+    }
+    await Promise.all(upstreams.map((s) => new Promise((r) => s.close(r))));
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('commits a seed that is the renderer output for the compose services (all traffic on blue)', async () => {
+    const committed = await readFile(path.join(ROOT, 'deploy/nginx/seed.conf'), 'utf8');
+    expect(committed).toBe(renderComposeSeed());
+    expect(committed).toMatch(/server mlservice_blue:8000 weight=100/);
+    expect(committed).toMatch(/server mlservice_green:8000 backup/);
+    expect(committed).toMatch(/listen 0\.0\.0\.0:80 /);
+  });
+
+  it('serves the seed until the controller renders: all traffic on blue', async () => {
+    expect(await colorsSeen(`${routerUrl}/predict`, 20)).toEqual({ blue: 20 });
+  });
+
+  it('applies each render of the external-mode driver, confirmed by the generation nginx serves', async () => {
+    driver = await startNginxDriver({
+      listen: options.listen,
+      upstreams: options.upstreams,
+      mode: { kind: 'external', configPath: rendered, paths: options.paths, testCommand: ['true'], reloadCommand: ['true'] },
+      inEffectTimeoutMs: 10_000,
+    });
+    const started = Date.now();
+    const state = await driver.setWeights({ blue: 0, green: 100 });
+    await settled(routerUrl, state.generation);
+    const switchMs = Date.now() - started;
+    expect(state.weights).toEqual({ blue: 0, green: 100 });
+    expect(await colorsSeen(`${routerUrl}/predict`, 20)).toEqual({ green: 20 });
+    // Poll interval 0.25 s + nginx -t + reload: about 0.5 s on an idle machine; bounded loosely for loaded CI.
+    expect(switchMs).toBeLessThan(3_000);
+    console.log(`compose nginx switch in effect on every worker after ${switchMs} ms`);
+
+    const back = await driver.setWeights({ blue: 100, green: 0 });
+    await settled(routerUrl, back.generation);
+    expect(await colorsSeen(`${routerUrl}/predict`, 20)).toEqual({ blue: 20 });
+  });
+
+  it('never installs a render nginx refuses: the running configuration keeps serving', async () => {
+    const before = await (await fetch(`${routerUrl}${VERSION_PATH}`)).text();
+    // The controller has no nginx to test with in compose, so only the watcher's `nginx -t` stands in the way.
+    await expect(driver!.applyConfigText('events {}\nhttp { upstream broken { server; } }\n')).resolves.toBeUndefined();
+    const deadline = Date.now() + 2_000;
+    while (Date.now() < deadline && !watcher.output().includes('refused')) await new Promise((r) => setTimeout(r, 50));
+    expect(watcher.output()).toContain('refused');
+    expect(await (await fetch(`${routerUrl}${VERSION_PATH}`)).text()).toBe(before);
+    expect(await colorsSeen(`${routerUrl}/predict`, 10)).toEqual({ blue: 10 });
+    const active = await readFile(path.join(tmp, 'active/nginx.conf'), 'utf8');
+    expect(active).not.toContain('upstream broken');
+  });
+
+  it('stops nginx gracefully when the container is stopped (SIGTERM)', async () => {
+    const code = await stopProcess(watcher, 10_000);
+    expect(code).toBe(0);
+    await expect(fetch(`${routerUrl}${VERSION_PATH}`)).rejects.toThrow();
+  });
+});

@@ -1,0 +1,180 @@
+/**
+ * The original four compose files, validated without a Docker engine: Debian's Compose v1 (docker-compose
+ * 1.29) checks and merges every combination, and the merged stack is read back to check the ports users
+ * rely on and that every file it mounts or scrapes exists and agrees with the others.
+ */
+import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { parse } from 'yaml';
+import { ROOT } from '../support/processes.js';
+import { PORTS } from '../../src/config/defaults.js';
+import { COMPOSE_SERVICES, INSTANCE_PORT, NGINX_PORT } from '../../deploy/nginx/compose.js';
+
+const run = promisify(execFile);
+
+/** In the order of the original command. */
+const FILES = ['docker-compose.yaml', 'docker-compose.nginx.yml', 'docker-compose.blue.yml', 'docker-compose.green.yml'];
+
+function subsets<T>(items: T[]): T[][] {
+  const out: T[][] = [];
+  for (let mask = 1; mask < 1 << items.length; mask++) out.push(items.filter((_, i) => mask & (1 << i)));
+  return out;
+}
+
+async function composeConfig(files: string[], quiet: boolean): Promise<string> {
+  const args = [...files.flatMap((f) => ['-f', f]), 'config', ...(quiet ? ['-q'] : [])];
+  // An empty environment for interpolation: defaults in the files must be enough.
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
+  const { stdout } = await run('docker-compose', ['--project-directory', ROOT, '--project-name', 'bgserve', ...args], { cwd: ROOT, env });
+  return stdout;
+}
+
+/**
+ * `docker-compose ... config -q` for many file sets in one Python process: docker-compose's own entry point
+ * (compose.cli.main.main, what /usr/bin/docker-compose calls) run once per set, since a start-up costs about
+ * a second here and there are 15 sets.
+ */
+async function configQuietInOneProcess(combos: string[][]): Promise<Record<string, number>> {
+  const { stdout: which } = await run('sh', ['-c', 'command -v docker-compose']);
+  const interpreter = (await readFile(which.trim(), 'utf8')).split('\n')[0].replace(/^#!\s*/, '').trim();
+  const script = [
+    'import json, sys',
+    'from compose.cli.main import main',
+    'results = {}',
+    'for combo in json.loads(sys.argv[1]):',
+    "    sys.argv = ['docker-compose', '--project-name', 'bgserve'] + [a for f in combo for a in ('-f', f)] + ['config', '-q']",
+    '    try:',
+    '        main()',
+    '        code = 0',
+    '    except SystemExit as e:',
+    '        code = e.code or 0',
+    "    results[' + '.join(combo)] = code",
+    'print(json.dumps(results))',
+  ].join('\n');
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
+  const { stdout } = await run(interpreter, ['-c', script, JSON.stringify(combos)], { cwd: ROOT, env });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, number>;
+}
+
+interface PortMapping {
+  published: number | string;
+  target: number;
+}
+interface ComposeService {
+  image?: string;
+  ports?: PortMapping[];
+  /** Compose v1 prints the short form (source:target:mode), v2 the long one. */
+  volumes?: Array<string | { type: string; source?: string; target: string; read_only?: boolean }>;
+  command?: string[] | string;
+  entrypoint?: string[];
+  healthcheck?: Record<string, unknown>;
+}
+
+interface Mount {
+  bind: boolean;
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+function mounts(service: ComposeService): Mount[] {
+  return (service.volumes ?? []).map((v) => {
+    if (typeof v !== 'string') return { bind: v.type === 'bind', source: v.source ?? '', target: v.target, readOnly: v.read_only === true };
+    const [source, target, mode] = v.split(':');
+    return { bind: source.startsWith('/') || source.startsWith('.'), source, target, readOnly: mode === 'ro' };
+  });
+}
+
+function hostPorts(service: ComposeService): Array<[number, number]> {
+  return (service.ports ?? []).map((p) => [Number(p.published), p.target]);
+}
+
+describe('compose files', () => {
+  it('are valid for Compose v1 as the original four-file command uses them', async () => {
+    await expect(composeConfig(FILES, true)).resolves.toBe('');
+  });
+
+  it('are each, and in every combination, valid for Compose v1', async () => {
+    const combos = subsets(FILES);
+    expect(combos).toHaveLength(15);
+    const results = await configQuietInOneProcess(combos);
+    expect(Object.entries(results).filter(([, code]) => code !== 0)).toEqual([]);
+    expect(Object.keys(results)).toHaveLength(15);
+  });
+
+  it('use nothing only one Compose version accepts (top-level name, healthcheck.start_interval, version)', async () => {
+    for (const file of FILES) {
+      const doc = parse(await readFile(path.join(ROOT, file), 'utf8')) as Record<string, unknown>;
+      expect(Object.keys(doc), file).not.toContain('name');
+      expect(Object.keys(doc), file).not.toContain('version');
+      expect(JSON.stringify(doc), file).not.toContain('start_interval');
+    }
+  });
+
+  describe('the four-file stack', async () => {
+    const merged = parse(await composeConfig(FILES, false)) as { services: Record<string, ComposeService>; volumes: Record<string, unknown> };
+    const s = merged.services;
+
+    it('has the original services and ports, plus the controller', () => {
+      expect(Object.keys(s).sort()).toEqual(['controller', 'grafana', COMPOSE_SERVICES.blue, COMPOSE_SERVICES.green, 'nginx', 'prometheus'].sort());
+      expect(hostPorts(s.nginx)).toEqual([[80, NGINX_PORT]]);
+      expect(hostPorts(s[COMPOSE_SERVICES.blue])).toEqual([[PORTS.blue, INSTANCE_PORT]]);
+      expect(hostPorts(s[COMPOSE_SERVICES.green])).toEqual([[PORTS.green, INSTANCE_PORT]]);
+      expect(hostPorts(s.prometheus)).toEqual([[PORTS.prometheus, 9090]]);
+      expect(hostPorts(s.grafana)).toEqual([[PORTS.grafana, 3000]]);
+      expect(hostPorts(s.controller)).toEqual([[PORTS.control, PORTS.control]]);
+    });
+
+    it('mounts only files and directories that exist in the repository', () => {
+      for (const [name, service] of Object.entries(s)) {
+        for (const v of mounts(service).filter((m) => m.bind)) {
+          expect(existsSync(v.source), `${name}: ${v.source}`).toBe(true);
+          expect(v.source.startsWith(ROOT), `${name}: ${v.source} is inside the repository`).toBe(true);
+        }
+      }
+    });
+
+    it('runs each instance on its color, the default bundle and the port nginx and Prometheus expect', () => {
+      for (const color of ['blue', 'green'] as const) {
+        const service = s[COMPOSE_SERVICES[color]];
+        const command = ([] as string[]).concat(service.command ?? []).join(' ');
+        expect(command).toMatch(new RegExp(`bgserve serve .*--color ${color}\\b`));
+        expect(command).toContain(`--port ${INSTANCE_PORT}`);
+        expect(command).toContain('--bundle models/wine-quality/1.0.0');
+        expect(existsSync(path.join(ROOT, 'models/wine-quality/1.0.0'))).toBe(true);
+      }
+    });
+
+    it('shares one state volume: controller writes, nginx reads the render read-only', () => {
+      const mount = (service: ComposeService, target: string) => mounts(service).find((v) => v.target === target);
+      for (const instance of [s.controller, s[COMPOSE_SERVICES.blue], s[COMPOSE_SERVICES.green]]) {
+        expect(mount(instance, '/app/.bgserve')).toMatchObject({ bind: false, source: 'bgserve-state', readOnly: false });
+      }
+      expect(mount(s.nginx, '/etc/bgserve')).toMatchObject({ bind: false, source: 'bgserve-state', readOnly: true });
+      expect(Object.keys(merged.volumes)).toContain('bgserve-state');
+      expect(s.nginx.entrypoint?.join(' ')).toContain('bgserve-watch-config.sh');
+    });
+
+    it('agrees with the Prometheus and Grafana files it mounts', async () => {
+      const prom = parse(await readFile(path.join(ROOT, 'deploy/prometheus/prometheus.yml'), 'utf8')) as {
+        scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }>;
+      };
+      const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((sc) => sc.targets));
+      expect(targets).toEqual(
+        expect.arrayContaining([`${COMPOSE_SERVICES.blue}:${INSTANCE_PORT}`, `${COMPOSE_SERVICES.green}:${INSTANCE_PORT}`, `controller:${PORTS.control}`]),
+      );
+      for (const target of targets) expect(Object.keys(s), `scrape target ${target}`).toContain(target.split(':')[0]);
+
+      const provider = parse(await readFile(path.join(ROOT, 'deploy/grafana/provisioning/dashboards/provider.yml'), 'utf8')) as {
+        providers: Array<{ options: { path: string } }>;
+      };
+      const dashboardsPath = provider.providers[0].options.path;
+      const dashboardsMount = mounts(s.grafana).find((v) => v.target === dashboardsPath);
+      expect(dashboardsMount?.source).toBe(path.join(ROOT, 'deploy/grafana/dashboards'));
+    });
+  });
+});
