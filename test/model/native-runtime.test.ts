@@ -1,0 +1,89 @@
+import { describe, it, expect } from 'vitest';
+import fc from 'fast-check';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { NativeForestRuntime } from '../../src/model/native-runtime.js';
+import { deserializeForest, predictScaledRow, LEAF, type FlatForest } from '../../src/model/forest.js';
+import { ROOT } from '../support/processes.js';
+
+const V1 = path.join(ROOT, 'models/wine-quality/1.0.0');
+
+async function committedForest(): Promise<{ forest: FlatForest; mean: number[]; scale: number[] }> {
+  const forest = deserializeForest(await readFile(path.join(V1, 'forest.bin')));
+  const manifest = JSON.parse(await readFile(path.join(V1, 'manifest.json'), 'utf8'));
+  return { forest, mean: manifest.preprocessing.mean, scale: manifest.preprocessing.scale };
+}
+
+/** The reference: scale like the trainer, then the plain FlatForest walk. */
+function reference(forest: FlatForest, mean: number[], scale: number[], rows: Float64Array, nRows: number): Float64Array {
+  const nf = forest.nFeatures;
+  const out = new Float64Array(nRows);
+  const x = new Float64Array(nf);
+  for (let r = 0; r < nRows; r++) {
+    for (let j = 0; j < nf; j++) x[j] = (rows[r * nf + j] - mean[j]) / scale[j];
+    out[r] = predictScaledRow(forest, x);
+  }
+  return out;
+}
+
+describe('NativeForestRuntime', () => {
+  it('equals the plain forest walk exactly, single rows and batches of every size (property)', async () => {
+    const { forest, mean, scale } = await committedForest();
+    const rt = new NativeForestRuntime(forest, { kind: 'standard-scaler', mean, scale });
+    const nf = forest.nFeatures;
+    // Values around the training ranges (scaled roughly -4..4), including exact split thresholds.
+    const value = (j: number) =>
+      fc.oneof(
+        fc.double({ min: mean[j] - 4 * scale[j], max: mean[j] + 4 * scale[j], noNaN: true }),
+        fc.constantFrom(...Array.from(forest.threshold.subarray(0, 50)).map((t) => t * scale[j] + mean[j])),
+      );
+    const row = fc.tuple(...Array.from({ length: nf }, (_, j) => value(j)));
+    fc.assert(
+      fc.property(fc.array(row, { minLength: 1, maxLength: 23 }), (rows) => {
+        const flat = Float64Array.from(rows.flat());
+        const want = reference(forest, mean, scale, flat, rows.length);
+        expect(rt.predict(flat, rows.length)).toEqual(want);
+        for (let r = 0; r < rows.length; r++) expect(rt.predict(flat.subarray(r * nf), 1)[0]).toBe(want[r]);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('goes left on x == threshold and right just above it', () => {
+    // One stump on feature 0 at 0.5 and a 3-level tree, to check the packed layout on both sides.
+    const forest: FlatForest = {
+      nTrees: 2,
+      nFeatures: 2,
+      treeOffsets: Int32Array.from([0, 3, 8]),
+      feature: Int32Array.from([0, LEAF, LEAF, 1, 0, LEAF, LEAF, LEAF]),
+      threshold: Float64Array.from([0.5, 0, 0, 0, -1, 0, 0, 0]),
+      left: Int32Array.from([1, -1, -1, 4, 5, -1, -1, -1]),
+      right: Int32Array.from([2, -1, -1, 7, 6, -1, -1, -1]),
+      value: Float64Array.from([0, 1, 2, 0, 0, 10, 20, 30]),
+    };
+    const rt = new NativeForestRuntime(forest, { kind: 'none' });
+    const cases: [number, number, number][] = [
+      [0.5, 0, (1 + 20) / 2],
+      [-1, -3, (1 + 10) / 2],
+      [0.6, 1e-9, (2 + 30) / 2],
+    ];
+    for (const [a, b, want] of cases) expect(rt.predict(Float64Array.from([a, b]), 1)[0]).toBe(want);
+    const batch = Float64Array.from(Array.from({ length: 10 }, (_, k) => cases[k % 3].slice(0, 2)).flat());
+    expect(Array.from(rt.predict(batch, 10))).toEqual(Array.from({ length: 10 }, (_, k) => cases[k % 3][2]));
+  });
+
+  it('clamps infinities like the <= rule, refuses NaN and short input', async () => {
+    const { forest, mean, scale } = await committedForest();
+    const rt = new NativeForestRuntime(forest, { kind: 'standard-scaler', mean, scale });
+    const nf = forest.nFeatures;
+    const huge = new Float64Array(nf).fill(1e308);
+    const inf = new Float64Array(nf).fill(Infinity);
+    expect(rt.predict(inf, 1)[0]).toBe(rt.predict(huge, 1)[0]);
+    expect(rt.predict(inf, 1)[0]).toBe(reference(forest, mean, scale, inf, 1)[0]);
+    const withNaN = new Float64Array(nf).fill(1);
+    withNaN[3] = NaN;
+    expect(() => rt.predict(withNaN, 1)).toThrow(/row 0, feature 3 is NaN/);
+    expect(() => rt.predict(new Float64Array(nf), 2)).toThrow(RangeError);
+    expect(rt.predict(new Float64Array(0), 0)).toEqual(new Float64Array(0));
+  });
+});
