@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { registerTrain } from './train.js';
 import { registerEvaluate } from './evaluate.js';
 import { registerServe } from './serve.js';
+import { registerUp } from './up.js';
+import { registerTraffic } from './traffic.js';
 
 /** One registrar per command module keeps main.ts stable while commands are added. */
 export function registerCommands(program: Command): void {
@@ -9,4 +11,6 @@ export function registerCommands(program: Command): void {
   registerTrain(program);
   registerEvaluate(program);
   registerServe(program);
+  registerUp(program);
+  registerTraffic(program);
 }

@@ -172,6 +172,11 @@ export class NginxDriver implements TrafficDriver {
     });
   }
 
+  /** Synchronous last resort (process exit): SIGKILL to the managed nginx. */
+  killNow(): void {
+    if (this.child && this.child.exitCode === null) this.child.kill('SIGKILL');
+  }
+
   async close(): Promise<void> {
     await this.checker.close();
     await this.follower?.close();
@@ -254,7 +259,11 @@ export class NginxDriver implements TrafficDriver {
 
   private async spawnManaged(bin: string, prefix: string): Promise<void> {
     // daemon off: nginx stays our child, so it is stopped by PID and its exit is seen.
-    const child = spawn(bin, ['-p', prefix, '-c', this.configPath, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Own process group, like the instances: Ctrl-C reaches `up`, which stops the router before the instances.
+    const child = spawn(bin, ['-p', prefix, '-c', this.configPath, '-g', 'daemon off;'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true,
+    });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-4_000);

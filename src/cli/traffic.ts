@@ -1,0 +1,142 @@
+/** `bgserve weights | switch | mirror | sticky | status`: traffic verbs, all through the control API. */
+import { InvalidArgumentError, type Command } from 'commander';
+import { COLORS, isColor, type Color } from '../config/defaults.js';
+import type { StatusReport } from '../control/traffic-routes.js';
+import { parseWeightArgs } from '../traffic/policy.js';
+import type { TrafficState } from '../traffic/types.js';
+import { ControlClient, withControlOptions, type ControlConnectionOptions } from './control-client.js';
+
+type Applied = TrafficState & { inEffectMs?: number };
+
+function colorArg(value: string): Color {
+  if (!isColor(value)) throw new InvalidArgumentError(`expected ${COLORS.join(' or ')}`);
+  return value;
+}
+
+function percentArg(value: string): number {
+  const n = Number(value);
+  if (!/^\d{1,3}$/.test(value) || n > 100) throw new InvalidArgumentError('expected a whole percent from 0 to 100');
+  return n;
+}
+
+export function formatWeights(w: { blue: number; green: number }): string {
+  return `blue ${w.blue}%  green ${w.green}%`;
+}
+
+function formatMirror(m: TrafficState['mirror']): string {
+  return m.target ? `${m.percent}% copied to ${m.target} (answers discarded)` : 'off';
+}
+
+function formatSticky(s: TrafficState['sticky']): string {
+  if (!s) return 'off';
+  return s.header !== undefined ? `by header ${s.header}` : `by cookie ${s.cookie}`;
+}
+
+function pad(text: string, width: number): string {
+  return text.length >= width ? `${text} ` : text.padEnd(width);
+}
+
+/** Human-readable status: the split first, then one line per color, then anything wrong. */
+export function formatStatus(r: StatusReport): string {
+  const lines = [
+    `router   ${r.router.kind} at ${r.router.url} (config generation ${r.generation})`,
+    `weights  ${formatWeights(r.weights)}${r.active ? `  (all on ${r.active})` : ''}`,
+    `mirror   ${formatMirror(r.mirror)}`,
+    `sticky   ${formatSticky(r.sticky)}`,
+    '',
+    `${pad('color', 7)}${pad('weight', 8)}${pad('router', 11)}${pad('instance', 10)}${pad('model', 22)}${pad('pid', 9)}url`,
+  ];
+  const problems: string[] = [];
+  for (const color of COLORS) {
+    const c = r.colors[color];
+    const model = c.model ? `${c.model.name} ${c.model.version}` : '-';
+    const instance = c.ok ? (c.state ?? 'up') : c.process && !c.process.running ? 'exited' : 'down';
+    lines.push(
+      `${pad(color, 7)}${pad(`${c.weight}%`, 8)}${pad(c.healthy ? 'healthy' : 'UNHEALTHY', 11)}${pad(instance, 10)}${pad(model, 22)}${pad(String(c.process?.pid ?? '-'), 9)}${c.url}`,
+    );
+    if (c.lastError) problems.push(`${color}: router saw ${c.lastError}`);
+    if (c.error) problems.push(`${color}: ${c.error}`);
+    if (c.process && !c.process.running) {
+      problems.push(`${color}: process exited (${c.process.signal ? `signal ${c.process.signal}` : `code ${c.process.exitCode}`})`);
+    }
+  }
+  if (problems.length > 0) lines.push('', ...problems);
+  return lines.join('\n');
+}
+
+function applied(state: Applied): string {
+  const took = state.inEffectMs !== undefined ? ` (in effect after ${state.inEffectMs} ms)` : '';
+  return `weights ${formatWeights(state.weights)}${took}`;
+}
+
+type Opts = ControlConnectionOptions & { json?: boolean };
+
+function print(opts: Opts, value: unknown, text: string): void {
+  process.stdout.write(opts.json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
+}
+
+export function registerTraffic(program: Command): void {
+  withControlOptions(
+    program
+      .command('weights')
+      .description('Set the traffic split, e.g. `bgserve weights blue=90 green=10` (one color alone implies the other)')
+      .argument('<split...>', 'blue=N and/or green=N, whole percents summing to 100')
+      .option('--json', 'print the new state as JSON'),
+  ).action(async (split: string[], opts: Opts) => {
+    const weights = parseWeightArgs(split);
+    const client = await ControlClient.connect(opts);
+    const state = await client.put<Applied>('/api/weights', weights);
+    print(opts, state, applied(state));
+  });
+
+  withControlOptions(
+    program
+      .command('switch')
+      .description('Send all traffic to one color (in effect when the command returns)')
+      .argument('<color>', COLORS.join(' | '), colorArg)
+      .option('--json', 'print the new state as JSON'),
+  ).action(async (color: Color, opts: Opts) => {
+    const client = await ControlClient.connect(opts);
+    const state = await client.post<Applied>('/api/switch', { color });
+    print(opts, state, `switched to ${color}: ${applied(state)}`);
+  });
+
+  withControlOptions(
+    program
+      .command('mirror')
+      .description('Copy a share of requests to a color, answers discarded (`bgserve mirror green --percent 20`, `bgserve mirror off`)')
+      .argument('<target>', `${COLORS.join(' | ')} | off`)
+      .option('--percent <n>', 'share of requests copied', percentArg, 100)
+      .option('--json', 'print the new state as JSON'),
+  ).action(async (target: string, opts: Opts & { percent: number }) => {
+    if (target !== 'off' && !isColor(target)) throw new InvalidArgumentError(`mirror target must be ${COLORS.join(', ')} or off`);
+    const client = await ControlClient.connect(opts);
+    const body = target === 'off' ? { target: null, percent: 0 } : { target, percent: opts.percent };
+    const state = await client.put<TrafficState>('/api/mirror', body);
+    print(opts, state, `mirror ${formatMirror(state.mirror)}`);
+  });
+
+  withControlOptions(
+    program
+      .command('sticky')
+      .description('Keep a client on one color by a header or cookie key (`--header x-user`, `--cookie sid`, or `off`)')
+      .argument('[off]', 'turn stickiness off')
+      .option('--header <name>', 'request header carrying the key')
+      .option('--cookie <name>', 'cookie carrying the key')
+      .option('--json', 'print the new state as JSON'),
+  ).action(async (off: string | undefined, opts: Opts & { header?: string; cookie?: string }) => {
+    const body = off === 'off' ? null : opts.header ? { header: opts.header } : opts.cookie ? { cookie: opts.cookie } : undefined;
+    if (body === undefined) throw new InvalidArgumentError('give --header <name>, --cookie <name> or off');
+    const client = await ControlClient.connect(opts);
+    const state = await client.put<TrafficState>('/api/sticky', body);
+    print(opts, state, `sticky ${formatSticky(state.sticky)}`);
+  });
+
+  withControlOptions(
+    program.command('status').description('Show the traffic split, mirror and the health of each color').option('--json', 'print JSON'),
+  ).action(async (opts: Opts) => {
+    const client = await ControlClient.connect(opts);
+    const report = await client.get<StatusReport>('/api/status');
+    print(opts, report, formatStatus(report));
+  });
+}

@@ -1,0 +1,80 @@
+/** `bgserve up`: the whole local blue-green stack in one command; Ctrl-C / SIGTERM stops what it started. */
+import { InvalidArgumentError, type Command } from 'commander';
+import { DEFAULT_BUNDLE, DEFAULT_STATE_DIR, PORTS } from '../config/defaults.js';
+import { LOCAL_STACK_DEFAULTS, startLocalStack, type LocalStack, type LocalStackOptions } from '../stack/compose-root.js';
+
+interface UpCliOptions {
+  router: string;
+  port: number;
+  bluePort: number;
+  greenPort: number;
+  controlPort: number;
+  bundle: string;
+  stateDir: string;
+  host: string;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 65535) throw new InvalidArgumentError('expected a port from 1 to 65535');
+  return n;
+}
+
+export function upBanner(stack: LocalStack): string {
+  const { instances, traffic } = stack;
+  return [
+    'bgserve: local blue-green stack is up',
+    `  router   ${traffic.url}   (${traffic.kind}; POST /predict, preview a color with header x-bgserve-color)`,
+    `  blue     ${instances.instances.blue.url}   pid ${instances.instances.blue.pid}`,
+    `  green    ${instances.instances.green.url}   pid ${instances.instances.green.pid}`,
+    `  control  ${stack.controlUrl}   (token in ${stack.tokenFile}; metrics at ${stack.controlUrl}/metrics)`,
+    `  logs     ${stack.stateDir}/logs/`,
+    `weights: ${traffic.state().weights.blue}% blue. Try \`bgserve status\`, \`bgserve switch green\`. Ctrl-C stops everything.`,
+  ].join('\n');
+}
+
+export async function runUp(opts: Partial<LocalStackOptions>): Promise<void> {
+  const stack = await startLocalStack({
+    ...opts,
+    onInstanceExit: (color, exit) =>
+      process.stderr.write(`bgserve: ${color} exited (${exit.signal ?? `code ${exit.code}`}); not restarted. The router sends its traffic to the other color.\n`),
+  });
+  process.once('exit', () => stack.killNow());
+  process.stdout.write(`${upBanner(stack)}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.stdout.write(`bgserve: ${signal}: stopping the control API, the router and both instances...\n`);
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  // A second signal while stopping: stop hard.
+  const hard = () => {
+    stack.killNow();
+    process.exit(1);
+  };
+  process.once('SIGINT', hard);
+  process.once('SIGTERM', hard);
+  await stack.stop();
+  process.stdout.write('bgserve: stopped\n');
+}
+
+export function registerUp(program: Command): void {
+  program
+    .command('up')
+    .description('Start the local stack: blue and green instances, the router and the control API')
+    .option('--router <kind>', 'embedded | nginx', LOCAL_STACK_DEFAULTS.router)
+    .option('--port <port>', 'router port', port, PORTS.router)
+    .option('--blue-port <port>', 'blue instance port', port, PORTS.blue)
+    .option('--green-port <port>', 'green instance port', port, PORTS.green)
+    .option('--control-port <port>', 'control API port', port, PORTS.control)
+    .option('--bundle <dir>', 'model bundle both colors start with', DEFAULT_BUNDLE)
+    .option('--state-dir <dir>', 'token, logs and nginx files', DEFAULT_STATE_DIR)
+    .option('--host <host>', 'address every part listens on', '127.0.0.1')
+    .action(async (o: UpCliOptions) => {
+      if (o.router !== 'embedded' && o.router !== 'nginx') throw new InvalidArgumentError('--router must be embedded or nginx');
+      await runUp({ ...o, router: o.router });
+      process.exit(0);
+    });
+}

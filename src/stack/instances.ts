@@ -1,0 +1,191 @@
+/**
+ * Blue and green instances as child processes of `bgserve up`: started by re-running this same CLI with
+ * `serve`, waited for until /ready, stopped by PID (SIGTERM, the instance drains, then SIGKILL past the
+ * grace). Restart policy: none. An exit nobody asked for is reported, and the router routes around it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { request } from 'undici';
+import { COLORS, type Color } from '../config/defaults.js';
+import type { InstanceProcessInfo, StackView } from '../control/server.js';
+
+/** How to run the bgserve CLI: by default the very command this process runs (works from dist and via tsx). */
+export interface CliCommand {
+  command: string;
+  args: string[];
+}
+
+export function currentCli(): CliCommand {
+  return { command: process.execPath, args: [...process.execArgv, process.argv[1]] };
+}
+
+export interface InstanceSpec {
+  color: Color;
+  host: string;
+  port: number;
+  bundle: string;
+  adminTokenFile?: string;
+  /** stdout and stderr go here (appended); the tail is shown when the instance fails to start. */
+  logFile: string;
+  /** More `serve` flags, e.g. ['--drain-delay-ms', '500']. */
+  extraArgs?: string[];
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export class InstanceProcess {
+  readonly exited: Promise<ExitInfo>;
+  private exit: ExitInfo | null = null;
+  private stopping = false;
+
+  constructor(
+    readonly spec: InstanceSpec,
+    readonly child: ChildProcess,
+    onUnexpectedExit?: (color: Color, exit: ExitInfo) => void,
+  ) {
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.exit = { code, signal };
+        if (!this.stopping) onUnexpectedExit?.(spec.color, this.exit);
+        resolve(this.exit);
+      });
+    });
+  }
+
+  get color(): Color {
+    return this.spec.color;
+  }
+
+  get url(): string {
+    return `http://${this.spec.host}:${this.spec.port}`;
+  }
+
+  get pid(): number | null {
+    return this.child.pid ?? null;
+  }
+
+  get running(): boolean {
+    return this.exit === null;
+  }
+
+  info(): InstanceProcessInfo {
+    return { pid: this.pid, running: this.running, exitCode: this.exit?.code ?? null, signal: this.exit?.signal ?? null };
+  }
+
+  /** Polls GET /ready until 200; fails with the log tail if the process exits or time runs out. */
+  async waitReady(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no answer yet';
+    while (Date.now() < deadline) {
+      if (!this.running) throw new Error(`${this.color} exited (${describeExit(this.exit)}) before it was ready:\n${await this.logTail()}`);
+      try {
+        const res = await request(`${this.url}/ready`, { headersTimeout: 1_000, bodyTimeout: 1_000 });
+        await res.body.dump();
+        if (res.statusCode === 200) return;
+        last = `GET /ready answered ${res.statusCode}`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${this.color} was not ready within ${timeoutMs} ms (${last}):\n${await this.logTail()}`);
+  }
+
+  /** SIGTERM (the instance drains), SIGKILL after graceMs. */
+  async stop(graceMs = 15_000): Promise<ExitInfo> {
+    this.stopping = true;
+    if (!this.running) return this.exit as ExitInfo;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    const exit = await this.exited;
+    clearTimeout(timer);
+    return exit;
+  }
+
+  async logTail(lines = 20): Promise<string> {
+    try {
+      return (await readFile(this.spec.logFile, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+}
+
+function describeExit(exit: ExitInfo | null): string {
+  if (!exit) return 'running';
+  return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+}
+
+export async function startInstance(
+  spec: InstanceSpec,
+  cli: CliCommand = currentCli(),
+  onUnexpectedExit?: (color: Color, exit: ExitInfo) => void,
+): Promise<InstanceProcess> {
+  await mkdir(path.dirname(spec.logFile), { recursive: true });
+  const args = [
+    ...cli.args,
+    'serve',
+    '--bundle', spec.bundle,
+    '--port', String(spec.port),
+    '--host', spec.host,
+    '--color', spec.color,
+    ...(spec.adminTokenFile ? ['--admin-token-file', spec.adminTokenFile] : []),
+    ...(spec.extraArgs ?? []),
+  ];
+  const log = openSync(spec.logFile, 'a');
+  try {
+    // Own process group: Ctrl-C reaches `up` alone, which then stops the instances in order.
+    const child = spawn(cli.command, args, { stdio: ['ignore', log, log], detached: true });
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+    return new InstanceProcess(spec, child, onUnexpectedExit);
+  } finally {
+    closeSync(log);
+  }
+}
+
+/** Both colors, started together and stopped together. */
+export class InstancePair implements StackView {
+  constructor(readonly instances: Record<Color, InstanceProcess>) {}
+
+  static async start(
+    specs: Record<Color, InstanceSpec>,
+    opts: { cli?: CliCommand; readyTimeoutMs?: number; onUnexpectedExit?: (color: Color, exit: ExitInfo) => void } = {},
+  ): Promise<InstancePair> {
+    const started = await Promise.allSettled(COLORS.map((c) => startInstance(specs[c], opts.cli, opts.onUnexpectedExit)));
+    const ok = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const failure = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failure) {
+      await Promise.all(ok.map((p) => p.stop()));
+      throw failure.reason;
+    }
+    const pair = new InstancePair({ blue: ok[0], green: ok[1] });
+    try {
+      await Promise.all(ok.map((p) => p.waitReady(opts.readyTimeoutMs)));
+    } catch (err) {
+      await pair.stop();
+      throw err;
+    }
+    return pair;
+  }
+
+  processes(): Record<Color, InstanceProcessInfo> {
+    return { blue: this.instances.blue.info(), green: this.instances.green.info() };
+  }
+
+  async stop(graceMs?: number): Promise<void> {
+    await Promise.all(COLORS.map((c) => this.instances[c].stop(graceMs)));
+  }
+
+  /** Last resort on process exit: synchronous SIGKILL to any instance still running. */
+  killNow(): void {
+    for (const c of COLORS) if (this.instances[c].running) this.instances[c].child.kill('SIGKILL');
+  }
+}
