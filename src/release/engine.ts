@@ -91,6 +91,14 @@ export function createRelease(spec: ReleaseSpec, now: number): StepResult {
   return s.result();
 }
 
+/** A release refused before it started (its bundle failed verification): recorded so history shows why. */
+export function refusedRelease(spec: ReleaseSpec, now: number, reason: string, values?: Record<string, unknown>): StepResult {
+  const started = createRelease(spec, now);
+  const s = new Step({ ...started.state, status: 'failed', phase: 'done', reason }, now);
+  s.event('bundle-refused', reason, { bundle: spec.bundle, ...values });
+  return s.result();
+}
+
 const ANALYSIS_PHASES: readonly Phase[] = ['shadow', 'step', 'post-switch'];
 
 export function step(state: ReleaseState, input: StepInput): StepResult {
@@ -172,11 +180,11 @@ function applyObservation(s: Step, obs: Observation): void {
       return;
     }
     case 'health': {
-      if (obs.healthy[spec.targetColor] || phase === 'loading') return;
+      // Before traffic moves, a dead instance shows up as a failed load or smoke check instead.
+      if (obs.healthy[spec.targetColor] || !trafficMoved) return;
       const reason = `instance ${spec.targetColor} is unhealthy`;
       s.event('instance-unhealthy', reason, { color: spec.targetColor });
-      if (trafficMoved) rollBack(s, 'rolled_back', reason, {});
-      else fail(s, reason);
+      rollBack(s, 'rolled_back', reason, {});
       return;
     }
     case 'load': {

@@ -173,6 +173,7 @@ export type Action =
 
 export type EventType =
   | 'release-started'
+  | 'bundle-refused'
   | 'bundle-loading'
   | 'bundle-loaded'
   | 'load-failed'

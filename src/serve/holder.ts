@@ -5,6 +5,7 @@
 import type { LoadedModel } from '../model/types.js';
 import type { InstanceMetrics, ModelIdentity, ModelSeries } from './metrics.js';
 import { InputReader } from './validation.js';
+import { withTestFaults } from './faults.js';
 
 /** serving: ready; loading: an admin load is under way (the current model still answers); draining: shutting down. */
 export type InstanceState = 'serving' | 'loading' | 'draining';
@@ -71,7 +72,7 @@ export class ModelHolder {
     private readonly metrics: InstanceMetrics,
     readonly batchLimit: number,
   ) {
-    this.served = new ServedModel(model, metrics, batchLimit);
+    this.served = new ServedModel(withTestFaults(model), metrics, batchLimit); // test-only faults (release tests): faults.ts
     metrics.setServing(this.served.identity);
   }
 
@@ -107,7 +108,7 @@ export class ModelHolder {
 
   /** Makes `model` the one answering requests; returns the model it replaced. */
   swap(model: LoadedModel): ServedModel {
-    const next = new ServedModel(model, this.metrics, this.batchLimit);
+    const next = new ServedModel(withTestFaults(model), this.metrics, this.batchLimit); // test-only faults: faults.ts
     for (const route of this.predictionRoutes) next.series.route(route);
     const previous = this.served;
     this.served = next;

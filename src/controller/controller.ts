@@ -1,0 +1,315 @@
+/**
+ * The release controller: the I/O loop around the pure engine. It ticks, gathers observations (load and
+ * smoke results, instance health, analysis windows from a MetricsProvider), feeds them to the engine,
+ * persists every step before acting on it, and carries the engine's actions out on the traffic driver and
+ * the instances. On start it reconciles: the last release's traffic is restored, and a release caught
+ * mid-way is rolled back (the engine's reconcile() says why in an event).
+ */
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { COLORS, type Color } from '../config/defaults.js';
+import { BundleError, loadBundle } from '../model/bundle.js';
+import type { MetricsProvider } from '../analysis/types.js';
+import { CONTROLLER_TICK_MS } from '../release/defaults.js';
+import { createRelease, isLive, reconcile, refusedRelease, step } from '../release/engine.js';
+import { buildSpec, SpecError, type ReleaseRequest } from '../release/spec.js';
+import type { Action, Command, Observation, ReleaseEvent, ReleaseState, StepInput, StepResult, Weights } from '../release/types.js';
+import type { ReleaseStore } from '../store/release-store.js';
+import type { HealthReport, MirrorConfig, TrafficState } from '../traffic/types.js';
+import type { InstanceAdmin } from './instance-admin.js';
+import { ControllerMetrics } from './metrics.js';
+import { runSmoke, type PreviewClient } from './smoke.js';
+
+/** What the controller needs of a traffic driver (the TrafficDriver interface satisfies it). */
+export interface TrafficPort {
+  setWeights(weights: Weights): Promise<TrafficState>;
+  setMirror(mirror: MirrorConfig): Promise<TrafficState>;
+  state(): TrafficState;
+  health(): HealthReport;
+}
+
+export interface ControllerOptions {
+  store: ReleaseStore;
+  traffic: TrafficPort;
+  provider: MetricsProvider;
+  admin: InstanceAdmin;
+  preview: PreviewClient;
+  clock?: () => number;
+  tickMs?: number;
+  /** How often an analysis window is measured and judged while one is open. */
+  analysisEveryMs?: number;
+  /** How long a loaded color may take to answer /ready. */
+  readyTimeoutMs?: number;
+  log?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** Options a user gives to `deploy` (everything else comes from the bundle and the defaults). */
+export type DeployOptions = Omit<ReleaseRequest, 'id' | 'bundle' | 'modelName' | 'version' | 'sha256' | 'stableColor' | 'stableBundle' | 'stableVersion'>;
+
+export class DeployError extends Error {
+  constructor(
+    readonly code: 'release_in_progress' | 'bundle_refused' | 'invalid_release' | 'no_release',
+    message: string,
+    readonly details?: Array<{ field: string; problem: string }>,
+    readonly release?: ReleaseState,
+  ) {
+    super(message);
+  }
+}
+
+export interface RollbackTiming {
+  releaseId: string;
+  orderedAt: number;
+  appliedAt: number;
+}
+
+export class ReleaseController {
+  readonly metrics = new ControllerMetrics();
+  private readonly clock: () => number;
+  private live: ReleaseState | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly inbox: Array<{ releaseId: string; observation: Observation }> = [];
+  private analysisFrom: number | null = null;
+  private lastAnalysisAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly listeners = new Set<(event: ReleaseEvent) => void>();
+  /** The most recent rollback's timing (verdict or command to weights in effect). */
+  lastRollback: RollbackTiming | undefined;
+
+  constructor(private readonly opts: ControllerOptions) {
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  private log(message: string, fields?: Record<string, unknown>): void {
+    this.opts.log?.(message, fields);
+  }
+
+  /** Runs `fn` after every earlier engine step: steps never interleave. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn, fn);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  onEvent(listener: (event: ReleaseEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Reconciles with the store, then starts ticking. */
+  async start(): Promise<ReleaseEvent[]> {
+    const events = await this.serial(() => this.reconcileLatest());
+    this.timer = setInterval(() => void this.tick().catch((err: Error) => this.log('tick failed', { error: err.message })), this.opts.tickMs ?? CONTROLLER_TICK_MS);
+    this.timer.unref();
+    return events;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.chain;
+  }
+
+  private async reconcileLatest(): Promise<ReleaseEvent[]> {
+    const latest = this.opts.store.latest();
+    if (!latest) return [];
+    const out = reconcile(latest, this.clock());
+    // A finished release's new color must serve its bundle again before traffic returns to it (after a
+    // restart of the whole stack, instances come back with their default bundle).
+    if (out.state.status === 'succeeded') {
+      const { targetColor, sha256, bundle, version } = out.state.spec;
+      const serving = await this.opts.admin.model(targetColor);
+      if (serving && serving.sha256 !== sha256) {
+        const loaded = await this.opts.admin.load(targetColor, bundle);
+        out.events.push({
+          at: this.clock(),
+          releaseId: out.state.spec.id,
+          type: 'reconciled',
+          phase: 'done',
+          reason: loaded.ok ? `reloaded ${version} on ${targetColor} (it served ${serving.version})` : `could not reload ${version} on ${targetColor}: ${loaded.error}`,
+          values: { decision: loaded.ok ? 'reloaded' : 'reload-failed' },
+        });
+      }
+    }
+    await this.apply(out);
+    return out.events;
+  }
+
+  /** The color serving (most of) the traffic now. */
+  private stableColor(): Color {
+    const { weights } = this.opts.traffic.state();
+    return weights.green > weights.blue ? 'green' : 'blue';
+  }
+
+  /** Verifies the bundle, then starts a release. Nothing moves when the bundle is refused. */
+  deploy(bundle: string, options: DeployOptions = {}): Promise<ReleaseState> {
+    return this.serial(async () => {
+      if (this.live && isLive(this.live.status)) {
+        throw new DeployError('release_in_progress', `release ${this.live.spec.id} is ${this.live.status} (${this.live.phase}): promote, abort or wait for it first`, undefined, this.live);
+      }
+      const dir = path.resolve(bundle);
+      const stableColor = this.stableColor();
+      const stable = await this.opts.admin.model(stableColor);
+      const id = newReleaseId(this.clock());
+      const base = { id, bundle: dir, stableColor, ...options, ...(stable ? { stableVersion: stable.version } : {}) };
+      let verified;
+      try {
+        verified = await loadBundle(dir);
+        await verified.runtime.close?.();
+      } catch (err) {
+        if (!(err instanceof BundleError)) throw err;
+        const spec = buildSpec({ ...base, modelName: '?', version: '?', sha256: '' });
+        const refused = refusedRelease(spec, this.clock(), `bundle refused before any traffic moved: ${err.message}`, { code: err.code });
+        await this.apply(refused);
+        throw new DeployError('bundle_refused', err.message, [{ field: 'bundle', problem: err.code }], refused.state);
+      }
+      let spec;
+      try {
+        spec = buildSpec({ ...base, modelName: verified.manifest.name, version: verified.manifest.version, sha256: verified.sha256 });
+      } catch (err) {
+        if (err instanceof SpecError) throw new DeployError('invalid_release', err.message);
+        throw err;
+      }
+      const out = createRelease(spec, this.clock());
+      await this.apply(out);
+      return out.state;
+    });
+  }
+
+  /** promote | abort | rollback | pause | resume on the current (or the latest finished) release. */
+  command(command: Command): Promise<{ state: ReleaseState; events: ReleaseEvent[] }> {
+    return this.serial(async () => {
+      const target = this.live ?? this.opts.store.latest();
+      if (!target) throw new DeployError('no_release', 'there is no release to act on');
+      const out = await this.feed(target, { now: this.clock(), command });
+      return { state: out.state, events: out.events };
+    });
+  }
+
+  current(): ReleaseState | undefined {
+    return this.live ?? this.opts.store.latest();
+  }
+
+  history(limit = 20): ReleaseState[] {
+    return this.opts.store.list(limit).map((r) => (this.live && r.spec.id === this.live.spec.id ? this.live : r));
+  }
+
+  events(releaseId: string): ReleaseEvent[] {
+    return this.opts.store.events(releaseId);
+  }
+
+  /** One tick: pending results, instance health, and (when due) the open analysis window. */
+  tick(): Promise<void> {
+    return this.serial(async () => {
+      for (const item of this.inbox.splice(0)) {
+        if (this.live?.spec.id === item.releaseId && isLive(this.live.status)) await this.feed(this.live, { now: this.clock(), observation: item.observation });
+      }
+      const r = this.live;
+      if (!r || !isLive(r.status)) return;
+      const health = this.opts.traffic.health();
+      if (!health[r.spec.targetColor].healthy) {
+        const healthy = Object.fromEntries(COLORS.map((c) => [c, health[c].healthy])) as Record<Color, boolean>;
+        await this.feed(r, { now: this.clock(), observation: { kind: 'health', healthy } });
+      }
+      const now = this.clock();
+      const current = this.live as ReleaseState;
+      if (
+        current.status === 'running' &&
+        this.analysisFrom !== null &&
+        ['shadow', 'step', 'post-switch'].includes(current.phase) &&
+        now - this.lastAnalysisAt >= (this.opts.analysisEveryMs ?? 500)
+      ) {
+        this.lastAnalysisAt = now;
+        try {
+          const stats = await this.opts.provider.window(this.analysisFrom, now);
+          await this.feed(current, { now, observation: { kind: 'analysis', stats } });
+        } catch (err) {
+          this.log('analysis window unavailable', { error: (err as Error).message });
+        }
+      } else {
+        await this.feed(current, { now });
+      }
+    });
+  }
+
+  /** One engine step; must run inside serial(). */
+  private async feed(state: ReleaseState, input: StepInput): Promise<StepResult> {
+    const out = step(state, input);
+    await this.apply(out, state);
+    return out;
+  }
+
+  /** Persists a step (when it decided anything), then carries its actions out. */
+  private async apply(out: StepResult, before?: ReleaseState): Promise<void> {
+    const { state } = out;
+    const changed = !before || out.events.length > 0 || out.actions.length > 0 || before.status !== state.status || before.phase !== state.phase;
+    if (changed) this.opts.store.save(state, out.events);
+    this.live = isLive(state.status) ? state : undefined;
+    if (changed) {
+      this.metrics.release(state);
+      if (before && isLive(before.status) && !isLive(state.status)) this.metrics.finished(state);
+      for (const e of out.events) for (const l of this.listeners) l(e);
+    }
+    for (const action of out.actions) await this.execute(state, action);
+    if (state.rollbackOrderedAt !== null && state.rollbackOrderedAt === state.updatedAt && out.actions.some((a) => a.kind === 'set-weights')) {
+      const timing = { releaseId: state.spec.id, orderedAt: state.rollbackOrderedAt, appliedAt: this.clock() };
+      this.lastRollback = timing;
+      this.metrics.rollbackSeconds.observe((timing.appliedAt - timing.orderedAt) / 1000);
+      this.log('rolled back', { ...timing, ms: timing.appliedAt - timing.orderedAt });
+    }
+  }
+
+  private post(releaseId: string, observation: Observation): void {
+    this.inbox.push({ releaseId, observation });
+  }
+
+  private async execute(state: ReleaseState, action: Action): Promise<void> {
+    const id = state.spec.id;
+    try {
+      switch (action.kind) {
+        case 'set-weights':
+          await this.opts.traffic.setWeights(action.weights);
+          this.metrics.weights(action.weights);
+          return;
+        case 'set-mirror':
+          await this.opts.traffic.setMirror(action.mirror ? { target: action.mirror.target, percent: action.mirror.percent } : { target: null, percent: 0 });
+          return;
+        case 'analyze':
+          this.analysisFrom = action.fromMs;
+          this.lastAnalysisAt = 0;
+          await this.opts.provider.open(action.fromMs);
+          return;
+        case 'load-bundle':
+          // Slow work runs beside the loop; its result comes back as an observation on a later tick.
+          void this.loadAndWait(action.color, action.bundle).then((observation) => this.post(id, observation));
+          return;
+        case 'smoke':
+          void runSmoke(this.opts.preview, action.color, action.stableColor, action.bundle, state.spec.version).then((result) =>
+            this.post(id, { kind: 'smoke', color: action.color, result }),
+          );
+          return;
+      }
+    } catch (err) {
+      const error = (err as Error).message;
+      this.log('action failed', { action: action.kind, error });
+      if (isLive(state.status)) this.post(id, { kind: 'action-failed', action: action.kind, error });
+      else if (action.kind === 'set-weights') this.log('could not restore traffic after the release ended', { error });
+    }
+  }
+
+  private async loadAndWait(color: Color, bundle: string): Promise<Observation> {
+    const loaded = await this.opts.admin.load(color, bundle);
+    if (!loaded.ok) return { kind: 'load', color, ok: false, error: loaded.error };
+    const deadline = Date.now() + (this.opts.readyTimeoutMs ?? 30_000);
+    while (!(await this.opts.admin.ready(color))) {
+      if (Date.now() > deadline) return { kind: 'load', color, ok: false, error: `${color} not ready after the load` };
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { kind: 'load', color, ok: true, sha256: loaded.model.sha256, version: loaded.model.version };
+  }
+}
+
+function newReleaseId(now: number): string {
+  const t = new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `r-${t}-${randomBytes(2).toString('hex')}`;
+}

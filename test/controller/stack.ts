@@ -1,0 +1,141 @@
+/**
+ * A real local stack for release tests: two `bgserve serve` processes (test faults enabled by version), the
+ * embedded router in this process, a release controller with the direct-scrape provider, and a bounded
+ * continuous client load through the router that counts every failed request.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { request } from 'undici';
+import { EmbeddedRouter } from '../../src/traffic/embedded-router.js';
+import { ReleaseController } from '../../src/controller/controller.js';
+import { InstanceAdmin } from '../../src/controller/instance-admin.js';
+import { PreviewClient, readGoldenSet } from '../../src/controller/smoke.js';
+import { ScrapeProvider } from '../../src/analysis/scrape-provider.js';
+import { ReleaseStore } from '../../src/store/release-store.js';
+import { RELEASE_LOG_FILE } from '../../src/release/defaults.js';
+import { FAULTS_ENABLE_ENV, FAULTS_ENV, type Fault } from '../../src/serve/faults.js';
+import type { Color } from '../../src/config/defaults.js';
+import { freePort, startCli, stopProcess, waitForHttp, type Started } from './../support/processes.js';
+import { BASE_BUNDLE } from './bundles.js';
+
+export interface Stack {
+  dir: string;
+  token: string;
+  instances: Record<Color, string>;
+  procs: Record<Color, Started>;
+  router: EmbeddedRouter;
+  close(): Promise<void>;
+}
+
+export async function startStack(faults: Record<string, Fault> = {}): Promise<Stack> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bgserve-release-'));
+  const token = 'test-admin-token-0123456789';
+  const tokenFile = path.join(dir, 'admin-token');
+  fs.writeFileSync(tokenFile, token, { mode: 0o600 });
+  const ports = { blue: await freePort(), green: await freePort() };
+  const env = { [FAULTS_ENABLE_ENV]: '1', [FAULTS_ENV]: JSON.stringify(faults) };
+  const procs = {} as Record<Color, Started>;
+  const instances = {} as Record<Color, string>;
+  for (const color of ['blue', 'green'] as const) {
+    procs[color] = startCli(['serve', '--color', color, '--port', String(ports[color]), '--bundle', BASE_BUNDLE, '--admin-token-file', tokenFile, '--log-level', 'warn'], env);
+    instances[color] = `http://127.0.0.1:${ports[color]}`;
+  }
+  await Promise.all((['blue', 'green'] as const).map((c) => waitForHttp(`${instances[c]}/ready`, { proc: procs[c], timeoutMs: 30_000 })));
+  const router = await new EmbeddedRouter({
+    host: '127.0.0.1',
+    port: 0,
+    upstreams: { blue: { host: '127.0.0.1', port: ports.blue }, green: { host: '127.0.0.1', port: ports.green } },
+    initial: { weights: { blue: 100, green: 0 } },
+  }).listen();
+  return {
+    dir,
+    token,
+    instances,
+    procs,
+    router,
+    async close() {
+      await router.close();
+      await Promise.all(Object.values(procs).map((p) => stopProcess(p)));
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function startController(stack: Stack, opts: { analysisEveryMs?: number } = {}): { controller: ReleaseController; store: ReleaseStore } {
+  const store = ReleaseStore.open(path.join(stack.dir, RELEASE_LOG_FILE));
+  const controller = new ReleaseController({
+    store,
+    traffic: stack.router,
+    provider: new ScrapeProvider({ instances: stack.instances }),
+    admin: new InstanceAdmin({ instances: stack.instances, token: stack.token }),
+    preview: new PreviewClient(stack.router.url),
+    tickMs: 100,
+    analysisEveryMs: opts.analysisEveryMs ?? 250,
+  });
+  return { controller, store };
+}
+
+export interface Load {
+  sent: number;
+  failed: number;
+  failures: string[];
+  /** When each failed request was answered (ms). */
+  failedAt: number[];
+  byColor: Record<string, number>;
+  stop(): Promise<void>;
+}
+
+/** `workers` sequential clients posting golden rows to the router until stopped or `maxMs` passes. */
+export async function startLoad(routerUrl: string, workers = 4, maxMs = 120_000): Promise<Load> {
+  const golden = await readGoldenSet(BASE_BUNDLE);
+  const bodies = (golden?.rows ?? []).map((r) => JSON.stringify(r));
+  const deadline = Date.now() + maxMs;
+  let running = true;
+  const load: Load = {
+    sent: 0,
+    failed: 0,
+    failures: [],
+    failedAt: [],
+    byColor: {},
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+  const loop = async (w: number) => {
+    for (let i = w; running && Date.now() < deadline; i += workers) {
+      load.sent++;
+      try {
+        const res = await request(`${routerUrl}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[i % bodies.length] });
+        const body = (await res.body.json()) as { color?: string; message?: string };
+        if (res.statusCode !== 200) {
+          load.failed++;
+          load.failedAt.push(Date.now());
+          if (load.failures.length < 10) load.failures.push(`${res.statusCode} ${body.message ?? ''}`);
+        } else load.byColor[body.color ?? '?'] = (load.byColor[body.color ?? '?'] ?? 0) + 1;
+      } catch (err) {
+        load.failed++;
+        load.failedAt.push(Date.now());
+        if (load.failures.length < 10) load.failures.push((err as Error).message);
+      }
+    }
+  };
+  const loops = Array.from({ length: workers }, (_, w) => loop(w));
+  return load;
+}
+
+export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const v = fn();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export async function readText(file: string): Promise<string> {
+  return readFile(file, 'utf8');
+}
