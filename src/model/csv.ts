@@ -17,8 +17,10 @@ export class CsvError extends Error {
   constructor(
     message: string,
     readonly line?: number,
+    readonly source?: string,
   ) {
-    super(line === undefined ? message : `line ${line}: ${message}`);
+    const where = [source, line === undefined ? undefined : `line ${line}`].filter(Boolean).join(' ');
+    super(where ? `${where}: ${message}` : message);
   }
 }
 
@@ -42,19 +44,19 @@ function headerName(cell: string): string {
  * one row per line with exactly as many cells, each a finite decimal number. Blank lines are skipped.
  */
 export function parseDataset(text: string, opts: ParseOptions): Dataset {
-  const where = opts.source ? `${opts.source}: ` : '';
+  const fail = (message: string, line?: number) => new CsvError(message, line, opts.source);
   const labelled = opts.labelled ?? true;
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   const headerIdx = lines.findIndex((l) => l.trim() !== '');
-  if (headerIdx < 0) throw new CsvError(`${where}empty CSV`);
+  if (headerIdx < 0) throw fail(`empty CSV`);
   const header = lines[headerIdx].split(',').map(headerName);
   const dup = header.find((h, i) => header.indexOf(h) !== i);
-  if (dup !== undefined) throw new CsvError(`${where}column "${dup}" appears twice in the header`, headerIdx + 1);
+  if (dup !== undefined) throw fail(`column "${dup}" appears twice in the header`, headerIdx + 1);
   const wanted = labelled ? [...opts.features, opts.target] : opts.features;
   const missing = wanted.filter((name) => !header.includes(name));
   if (missing.length > 0) {
-    throw new CsvError(
-      `${where}header lacks ${missing.map((m) => JSON.stringify(m)).join(', ')} (expected columns: ${wanted.join(', ')}; found: ${header.join(', ')})`,
+    throw fail(
+      `header lacks ${missing.map((m) => JSON.stringify(m)).join(', ')} (expected columns: ${wanted.join(', ')}; found: ${header.join(', ')})`,
       headerIdx + 1,
     );
   }
@@ -69,22 +71,22 @@ export function parseDataset(text: string, opts: ParseOptions): Dataset {
     if (line.trim() === '') continue;
     const cells = line.split(',');
     if (cells.length !== header.length) {
-      throw new CsvError(`${where}${cells.length} cells, the header has ${header.length}`, i + 1);
+      throw fail(`${cells.length} cells, the header has ${header.length}`, i + 1);
     }
     const num = (col: number): number => {
       const raw = cells[col].trim();
       // Number('') is 0 and Number('0x1f') is 31: accept plain decimal notation only.
       if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(raw)) {
-        throw new CsvError(`${where}column "${header[col]}" is not a number: ${JSON.stringify(raw)}`, i + 1);
+        throw fail(`column "${header[col]}" is not a number: ${JSON.stringify(raw)}`, i + 1);
       }
       const v = Number(raw);
-      if (!Number.isFinite(v)) throw new CsvError(`${where}column "${header[col]}" is out of range: ${raw}`, i + 1);
+      if (!Number.isFinite(v)) throw fail(`column "${header[col]}" is out of range: ${raw}`, i + 1);
       return v;
     };
     for (let j = 0; j < nf; j++) x.push(num(featureCols[j]));
     if (hasTarget) y.push(num(targetCol));
   }
-  if (y.length === 0 && x.length === 0) throw new CsvError(`${where}no data rows after the header`);
+  if (y.length === 0 && x.length === 0) throw fail(`no data rows after the header`);
   return {
     features: opts.features,
     target: hasTarget ? opts.target : null,

@@ -288,7 +288,7 @@ export interface TrainedModel {
 export function trainModel(data: Dataset, options: Partial<TrainOptions> = {}): TrainedModel {
   const opts: TrainOptions = { ...DEFAULT_TRAIN_OPTIONS, ...options };
   checkTrainOptions(opts);
-  if (data.y === null) throw new TrainOptionsError(`training data has no "${data.target ?? 'target'}" column`);
+  if (data.y === null) throw new TrainOptionsError('training data has no label column');
   const nf = data.features.length;
   const { train, test } = splitRows(data.nRows, opts.testFraction, opts.seed);
   const { scaler, stats } = fitScaler(data.x, nf, train);
