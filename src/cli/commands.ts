@@ -4,6 +4,7 @@ import { registerEvaluate } from './evaluate.js';
 import { registerServe } from './serve.js';
 import { registerUp } from './up.js';
 import { registerTraffic } from './traffic.js';
+import { registerOnnx } from './onnx.js';
 
 /** One registrar per command module keeps main.ts stable while commands are added. */
 export function registerCommands(program: Command): void {
@@ -13,4 +14,5 @@ export function registerCommands(program: Command): void {
   registerServe(program);
   registerUp(program);
   registerTraffic(program);
+  registerOnnx(program);
 }

@@ -14,6 +14,7 @@ import { InstanceMetrics } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
 import { predictRoutes } from './routes/predict.js';
 import { statusRoutes } from './routes/status.js';
+import { v2Routes } from './v2.js';
 import { STRICT_AJV_OPTIONS } from './validation.js';
 
 export { ModelHolder } from './holder.js';
@@ -101,6 +102,7 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
   app.register(statusRoutes, { ctx });
   app.register(predictRoutes, { ctx });
   app.register(adminRoutes, { ctx, adminToken: opts.adminToken });
+  app.register(v2Routes, { ctx });
   // Protocol plugins beside the original API register here with `{ ctx }` (see ServePluginOptions). They
   // inherit the error handler above, so their rejections are answered and counted like /predict's; mark
   // prediction routes with `config: { ...PREDICTION_ROUTE }` (their series then exist from the start) and

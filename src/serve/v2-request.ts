@@ -112,13 +112,8 @@ function checkTensor(t: unknown, i: number): CheckedTensor {
   return { name, shape: shape as number[], datatype, values: flat.map((v, k) => checkValue(where, datatype, v, k)) };
 }
 
-export interface ParseLimits {
-  /** Most rows one request may carry (the same limit as /predict/batch). */
-  maxRows: number;
-}
-
 /** Turns an infer request body into rows; throws V2RequestError with a message naming the offending part. */
-export function parseInferRequest(body: unknown, features: readonly string[], limits: ParseLimits): ParsedInfer {
+export function parseInferRequest(body: unknown, features: readonly string[]): ParsedInfer {
   if (!isObject(body)) throw new V2RequestError('the request body must be a JSON object with "inputs"');
   const { id, inputs, outputs } = body;
   if (id !== undefined && typeof id !== 'string') throw new V2RequestError('id must be a string');
@@ -178,7 +173,6 @@ export function parseInferRequest(body: unknown, features: readonly string[], li
     outputShape = [...outputShape];
   }
   if (nRows === 0) throw new V2RequestError('the request has no rows (N = 0)');
-  if (nRows > limits.maxRows) throw new V2RequestError(`the request has ${nRows} rows, at most ${limits.maxRows} are allowed`);
   return { ...(id === undefined ? {} : { id }), rows, nRows, outputShape, outputDatatype };
 }
 

@@ -10,10 +10,8 @@ import { BundleError, MANIFEST_FILE, loadBundle, writeBundle } from '../bundle.j
 import { sha256Hex, readDataset } from '../csv.js';
 import { deserializeForest, type FlatForest } from '../forest.js';
 import type { LoadedModel, Manifest, ModelRuntime } from '../types.js';
-import { createOnnxRuntime } from './runtime.js';
+import { createOnnxRuntime, ONNX_MODEL_FILE } from './runtime.js';
 import { forestToOnnx, SKL2ONNX_INPUT, SKL2ONNX_OUTPUT } from './writer.js';
-
-export const ONNX_MODEL_FILE = 'model.onnx';
 
 /** Distance from x to the next float32 away from zero. */
 export function ulp32(x: number): number {

@@ -8,6 +8,9 @@ import type { Manifest, ModelRuntime } from '../types.js';
 import { BundleError } from '../bundle-error.js';
 import { checkOnnxSignature, type OnnxIo } from './signature.js';
 
+/** The model file's name in bundles bgserve writes. */
+export const ONNX_MODEL_FILE = 'model.onnx';
+
 /**
  * One intra-op thread: a tree ensemble on small batches gains nothing from ORT's spinning thread pool, and
  * several instances share this machine's cores.
