@@ -5,6 +5,7 @@ import { registerServe } from './serve.js';
 import { registerUp } from './up.js';
 import { registerTraffic } from './traffic.js';
 import { registerOnnx } from './onnx.js';
+import { registerRelease } from './release.js';
 
 /** One registrar per command module keeps main.ts stable while commands are added. */
 export function registerCommands(program: Command): void {
@@ -15,4 +16,5 @@ export function registerCommands(program: Command): void {
   registerUp(program);
   registerTraffic(program);
   registerOnnx(program);
+  registerRelease(program);
 }

@@ -5,6 +5,8 @@ import type { StatusReport } from '../control/traffic-routes.js';
 import { parseWeightArgs } from '../traffic/policy.js';
 import type { TrafficState } from '../traffic/types.js';
 import { ControlClient, withControlOptions, type ControlConnectionOptions } from './control-client.js';
+import type { ReleaseView } from '../control/release-routes.js';
+import { formatReleaseSummary } from './release.js';
 
 type Applied = TrafficState & { inEffectMs?: number };
 
@@ -137,6 +139,8 @@ export function registerTraffic(program: Command): void {
   ).action(async (opts: Opts) => {
     const client = await ControlClient.connect(opts);
     const report = await client.get<StatusReport>('/api/status');
-    print(opts, report, formatStatus(report));
+    // Release info (issue 5): the current or latest release, when the control API has one.
+    const release = await client.get<ReleaseView>('/api/releases/current').then((v) => v.release, () => null);
+    print(opts, release ? { ...report, release } : report, release ? `${formatStatus(report)}\n\n${formatReleaseSummary(release)}` : formatStatus(report));
   });
 }

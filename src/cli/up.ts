@@ -1,7 +1,8 @@
 /** `bgserve up`: the whole local blue-green stack in one command; Ctrl-C / SIGTERM stops what it started. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { DEFAULT_BUNDLE, DEFAULT_STATE_DIR, PORTS } from '../config/defaults.js';
-import { LOCAL_STACK_DEFAULTS, startLocalStack, type LocalStack, type LocalStackOptions } from '../stack/compose-root.js';
+import { LOCAL_STACK_DEFAULTS, startLocalStack, stateFiles, type LocalStack, type LocalStackOptions } from '../stack/compose-root.js';
+import { releasePlugin } from '../control/release-routes.js';
 
 interface UpCliOptions {
   router: string;
@@ -34,8 +35,16 @@ export function upBanner(stack: LocalStack): string {
 }
 
 export async function runUp(opts: Partial<LocalStackOptions>): Promise<void> {
+  // Release controller (issue 5): reconciles with the release log on start, serves /api/releases.
+  const files = stateFiles(opts.stateDir ?? LOCAL_STACK_DEFAULTS.stateDir);
+  const releases = releasePlugin({
+    stateDir: files.dir,
+    adminTokenFile: files.adminToken,
+    log: (message) => process.stdout.write(`bgserve: ${message}\n`),
+  });
   const stack = await startLocalStack({
     ...opts,
+    controlPlugins: [...(opts.controlPlugins ?? []), releases],
     onInstanceExit: (color, exit) =>
       process.stderr.write(`bgserve: ${color} exited (${exit.signal ?? `code ${exit.code}`}); not restarted. The router sends its traffic to the other color.\n`),
   });

@@ -7,6 +7,7 @@
  */
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import type { Registry } from 'prom-client';
 import { COLORS, type Color } from '../config/defaults.js';
 import { BundleError, loadBundle } from '../model/bundle.js';
 import type { MetricsProvider } from '../analysis/types.js';
@@ -41,6 +42,8 @@ export interface ControllerOptions {
   /** How long a loaded color may take to answer /ready. */
   readyTimeoutMs?: number;
   log?: (message: string, fields?: Record<string, unknown>) => void;
+  /** Where the controller metrics are registered (default: a registry of their own). */
+  registry?: Registry;
 }
 
 /** Options a user gives to `deploy` (everything else comes from the bundle and the defaults). */
@@ -64,7 +67,7 @@ export interface RollbackTiming {
 }
 
 export class ReleaseController {
-  readonly metrics = new ControllerMetrics();
+  readonly metrics: ControllerMetrics;
   private readonly clock: () => number;
   private live: ReleaseState | undefined;
   private chain: Promise<unknown> = Promise.resolve();
@@ -78,6 +81,7 @@ export class ReleaseController {
 
   constructor(private readonly opts: ControllerOptions) {
     this.clock = opts.clock ?? Date.now;
+    this.metrics = new ControllerMetrics(opts.registry);
   }
 
   private log(message: string, fields?: Record<string, unknown>): void {
@@ -108,6 +112,12 @@ export class ReleaseController {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.chain;
+  }
+
+  /** Stops ticking and closes the release log. */
+  async close(): Promise<void> {
+    await this.stop();
+    this.opts.store.close();
   }
 
   private async reconcileLatest(): Promise<ReleaseEvent[]> {

@@ -5,15 +5,15 @@ import { CONTROLLER_METRICS } from '../config/metric-names.js';
 import type { ReleaseState, Weights } from '../release/types.js';
 
 export class ControllerMetrics {
-  readonly registry = new Registry();
   private readonly phase: Gauge<'release_id' | 'strategy' | 'phase'>;
   private readonly releases: Counter<'strategy' | 'outcome'>;
   readonly rollbackSeconds: Histogram;
   private readonly weight: Gauge<'color'>;
   private phaseLabels?: Record<'release_id' | 'strategy' | 'phase', string>;
 
-  constructor() {
-    const registers = [this.registry];
+  /** `registry`: e.g. the control API's, so the metrics appear on its /metrics. */
+  constructor(readonly registry: Registry = new Registry()) {
+    const registers = [registry];
     this.phase = new Gauge({
       name: CONTROLLER_METRICS.releasePhase,
       help: '1 for the current phase of the current release.',

@@ -1,0 +1,230 @@
+/**
+ * Release verbs, all through the control API: `deploy`, `promote`, `abort`, `rollback`, `pause`, `resume`,
+ * `history`, `release [id]`. `deploy --wait` follows the decision log until the release ends and exits
+ * non-zero unless it succeeded.
+ */
+import path from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import type { ReleaseView } from '../control/release-routes.js';
+import { parseDuration, normalizeSteps, SpecError } from '../release/spec.js';
+import type { CheckResult, Command as ReleaseCommand, ReleaseEvent, ReleaseState } from '../release/types.js';
+import { isLive } from '../release/engine.js';
+import { ControlClient, withControlOptions, type ControlConnectionOptions } from './control-client.js';
+
+type Opts = ControlConnectionOptions & { json?: boolean };
+
+interface DeployCliOptions extends Opts {
+  strategy?: string;
+  steps?: number[];
+  shadow?: number;
+  shadowPercent?: number;
+  analysis?: number;
+  goldenMargin?: number;
+  wait?: boolean;
+  timeout: number;
+}
+
+function duration(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function steps(value: string): number[] {
+  try {
+    return normalizeSteps(value.split(',').map((s) => Number(s.trim())));
+  } catch (err) {
+    if (err instanceof SpecError) throw new InvalidArgumentError(err.message);
+    throw err;
+  }
+}
+
+function nonNegative(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a non-negative number');
+  return n;
+}
+
+function percent(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 100) throw new InvalidArgumentError('expected a whole percent from 1 to 100');
+  return n;
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+
+function formatValue(c: CheckResult): string {
+  if (c.value === null) return c.outcome;
+  const unit = c.name.startsWith('latency') ? 's' : '';
+  const shown = unit === 's' ? `${(c.value * 1000).toFixed(2)}ms` : String(Math.round(c.value * 1e4) / 1e4);
+  const limit = c.threshold === null ? '' : unit === 's' ? ` / ${(c.threshold * 1000).toFixed(2)}ms` : ` / ${c.threshold}`;
+  return `${shown}${limit}${c.outcome === 'fail' ? ' FAIL' : ''}`;
+}
+
+/** Measured checks in one line: `error-ratio 0 / 0.01, latency-p95 0.02ms / 100.00ms, ...`. */
+export function formatChecks(checks: readonly CheckResult[]): string {
+  return checks
+    .filter((c) => c.outcome !== 'skipped')
+    .map((c) => `${c.name} ${formatValue(c)}`)
+    .join(', ');
+}
+
+export function formatEvent(e: ReleaseEvent, startedAt: number): string {
+  const at = `+${seconds(e.at - startedAt)}`.padStart(8);
+  let line = `${at}  ${e.type.padEnd(21)} ${e.reason}`;
+  const checks = e.values?.checks as CheckResult[] | undefined;
+  if (checks && e.type !== 'analysis-failed') line += `\n${' '.repeat(32)}${formatChecks(checks)}`;
+  return line;
+}
+
+/** A release in a few lines, for `status` and the end of `deploy --wait`. */
+export function formatReleaseSummary(r: ReleaseState): string {
+  const { spec } = r;
+  const where = isLive(r.status)
+    ? `${r.phase}${r.phase === 'step' ? ` ${r.stepIndex + 1}/${spec.steps.length}` : ''}, ${spec.targetColor} at ${r.targetWeight}%`
+    : r.phase;
+  const lines = [
+    `release  ${spec.id}  ${spec.strategy}  ${spec.modelName} ${spec.version} -> ${spec.targetColor}  (stable ${spec.stableColor}${spec.stableVersion ? ` ${spec.stableVersion}` : ''})`,
+    `status   ${r.status.toUpperCase()} (${where})${r.reason ? `: ${r.reason}` : ''}`,
+  ];
+  if (r.lastAnalysis && isLive(r.status)) {
+    lines.push(`analysis ${r.lastAnalysis.outcome} on ${r.lastAnalysis.samples.target} requests: ${formatChecks(r.lastAnalysis.checks)}`);
+  }
+  return lines.join('\n');
+}
+
+export function formatHistory(releases: readonly ReleaseState[]): string {
+  if (releases.length === 0) return 'no releases yet';
+  const rows = releases.map((r) => [
+    r.spec.id,
+    new Date(r.createdAt).toISOString().replace('T', ' ').slice(0, 19),
+    r.spec.strategy,
+    `${r.spec.version} -> ${r.spec.targetColor}`,
+    r.status,
+    seconds(r.updatedAt - r.createdAt),
+    r.reason ?? '',
+  ]);
+  const header = ['id', 'started (UTC)', 'strategy', 'version', 'status', 'took', 'reason'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.slice().map((row) => (i === 6 ? 0 : row[i].length))));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] + 2))).join('').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+function print(opts: Opts, value: unknown, text: string): void {
+  process.stdout.write(opts.json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
+}
+
+/** Prints new events until the release ends or the timeout passes; returns its final state. */
+async function follow(client: ControlClient, id: string, opts: Opts, timeoutMs: number, shown = 0): Promise<ReleaseState> {
+  const deadline = Date.now() + timeoutMs;
+  let next = shown;
+  for (;;) {
+    const page = await client.get<{ release: ReleaseState; events: ReleaseEvent[]; next: number }>(`/api/releases/${encodeURIComponent(id)}/events?after=${next}`);
+    if (!opts.json) for (const e of page.events) process.stdout.write(`${formatEvent(e, page.release.createdAt)}\n`);
+    next = page.next;
+    if (!isLive(page.release.status)) return page.release;
+    if (Date.now() > deadline) throw new Error(`release ${id} still ${page.release.status} after ${seconds(timeoutMs)}; follow it with \`bgserve release ${id}\``);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function runDeploy(bundle: string, opts: DeployCliOptions): Promise<void> {
+  if (opts.strategy !== undefined && opts.strategy !== 'bluegreen' && opts.strategy !== 'canary') {
+    throw new InvalidArgumentError('--strategy must be bluegreen or canary');
+  }
+  const strategy = opts.strategy ?? (opts.steps ? 'canary' : undefined);
+  const body = {
+    bundle: path.resolve(bundle),
+    ...(strategy ? { strategy } : {}),
+    ...(opts.steps ? { steps: opts.steps } : {}),
+    ...(opts.shadow !== undefined ? { shadowMs: opts.shadow } : {}),
+    ...(opts.shadowPercent !== undefined ? { shadowPercent: opts.shadowPercent } : {}),
+    ...(opts.analysis !== undefined ? { analysisMs: opts.analysis } : {}),
+    ...(opts.goldenMargin !== undefined ? { goldenRmseMargin: opts.goldenMargin } : {}),
+  };
+  const client = await ControlClient.connect(opts);
+  const started = await client.post<ReleaseView>('/api/releases', body);
+  const { spec } = started.release;
+  if (!opts.wait) {
+    print(opts, started, `${formatReleaseSummary(started.release)}\nfollow it with \`bgserve release ${spec.id}\` or \`bgserve deploy ... --wait\``);
+    return;
+  }
+  if (!opts.json) process.stdout.write(`deploying ${spec.modelName} ${spec.version} (${spec.strategy}) as release ${spec.id}\n`);
+  const final = await follow(client, spec.id, opts, opts.timeout);
+  if (opts.json) {
+    const view = await client.get<ReleaseView>(`/api/releases/${encodeURIComponent(spec.id)}`);
+    print(opts, view, '');
+  } else {
+    process.stdout.write(`\n${formatReleaseSummary(final)}\n`);
+  }
+  if (final.status !== 'succeeded') process.exitCode = 2;
+}
+
+async function runCommand(command: ReleaseCommand, opts: Opts): Promise<void> {
+  const client = await ControlClient.connect(opts);
+  const view = await client.post<ReleaseView>(`/api/releases/current/${command}`, {});
+  const text = view.events.map((e) => formatEvent(e, view.release.createdAt)).join('\n');
+  print(opts, view, `${text}\n\n${formatReleaseSummary(view.release)}`);
+}
+
+const COMMAND_HELP: Record<ReleaseCommand, string> = {
+  promote: 'Skip the remaining steps and analysis of the current release: 100% to the new version now',
+  abort: 'Stop the current release: 100% back on the stable color (status aborted)',
+  rollback: 'Roll the current release back, or revert the last successful one to the warm old color',
+  pause: 'Hold the current release at its present weights (analysis stops judging)',
+  resume: 'Resume a paused release (its analysis window restarts)',
+};
+
+export function registerRelease(program: Command): void {
+  withControlOptions(
+    program
+      .command('deploy')
+      .description('Release a model bundle: load it on the idle color, check it, move traffic, judge it, promote or roll back')
+      .argument('<bundle>', 'bundle folder, e.g. models/wine-quality/1.1.0')
+      .option('--strategy <kind>', 'bluegreen (default) | canary')
+      .option('--steps <list>', 'canary weight steps in percent, e.g. 10,25,50 (100 is added; implies canary)', steps)
+      .option('--shadow <duration>', 'bluegreen: mirror live traffic to the new color for this long first, e.g. 30s', duration)
+      .option('--shadow-percent <n>', 'share of traffic mirrored during the shadow phase', percent)
+      .option('--analysis <duration>', 'analysis window per step / after the switch, e.g. 30s', duration)
+      .option('--golden-margin <rmse>', 'golden-set gate: RMSE may be worse than the stable version by at most this', nonNegative)
+      .option('--wait', 'follow the release until it ends; exit 2 unless it succeeded')
+      .option('--timeout <duration>', 'with --wait: give up following after this long', duration, 15 * 60_000)
+      .option('--json', 'print JSON'),
+  ).action(runDeploy);
+
+  for (const command of Object.keys(COMMAND_HELP) as ReleaseCommand[]) {
+    withControlOptions(program.command(command).description(COMMAND_HELP[command]).option('--json', 'print JSON')).action((opts: Opts) =>
+      runCommand(command, opts),
+    );
+  }
+
+  withControlOptions(
+    program
+      .command('history')
+      .description('Past releases, newest first')
+      .option('--limit <n>', 'how many', (v) => Number(v), 20)
+      .option('--json', 'print JSON'),
+  ).action(async (opts: Opts & { limit: number }) => {
+    const client = await ControlClient.connect(opts);
+    const { releases } = await client.get<{ releases: ReleaseState[] }>(`/api/releases?limit=${opts.limit}`);
+    print(opts, releases, formatHistory(releases));
+  });
+
+  withControlOptions(
+    program
+      .command('release')
+      .description('One release and its decision log (default: the current or latest one)')
+      .argument('[id]', 'release id', 'current')
+      .option('--follow', 'keep printing events until it ends')
+      .option('--json', 'print JSON'),
+  ).action(async (id: string, opts: Opts & { follow?: boolean }) => {
+    const client = await ControlClient.connect(opts);
+    const view = await client.get<ReleaseView>(`/api/releases/${encodeURIComponent(id)}`);
+    if (opts.json && !opts.follow) return print(opts, view, '');
+    if (!opts.json) for (const e of view.events) process.stdout.write(`${formatEvent(e, view.release.createdAt)}\n`);
+    const final = opts.follow ? await follow(client, view.release.spec.id, opts, 60 * 60_000, view.events.length) : view.release;
+    print(opts, final, `\n${formatReleaseSummary(final)}`);
+  });
+}
