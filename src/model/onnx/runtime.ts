@@ -70,12 +70,14 @@ export async function createOnnxRuntime(manifest: Manifest, dir: string, modelBy
   const scale = scalerFrom(manifest);
 
   const predict = async (rows: Float64Array, nRows: number): Promise<Float64Array> => {
-    if (rows.length !== nRows * nFeatures) {
-      throw new RangeError(`rows has ${rows.length} values, expected ${nRows} x ${nFeatures}`);
+    const size = nRows * nFeatures;
+    if (!Number.isInteger(nRows) || nRows < 0 || rows.length < size) {
+      throw new RangeError(`predict: ${rows.length} values cannot hold ${nRows} rows of ${nFeatures} features`);
     }
-    const input = new Float32Array(rows.length);
-    if (scale) scale(rows, input);
-    else input.set(rows);
+    const used = rows.length === size ? rows : rows.subarray(0, size);
+    const input = new Float32Array(size);
+    if (scale) scale(used, input);
+    else input.set(used);
     const result = await session.run({ [io.input]: new ort.Tensor('float32', input, [nRows, nFeatures]) }, [io.output]);
     const out = result[io.output];
     const data = out.data;

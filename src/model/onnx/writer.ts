@@ -104,19 +104,29 @@ export function nextFloat32(x: number, up: boolean): number {
   return asFloat[0];
 }
 
-/** The shortest decimal that rounds to the float32 x: the value a person types for that cell. */
-export function shortestDecimalOfFloat32(x: number): number {
+/** The shortest decimal that rounds to the float32 x, and its number of significant digits. */
+function shortestDecimal(x: number): { value: number; digits: number } {
   for (let p = 1; p < 9; p++) {
-    const d = Number(x.toPrecision(p));
-    if (Math.fround(d) === x) return d;
+    const value = Number(x.toPrecision(p));
+    if (Math.fround(value) === x) return { value, digits: p };
   }
-  return Number(x.toPrecision(9));
+  return { value: Number(x.toPrecision(9)), digits: 9 };
 }
 
+/** The shortest decimal that rounds to the float32 x: the value a person types for that cell. */
+export function shortestDecimalOfFloat32(x: number): number {
+  return shortestDecimal(x).value;
+}
+
+/** Bound on the float32 steps one threshold may take; real thresholds settle within a few. */
+const MAX_STEPS = 256;
+
 /**
- * Float32 thresholds, one per node (0 for leaves), that send each float32 input cell where the float64 forest
- * sends the cell's shortest decimal (see the header). Without a scaler the graph's inputs are scaled values
- * rounded to float32, and nearest rounding of the threshold is the best float32 can do.
+ * Float32 thresholds, one per node (0 for leaves), that split the Scaler's float32 outputs as the float64 forest
+ * splits typed values (see the header). The Scaler can map several neighbouring input cells onto one output
+ * (x - offset loses bits when |offset| > |x|): such a group takes the branch of its most typable member, the
+ * cell with the shortest decimal. Without a scaler the graph's inputs are scaled values rounded to float32,
+ * and nearest rounding of the threshold is the best float32 can do.
  */
 export function float32Thresholds(forest: FlatForest, scaler: OnnxForestOptions['scaler']): Float32Array {
   const out = new Float32Array(forest.threshold.length);
@@ -130,16 +140,35 @@ export function float32Thresholds(forest: FlatForest, scaler: OnnxForestOptions[
     const j = forest.feature[i];
     if (j === LEAF) continue;
     const t = forest.threshold[i];
-    const goesLeft = (cell: number) => (shortestDecimalOfFloat32(cell) - scaler.mean[j]) / scaler.std[j] <= t;
-    let cell = f32(t * scaler.std[j] + scaler.mean[j]);
-    if (!Number.isFinite(cell)) {
+    const start = f32(t * scaler.std[j] + scaler.mean[j]);
+    if (!Number.isFinite(start)) {
       out[i] = t;
       continue;
     }
-    // Start at the cell holding the raw threshold; a step or two settles it (decisions are monotone in the cell).
-    for (let step = 0; step < 64 && goesLeft(nextFloat32(cell, true)); step++) cell = nextFloat32(cell, true);
-    for (let step = 0; step < 64 && !goesLeft(cell); step++) cell = nextFloat32(cell, false);
-    out[i] = f32(f32(cell - offset[j]) * scale[j]);
+    const scaled = (cell: number) => f32(f32(cell - offset[j]) * scale[j]);
+    /** The input cells of one Scaler output, walking from `cell`; the branch of their most typable member. */
+    const group = (cell: number): { y: number; lo: number; hi: number; left: boolean } => {
+      const y = scaled(cell);
+      let lo = cell;
+      let hi = cell;
+      for (let k = 0; k < MAX_STEPS && scaled(nextFloat32(lo, false)) === y; k++) lo = nextFloat32(lo, false);
+      for (let k = 0; k < MAX_STEPS && scaled(nextFloat32(hi, true)) === y; k++) hi = nextFloat32(hi, true);
+      let best = shortestDecimal(lo);
+      for (let c = lo; c < hi; ) {
+        c = nextFloat32(c, true);
+        const d = shortestDecimal(c);
+        if (d.digits < best.digits) best = d;
+      }
+      return { y, lo, hi, left: (best.value - scaler.mean[j]) / scaler.std[j] <= t };
+    };
+    let g = group(start);
+    for (let k = 0; k < MAX_STEPS; k++) {
+      const above = group(nextFloat32(g.hi, true));
+      if (!above.left) break;
+      g = above;
+    }
+    for (let k = 0; k < MAX_STEPS && !g.left; k++) g = group(nextFloat32(g.lo, false));
+    out[i] = g.y;
   }
   return out;
 }
