@@ -40,7 +40,7 @@ export async function runUp(opts: Partial<LocalStackOptions>): Promise<void> {
   const releases = releasePlugin({
     stateDir: files.dir,
     adminTokenFile: files.adminToken,
-    log: (message) => process.stdout.write(`bgserve: ${message}\n`),
+    log: (message, fields) => process.stdout.write(`bgserve: ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`),
   });
   const stack = await startLocalStack({
     ...opts,
