@@ -1,0 +1,209 @@
+/**
+ * The Argo Rollouts variant, for scaling out: a Rollout (N replicas per version) with the blueGreen strategy
+ * switches the active Service between ReplicaSets, and AnalysisTemplates run bgserve's checks on Prometheus
+ * (release/analysis.ts semantics, thresholds from release/defaults.ts):
+ *
+ *   pre-promotion  (preview pods, no live traffic yet): a smoke Job sends the original example request to the
+ *                  preview Service and fails on any non-200; error ratio and p95/p99 latency on that traffic.
+ *   post-promotion (new pods take all traffic):         error ratio, p95/p99, p99 against the old pods'
+ *                  p99, and the shift of the mean prediction against the old pods' distribution.
+ *
+ * As in bgserve, too few samples is inconclusive (both conditions false), which pauses the rollout rather
+ * than promoting or failing it; a failed measurement aborts it and Argo scales the old version back to 100%.
+ * The old pods' figures come from a window reaching back before the switch (STABLE_WINDOW), since after a
+ * blue-green switch they serve nothing.
+ */
+import { AnalysisTemplate, Rollout } from '@kubernetes-models/argo-rollouts/argoproj.io/v1alpha1';
+import { Service } from 'kubernetes-models/v1';
+import { INSTANCE_METRICS } from '../config/metric-names.js';
+import { WINE_EXAMPLE } from '../model/wine.js';
+import { DEFAULT_ANALYSIS } from '../release/defaults.js';
+import { latencyQuantile, predictionMean, predictionQuantile, serverErrorRatio, type Scope } from '../monitoring/queries.js';
+import { APP, IMAGE, INSTANCE_PORT, SERVICE_PORT, instanceContainer, podSpec, scrapeAnnotations, serveArgs } from './common.js';
+import type { ManifestFile } from './plain.js';
+import { ROLLOUT_HASH_LABEL } from './prometheus.js';
+
+export const ROLLOUT_LABELS = { app: APP, component: 'rollout' };
+export const ACTIVE_SERVICE = `${APP}-active`;
+export const PREVIEW_SERVICE = `${APP}-preview`;
+export const SMOKE_TEMPLATE = `${APP}-smoke`;
+export const ANALYSIS_TEMPLATE = `${APP}-analysis`;
+/** Analysis window of each measurement, as bgserve's recording rules. */
+export const WINDOW = '1m';
+/** Window that reaches back before the switch, for the old pods' figures (they serve nothing after it). */
+export const STABLE_WINDOW = '10m';
+export const SMOKE_REQUESTS = 100;
+
+const latest: Scope = { window: WINDOW, matchers: `${ROLLOUT_HASH_LABEL}="{{args.latest-hash}}"` };
+const stable: Scope = { window: STABLE_WINDOW, matchers: `${ROLLOUT_HASH_LABEL}="{{args.stable-hash}}"` };
+const a = DEFAULT_ANALYSIS;
+
+/** Empty (so: inconclusive) unless the new pods answered at least minSamples requests in the window. */
+function withEnoughSamples(expr: string): string {
+  const requests = `sum(increase(${INSTANCE_METRICS.requests}{${latest.matchers}}[${WINDOW}]))`;
+  return `(${expr}) and on() (${requests} >= ${a.minSamples})`;
+}
+
+interface Check {
+  name: string;
+  query: string;
+  /** The measurement passes when result[0] <= limit, fails when above; no result is inconclusive. */
+  limit: number;
+}
+
+const errorRatio: Check = { name: 'error-ratio', query: withEnoughSamples(serverErrorRatio(latest)), limit: a.maxErrorRatio };
+const p95: Check = { name: 'latency-p95', query: withEnoughSamples(latencyQuantile(0.95, latest)), limit: a.maxP95Seconds };
+const p99: Check = { name: 'latency-p99', query: withEnoughSamples(latencyQuantile(0.99, latest)), limit: a.maxP99Seconds };
+/** New p99 minus what bgserve allows relative to the old pods (ratio x old p99 + slack): passes at <= 0. */
+const p99VsStable: Check = {
+  name: 'latency-p99-vs-stable',
+  query: withEnoughSamples(`${latencyQuantile(0.99, latest)} - (${latencyQuantile(0.99, stable)} * ${a.maxLatencyRatio} + ${a.latencySlackSeconds})`),
+  limit: 0,
+};
+/**
+ * |mean(new) - mean(old)| in units of the old predictions' spread. Histograms keep no squares, so the spread is
+ * estimated as half the 16th-84th percentile range (one standard deviation for a normal shape), floored at
+ * minPredictionStd as bgserve does.
+ */
+const meanShift: Check = {
+  name: 'prediction-mean-shift',
+  query: withEnoughSamples(
+    `abs(${predictionMean(latest)} - ${predictionMean(stable)}) / clamp_min((${predictionQuantile(0.84, stable)} - ${predictionQuantile(0.16, stable)}) / 2, ${a.minPredictionStd})`,
+  ),
+  limit: a.maxMeanShiftStd,
+};
+
+function prometheusMetric(check: Check, opts: { interval: string; count: number; initialDelay?: string }) {
+  return {
+    name: check.name,
+    interval: opts.interval,
+    count: opts.count,
+    ...(opts.initialDelay ? { initialDelay: opts.initialDelay } : {}),
+    failureLimit: 0,
+    // Inconclusive measurements pause the rollout after this many (bgserve: wait, then pause).
+    inconclusiveLimit: 3,
+    successCondition: `len(result) > 0 && result[0] <= ${check.limit}`,
+    failureCondition: `len(result) > 0 && result[0] > ${check.limit}`,
+    provider: { prometheus: { address: '{{args.prometheus-address}}', query: check.query } },
+  };
+}
+
+const templateArgs = [
+  { name: 'latest-hash' },
+  { name: 'stable-hash' },
+  { name: 'prometheus-address', value: 'http://prometheus:9090' },
+];
+
+/** A node one-liner (the image has node, not curl): the original example, SMOKE_REQUESTS times, all 200. */
+export function smokeScript(): string {
+  return [
+    `const body = JSON.stringify(${JSON.stringify(WINE_EXAMPLE)});`,
+    `const url = process.env.PREDICT_URL;`,
+    `(async () => {`,
+    `  for (let i = 0; i < ${SMOKE_REQUESTS}; i++) {`,
+    `    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });`,
+    `    const out = await res.json().catch(() => ({}));`,
+    `    if (res.status !== 200 || !Number.isFinite(out.prediction)) throw new Error('request ' + i + ': ' + res.status + ' ' + JSON.stringify(out));`,
+    `  }`,
+    `  console.log('smoke: ${SMOKE_REQUESTS} predictions answered');`,
+    `})().catch((err) => { console.error(String(err)); process.exit(1); });`,
+  ].join('\n');
+}
+
+export function smokeTemplate(): AnalysisTemplate {
+  return new AnalysisTemplate({
+    metadata: { name: SMOKE_TEMPLATE, labels: { app: APP } },
+    spec: {
+      args: templateArgs,
+      metrics: [
+        {
+          name: 'smoke',
+          provider: {
+            job: {
+              spec: {
+                backoffLimit: 0,
+                template: {
+                  spec: {
+                    restartPolicy: 'Never',
+                    securityContext: { runAsNonRoot: true, runAsUser: 1000 },
+                    containers: [
+                      {
+                        name: 'smoke',
+                        image: IMAGE,
+                        command: ['node', '-e', smokeScript()],
+                        env: [{ name: 'PREDICT_URL', value: `http://${PREVIEW_SERVICE}:${SERVICE_PORT}/predict` }],
+                        resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } },
+                      },
+                    ],
+                  },
+                },
+              },
+            },
+          },
+        },
+        // After the smoke traffic has landed in Prometheus (scrape every 5 s).
+        ...[errorRatio, p95, p99].map((c) => prometheusMetric(c, { interval: '15s', count: 2, initialDelay: '30s' })),
+      ],
+    },
+  });
+}
+
+export function analysisTemplate(): AnalysisTemplate {
+  return new AnalysisTemplate({
+    metadata: { name: ANALYSIS_TEMPLATE, labels: { app: APP } },
+    spec: {
+      args: templateArgs,
+      // Six measurements 10 s apart: a one-minute post-switch window, as bgserve's default analysis length.
+      metrics: [errorRatio, p95, p99, p99VsStable, meanShift].map((c) => prometheusMetric(c, { interval: '10s', count: 6, initialDelay: '20s' })),
+    },
+  });
+}
+
+const hashArgs = [
+  { name: 'latest-hash', valueFrom: { podTemplateHashValue: 'Latest' } },
+  { name: 'stable-hash', valueFrom: { podTemplateHashValue: 'Stable' } },
+];
+
+export function rollout(): Rollout {
+  return new Rollout({
+    metadata: { name: APP, labels: ROLLOUT_LABELS },
+    spec: {
+      replicas: 3,
+      revisionHistoryLimit: 3,
+      selector: { matchLabels: ROLLOUT_LABELS },
+      template: {
+        metadata: { labels: ROLLOUT_LABELS, annotations: scrapeAnnotations(INSTANCE_PORT) },
+        // No admin API: a new model version is a new pod template (image or bundle), rolled out by Argo.
+        spec: podSpec([instanceContainer(serveArgs({ admin: false }), { admin: false })], { admin: false }),
+      },
+      strategy: {
+        blueGreen: {
+          activeService: ACTIVE_SERVICE,
+          previewService: PREVIEW_SERVICE,
+          previewReplicaCount: 1,
+          autoPromotionEnabled: true,
+          prePromotionAnalysis: { templates: [{ templateName: SMOKE_TEMPLATE }], args: hashArgs },
+          postPromotionAnalysis: { templates: [{ templateName: ANALYSIS_TEMPLATE }], args: hashArgs },
+          // Keep the old ReplicaSet up for ten minutes: an aborted post-promotion analysis switches back at once.
+          scaleDownDelaySeconds: 600,
+          abortScaleDownDelaySeconds: 30,
+        },
+      },
+    },
+  });
+}
+
+function rolloutService(name: string): Service {
+  return new Service({
+    metadata: { name, labels: { app: APP } },
+    // Argo Rollouts adds the ReplicaSet's pod-template hash to this selector.
+    spec: { selector: ROLLOUT_LABELS, ports: [{ name: 'http', port: SERVICE_PORT, targetPort: 'http' }] },
+  });
+}
+
+export function argoManifests(): ManifestFile[] {
+  return [
+    { file: 'argo/rollout.yaml', objects: [rollout(), rolloutService(ACTIVE_SERVICE), rolloutService(PREVIEW_SERVICE)] },
+    { file: 'argo/analysis.yaml', objects: [smokeTemplate(), analysisTemplate()] },
+  ];
+}
