@@ -1,81 +1,117 @@
-import { type FlatForest, LEAF, deserializeForest } from './forest.js';
+import { type FlatForest, LEAF, deserializeForest, predictScaledRow } from './forest.js';
 import type { ModelRuntime, Preprocessing } from './types.js';
 
 /**
- * The forest re-laid for fast traversal. 16 bytes per node in one buffer, so a visited node costs one cache
- * line: f64 slot 2i = threshold, i32 slot 4i+2 = feature, i32 slot 4i+3 = distance of the right child from the
- * left one. Trees are renumbered in preorder, so the left child is i + 1 and the right one i + 1 + distance.
- * A leaf has threshold -Infinity and distance -1: every (finite) x goes "right" onto the leaf itself, so a walk
- * can take a fixed number of steps (the tree's depth) with no leaf test and no data-dependent branch, which
- * matters more than the wasted steps: a mispredicted branch per node costs more than the node.
+ * The forest compiled for fast, exact traversal.
+ *
+ * Thresholds become integer bins: per feature, the sorted distinct thresholds T; a value x gets the bin
+ * lowerBound(T, x) (the first k with x <= T[k]), and x <= T[k] holds exactly when bin(x) <= k. So each row is
+ * binned once (one binary search per feature) and every node test is an integer comparison.
+ *
+ * Each node is one int32: right-child distance (high bits, signed) | threshold bin + 1 | feature (low bits).
+ * Trees are renumbered in preorder so the left child is i + 1 and the right one i + 1 + distance. A leaf is
+ * bin field 0 and distance -1: every row goes "right" onto the leaf itself, and its word is negative. Walks
+ * step with masks instead of branches (a mispredicted branch per node costs more than the node) and walk four
+ * trees (one row) or four rows (a batch, tree by tree) at once so the CPU overlaps their loads; a group stops
+ * when all four words are negative, i.e. all four walks sit on leaves.
  */
-interface PackedForest {
+export interface CompiledForest {
   nTrees: number;
+  nFeatures: number;
   roots: Int32Array;
-  /** Depth of each tree (steps from the root to its deepest leaf). */
+  /** Depth of each tree: an upper bound on the steps of any walk. */
   depths: Int32Array;
-  f64: Float64Array;
-  i32: Int32Array;
+  nodes: Int32Array;
   leafValue: Float64Array;
+  /** Sorted distinct thresholds per feature. */
+  cuts: Float64Array[];
+  featureBits: number;
+  binBits: number;
 }
 
-function pack(forest: FlatForest): PackedForest {
+const bitsFor = (maxValue: number): number => Math.max(1, Math.ceil(Math.log2(maxValue + 1)));
+
+/** Compiles a forest, or returns null when it does not fit 32-bit node words (the caller then walks it plainly). */
+export function compileForest(forest: FlatForest): CompiledForest | null {
   const n = forest.treeOffsets[forest.nTrees];
-  const buffer = new ArrayBuffer(16 * n);
-  const f64 = new Float64Array(buffer);
-  const i32 = new Int32Array(buffer);
+  const nf = forest.nFeatures;
+  const sets = Array.from({ length: nf }, () => new Set<number>());
+  for (let i = 0; i < n; i++) if (forest.feature[i] !== LEAF) sets[forest.feature[i]].add(forest.threshold[i]);
+  const cuts = sets.map((s) => Float64Array.from(s).sort());
+  let maxDistance = 0;
+  for (let t = 0; t < forest.nTrees; t++) maxDistance = Math.max(maxDistance, forest.treeOffsets[t + 1] - forest.treeOffsets[t]);
+  const featureBits = bitsFor(nf - 1);
+  const binBits = bitsFor(Math.max(...cuts.map((c) => c.length))); // bin + 1, 0 reserved for leaves
+  const distanceBits = 32 - featureBits - binBits;
+  if (distanceBits < 2 || maxDistance >= 2 ** (distanceBits - 1)) return null;
+
+  const nodes = new Int32Array(n);
   const leafValue = new Float64Array(n);
   const roots = new Int32Array(forest.nTrees);
   const depths = new Int32Array(forest.nTrees);
+  const distanceShift = featureBits + binBits;
   let next = 0;
-  // Pending nodes: old index, slot where the parent wants this node's distance (-1: left child or root), depth.
+  // Pending nodes as triples: old index, new index of the parent whose right child it is (-1: none), depth.
   const stack: number[] = [];
   for (let t = 0; t < forest.nTrees; t++) {
     roots[t] = next;
     stack.push(forest.treeOffsets[t], -1, 0);
     while (stack.length) {
       const depth = stack.pop()!;
-      const slot = stack.pop()!;
+      const parent = stack.pop()!;
       const old = stack.pop()!;
       const i = next++;
-      if (slot >= 0) i32[slot] = i - ((slot - 3) / 4 + 1);
+      if (parent >= 0) nodes[parent] |= (i - parent - 1) << distanceShift;
       if (depth > depths[t]) depths[t] = depth;
-      if (forest.feature[old] === LEAF) {
-        f64[2 * i] = -Infinity;
-        i32[4 * i + 2] = 0;
-        i32[4 * i + 3] = -1;
+      const f = forest.feature[old];
+      if (f === LEAF) {
+        nodes[i] = -1 << distanceShift;
         leafValue[i] = forest.value[old];
       } else {
-        f64[2 * i] = forest.threshold[old];
-        i32[4 * i + 2] = forest.feature[old];
+        nodes[i] = ((lowerBound(cuts[f], forest.threshold[old]) + 1) << featureBits) | f;
         // Right is pushed first so that left is popped next and lands at i + 1.
-        stack.push(forest.right[old], 4 * i + 3, depth + 1);
+        stack.push(forest.right[old], i, depth + 1);
         stack.push(forest.left[old], -1, depth + 1);
       }
     }
   }
-  return { nTrees: forest.nTrees, roots, depths, f64, i32, leafValue };
+  return { nTrees: forest.nTrees, nFeatures: nf, roots, depths, nodes, leafValue, cuts, featureBits, binBits };
+}
+
+/** First k with x <= sorted[k] (sorted.length when none). */
+function lowerBound(sorted: Float64Array, x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /**
- * The native tree-ensemble runtime: standard scaling then forest traversal over typed arrays.
+ * The native tree-ensemble runtime: standard scaling, then forest traversal over typed arrays.
  *
- * Exactness: scaling is the trainer's arithmetic, (x - mean) / scale in float64, a step goes right exactly when
- * x <= threshold is false, and each row sums its trees in tree order before dividing by their number, so
- * predictions equal the trainer's (predictScaledRow) bit for bit.
- *
- * Speed: the walks of several independent trees (one row) or rows (a batch, tree by tree so one tree stays in
- * cache) are interleaved four at a time, so the CPU overlaps their dependent loads.
+ * Exactness: scaling is the trainer's arithmetic, (x - mean) / scale in float64; the bin test is equivalent to
+ * x <= threshold; each row sums its trees in tree order before dividing by their number. So predictions equal
+ * the trainer's (predictScaledRow) bit for bit.
  */
 export class NativeForestRuntime implements ModelRuntime {
   readonly kind = 'native-forest' as const;
   readonly nFeatures: number;
-  private readonly packed: PackedForest;
+  /** 'compiled' normally; 'plain' for a forest too large for 32-bit node words. */
+  readonly layout: 'compiled' | 'plain';
+  private readonly compiled: CompiledForest | null;
   private readonly mean: Float64Array;
   private readonly scale: Float64Array;
   private scaled: Float64Array;
+  private bins: Int32Array;
 
-  constructor(forest: FlatForest, preprocessing: Preprocessing) {
+  constructor(
+    private readonly forest: FlatForest,
+    preprocessing: Preprocessing,
+  ) {
     const nf = forest.nFeatures;
     this.nFeatures = nf;
     if (preprocessing.kind === 'standard-scaler') {
@@ -88,8 +124,10 @@ export class NativeForestRuntime implements ModelRuntime {
       this.mean = new Float64Array(nf);
       this.scale = new Float64Array(nf).fill(1);
     }
-    this.packed = pack(forest);
+    this.compiled = compileForest(forest);
+    this.layout = this.compiled ? 'compiled' : 'plain';
     this.scaled = new Float64Array(nf * 64);
+    this.bins = new Int32Array(nf * 64);
   }
 
   /** Builds the runtime from forest.bin bytes. */
@@ -102,23 +140,27 @@ export class NativeForestRuntime implements ModelRuntime {
     if (!Number.isInteger(nRows) || nRows < 0 || rows.length < nRows * nf) {
       throw new RangeError(`predict: ${rows.length} values cannot hold ${nRows} rows of ${nf} features`);
     }
-    if (this.scaled.length < nRows * nf) this.scaled = new Float64Array(nRows * nf);
+    if (this.scaled.length < nRows * nf) {
+      this.scaled = new Float64Array(nRows * nf);
+      this.bins = new Int32Array(nRows * nf);
+    }
     this.scaleInto(rows, nRows);
     const out = new Float64Array(nRows);
-    if (nRows < 8) {
-      for (let r = 0; r < nRows; r++) out[r] = this.sumOneRow(r * nf);
-    } else {
-      this.sumBatch(nRows, out);
+    const c = this.compiled;
+    if (c === null) {
+      for (let r = 0; r < nRows; r++) out[r] = predictScaledRow(this.forest, this.scaled, r * nf);
+      return out;
     }
-    const nTrees = this.packed.nTrees;
-    for (let r = 0; r < nRows; r++) out[r] /= nTrees;
+    this.binInto(c, nRows);
+    if (nRows < 8) {
+      for (let r = 0; r < nRows; r++) out[r] = this.sumOneRow(c, r * nf);
+    } else {
+      this.sumBatch(c, nRows, out);
+    }
+    for (let r = 0; r < nRows; r++) out[r] /= c.nTrees;
     return out;
   }
 
-  /**
-   * Scales rows into this.scaled. NaN is refused (no split can place it); an infinite scaled value is clamped to
-   * ±MAX_VALUE, which compares with every (finite) threshold exactly as the infinity would.
-   */
   private scaleInto(rows: Float64Array, nRows: number): void {
     const nf = this.nFeatures;
     const x = this.scaled;
@@ -126,20 +168,30 @@ export class NativeForestRuntime implements ModelRuntime {
     for (let r = 0; r < nRows; r++) {
       const o = r * nf;
       for (let j = 0; j < nf; j++) {
-        let v = (rows[o + j] - mean[j]) / scale[j];
-        if (v - v !== 0) {
-          if (Number.isNaN(v)) throw new RangeError(`predict: row ${r}, feature ${j} is NaN`);
-          v = v > 0 ? Number.MAX_VALUE : -Number.MAX_VALUE;
-        }
+        const v = (rows[o + j] - mean[j]) / scale[j];
+        // No split can place NaN (the callers validate inputs; this guards the contract).
+        if (v !== v) throw new RangeError(`predict: row ${r}, feature ${j} is NaN`);
         x[o + j] = v;
       }
     }
   }
 
-  /** Sum of the trees' leaf values for the scaled row at offset o, four trees walked at once. */
-  private sumOneRow(o: number): number {
-    const { roots, depths, f64, i32, leafValue, nTrees } = this.packed;
+  private binInto(c: CompiledForest, nRows: number): void {
+    const nf = this.nFeatures;
     const x = this.scaled;
+    const b = this.bins;
+    for (let r = 0; r < nRows; r++) {
+      for (let j = 0; j < nf; j++) b[r * nf + j] = lowerBound(c.cuts[j], x[r * nf + j]);
+    }
+  }
+
+  /** Sum of the trees' leaf values for the binned row at offset o, four trees walked at once. */
+  private sumOneRow(c: CompiledForest, o: number): number {
+    const { roots, depths, nodes, leafValue, nTrees, featureBits: fb } = c;
+    const fMask = (1 << fb) - 1;
+    const bMask = (1 << c.binBits) - 1;
+    const ds = fb + c.binBits;
+    const b = this.bins;
     let sum = 0;
     let t = 0;
     for (; t + 3 < nTrees; t += 4) {
@@ -149,33 +201,46 @@ export class NativeForestRuntime implements ModelRuntime {
       let i3 = roots[t + 3];
       const d = Math.max(depths[t], depths[t + 1], depths[t + 2], depths[t + 3]);
       for (let s = 0; s < d; s++) {
-        // -(x > t) is -1 or -0: as a mask it selects the right-child distance without a branch.
-        i0 = i0 + 1 + (i32[4 * i0 + 3] & -(x[o + i32[4 * i0 + 2]] > f64[2 * i0]));
-        i1 = i1 + 1 + (i32[4 * i1 + 3] & -(x[o + i32[4 * i1 + 2]] > f64[2 * i1]));
-        i2 = i2 + 1 + (i32[4 * i2 + 3] & -(x[o + i32[4 * i2 + 2]] > f64[2 * i2]));
-        i3 = i3 + 1 + (i32[4 * i3 + 3] & -(x[o + i32[4 * i3 + 2]] > f64[2 * i3]));
+        const w0 = nodes[i0];
+        const w1 = nodes[i1];
+        const w2 = nodes[i2];
+        const w3 = nodes[i3];
+        if ((w0 & w1 & w2 & w3) < 0) break;
+        // (bin field - 1 - bin(x)) >> 31 is -1 when x > threshold: it masks in the right-child distance.
+        i0 += 1 + ((w0 >> ds) & ((((w0 >>> fb) & bMask) - 1 - b[o + (w0 & fMask)]) >> 31));
+        i1 += 1 + ((w1 >> ds) & ((((w1 >>> fb) & bMask) - 1 - b[o + (w1 & fMask)]) >> 31));
+        i2 += 1 + ((w2 >> ds) & ((((w2 >>> fb) & bMask) - 1 - b[o + (w2 & fMask)]) >> 31));
+        i3 += 1 + ((w3 >> ds) & ((((w3 >>> fb) & bMask) - 1 - b[o + (w3 & fMask)]) >> 31));
       }
       sum += leafValue[i0];
       sum += leafValue[i1];
       sum += leafValue[i2];
       sum += leafValue[i3];
     }
-    for (; t < nTrees; t++) sum += leafValue[this.walk(t, o)];
+    for (; t < nTrees; t++) sum += leafValue[this.walk(c, t, o)];
     return sum;
   }
 
-  private walk(t: number, o: number): number {
-    const { roots, depths, f64, i32 } = this.packed;
-    const x = this.scaled;
-    let i = roots[t];
-    for (let s = depths[t]; s > 0; s--) i = i + 1 + (i32[4 * i + 3] & -(x[o + i32[4 * i + 2]] > f64[2 * i]));
+  private walk(c: CompiledForest, t: number, o: number): number {
+    const { nodes, featureBits: fb } = c;
+    const fMask = (1 << fb) - 1;
+    const bMask = (1 << c.binBits) - 1;
+    const ds = fb + c.binBits;
+    const b = this.bins;
+    let i = c.roots[t];
+    for (let w = nodes[i]; w >= 0; w = nodes[i]) {
+      i += 1 + ((w >> ds) & ((((w >>> fb) & bMask) - 1 - b[o + (w & fMask)]) >> 31));
+    }
     return i;
   }
 
   /** Adds every tree's leaf value to out[r], tree by tree, four rows walked at once. */
-  private sumBatch(nRows: number, out: Float64Array): void {
-    const { roots, depths, f64, i32, leafValue, nTrees } = this.packed;
-    const x = this.scaled;
+  private sumBatch(c: CompiledForest, nRows: number, out: Float64Array): void {
+    const { roots, depths, nodes, leafValue, nTrees, featureBits: fb } = c;
+    const fMask = (1 << fb) - 1;
+    const bMask = (1 << c.binBits) - 1;
+    const ds = fb + c.binBits;
+    const b = this.bins;
     const nf = this.nFeatures;
     const blocked = nRows - (nRows % 4);
     for (let t = 0; t < nTrees; t++) {
@@ -191,17 +256,22 @@ export class NativeForestRuntime implements ModelRuntime {
         let i2 = root;
         let i3 = root;
         for (let s = 0; s < d; s++) {
-          i0 = i0 + 1 + (i32[4 * i0 + 3] & -(x[o0 + i32[4 * i0 + 2]] > f64[2 * i0]));
-          i1 = i1 + 1 + (i32[4 * i1 + 3] & -(x[o1 + i32[4 * i1 + 2]] > f64[2 * i1]));
-          i2 = i2 + 1 + (i32[4 * i2 + 3] & -(x[o2 + i32[4 * i2 + 2]] > f64[2 * i2]));
-          i3 = i3 + 1 + (i32[4 * i3 + 3] & -(x[o3 + i32[4 * i3 + 2]] > f64[2 * i3]));
+          const w0 = nodes[i0];
+          const w1 = nodes[i1];
+          const w2 = nodes[i2];
+          const w3 = nodes[i3];
+          if ((w0 & w1 & w2 & w3) < 0) break;
+          i0 += 1 + ((w0 >> ds) & ((((w0 >>> fb) & bMask) - 1 - b[o0 + (w0 & fMask)]) >> 31));
+          i1 += 1 + ((w1 >> ds) & ((((w1 >>> fb) & bMask) - 1 - b[o1 + (w1 & fMask)]) >> 31));
+          i2 += 1 + ((w2 >> ds) & ((((w2 >>> fb) & bMask) - 1 - b[o2 + (w2 & fMask)]) >> 31));
+          i3 += 1 + ((w3 >> ds) & ((((w3 >>> fb) & bMask) - 1 - b[o3 + (w3 & fMask)]) >> 31));
         }
         out[r] += leafValue[i0];
         out[r + 1] += leafValue[i1];
         out[r + 2] += leafValue[i2];
         out[r + 3] += leafValue[i3];
       }
-      for (let r = blocked; r < nRows; r++) out[r] += leafValue[this.walk(t, r * nf)];
+      for (let r = blocked; r < nRows; r++) out[r] += leafValue[this.walk(c, t, r * nf)];
     }
   }
 }

@@ -62,6 +62,7 @@ describe('NativeForestRuntime', () => {
       value: Float64Array.from([0, 1, 2, 0, 0, 10, 20, 30]),
     };
     const rt = new NativeForestRuntime(forest, { kind: 'none' });
+    expect(rt.layout).toBe('compiled');
     const cases: [number, number, number][] = [
       [0.5, 0, (1 + 20) / 2],
       [-1, -3, (1 + 10) / 2],
@@ -72,14 +73,63 @@ describe('NativeForestRuntime', () => {
     expect(Array.from(rt.predict(batch, 10))).toEqual(Array.from({ length: 10 }, (_, k) => cases[k % 3][2]));
   });
 
-  it('clamps infinities like the <= rule, refuses NaN and short input', async () => {
+  it('walks a forest too large for 32-bit node words plainly, and a deep one compiled, both exact', () => {
+    const complete = (depth: number): FlatForest => {
+      // A complete tree over feature 0 whose thresholds are the in-order ranks: leaf value = bucket of x.
+      const feature: number[] = [];
+      const threshold: number[] = [];
+      const left: number[] = [];
+      const right: number[] = [];
+      const value: number[] = [];
+      const build = (lo: number, hi: number): number => {
+        const i = value.length;
+        feature.push(LEAF);
+        threshold.push(0);
+        left.push(-1);
+        right.push(-1);
+        value.push(lo);
+        if (hi - lo > 1) {
+          const mid = (lo + hi) >> 1;
+          feature[i] = 0;
+          threshold[i] = mid - 0.5;
+          left[i] = build(lo, mid);
+          right[i] = build(mid, hi);
+        }
+        return i;
+      };
+      build(0, 2 ** depth);
+      return {
+        nTrees: 1,
+        nFeatures: 1,
+        treeOffsets: Int32Array.from([0, value.length]),
+        feature: Int32Array.from(feature),
+        threshold: Float64Array.from(threshold),
+        left: Int32Array.from(left),
+        right: Int32Array.from(right),
+        value: Float64Array.from(value),
+      };
+    };
+    for (const [depth, layout] of [
+      [16, 'plain'],
+      [10, 'compiled'],
+    ] as const) {
+      const forest = complete(depth);
+      const rt = new NativeForestRuntime(forest, { kind: 'none' });
+      expect(rt.layout).toBe(layout);
+      const xs = Float64Array.from({ length: 200 }, (_, k) => (k * 7919) % 2 ** depth + (k % 3) * 0.25 - 0.5);
+      const got = rt.predict(xs, xs.length);
+      xs.forEach((x, k) => expect(got[k]).toBe(Math.min(2 ** depth - 1, Math.max(0, Math.ceil(x - 0.5)))));
+    }
+  });
+
+  it('handles infinities like the <= rule, refuses NaN and short input', async () => {
     const { forest, mean, scale } = await committedForest();
     const rt = new NativeForestRuntime(forest, { kind: 'standard-scaler', mean, scale });
     const nf = forest.nFeatures;
-    const huge = new Float64Array(nf).fill(1e308);
-    const inf = new Float64Array(nf).fill(Infinity);
-    expect(rt.predict(inf, 1)[0]).toBe(rt.predict(huge, 1)[0]);
-    expect(rt.predict(inf, 1)[0]).toBe(reference(forest, mean, scale, inf, 1)[0]);
+    for (const v of [Infinity, -Infinity, 1e308, -1e308]) {
+      const row = new Float64Array(nf).fill(v);
+      expect(rt.predict(row, 1)[0]).toBe(reference(forest, mean, scale, row, 1)[0]);
+    }
     const withNaN = new Float64Array(nf).fill(1);
     withNaN[3] = NaN;
     expect(() => rt.predict(withNaN, 1)).toThrow(/row 0, feature 3 is NaN/);
