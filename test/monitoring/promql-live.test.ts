@@ -1,12 +1,13 @@
 /**
- * Every PromQL expression of the committed rules and dashboard, run against a real Prometheus scraping real
- * blue and green instances under bounded load (with some bad requests).
+ * Every PromQL expression of the committed rules and dashboard, run against a real Prometheus scraping a real
+ * local stack (`bgserve up`: blue and green instances, the embedded router, the control API) under bounded
+ * load through the router to both colors (with some bad requests).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COLORS, DEFAULT_BUNDLE, type Color } from '../../src/config/defaults.js';
+import { COLORS, PREVIEW_HEADER, type Color } from '../../src/config/defaults.js';
 import { CONTROLLER_METRICS, ROUTER_METRICS } from '../../src/config/metric-names.js';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import { startLocalPrometheus, type LocalPrometheus } from '../../src/monitoring/local-prometheus.js';
@@ -19,12 +20,22 @@ import { dashboardExpressions, ruleExpressions, withGrafanaVariables, type Expre
 const BAD_EVERY = 10;
 const LOAD_DEADLINE_MS = 40_000;
 
+const CONTROL_METRICS: string[] = [...Object.values(ROUTER_METRICS), ...Object.values(CONTROLLER_METRICS)];
 /** Router and controller metrics, and the control API's own target (alone: the instance-down alert watches both jobs). */
-const CONTROL_NAMES = [...Object.values(ROUTER_METRICS), ...Object.values(CONTROLLER_METRICS), `job="${JOBS.control}"`];
+const CONTROL_NAMES = [...CONTROL_METRICS, `job="${JOBS.control}"`];
 
 /** Expressions about the router or the controller: their data comes from the control API. */
 function isControlExpression(expr: string): boolean {
   return CONTROL_NAMES.some((name) => expr.includes(name));
+}
+
+/** Metric family names with at least one sample in a Prometheus text exposition (histogram suffixes folded). */
+function exportedMetrics(text: string): Set<string> {
+  const names = text
+    .split('\n')
+    .filter((line) => line !== '' && !line.startsWith('#'))
+    .map((line) => line.split(/[{ ]/)[0].replace(/_(bucket|sum|count)$/, ''));
+  return new Set(names);
 }
 
 function describeResult(r: InstantResult): string {
@@ -48,24 +59,28 @@ function hasDataForItsColors(expr: string, r: InstantResult): boolean {
 }
 
 describe('PromQL catalogue against a real Prometheus and real instances', () => {
-  const instances = new Map<Color, { url: string; proc: Started }>();
+  let stack: Started | undefined;
+  const urls = { router: '', control: '', blue: '', green: '' };
   let prom: LocalPrometheus | undefined;
   let dataDir: string;
+  /** Metric names the control API exports with at least one sample. */
+  let controlExported = new Set<string>();
   let instanceExprs: Expression[] = [];
   let controlExprs: Expression[] = [];
   /** Alert conditions are empty while all is well: Prometheus must accept them, their values must have data. */
   let alertConditions: Expression[] = [];
   const sent = { good: 0, bad: 0, failed: 0 };
 
-  async function load(url: string, signal: AbortSignal): Promise<void> {
+  async function load(color: Color, signal: AbortSignal): Promise<void> {
     let n = 0;
     while (!signal.aborted) {
       const bad = ++n % BAD_EVERY === 0;
       const body = bad ? { ...WINE_EXAMPLE, alcohol: 'lots' } : WINE_EXAMPLE;
       try {
-        const res = await fetch(`${url}/predict`, {
+        // Through the router, to one color by the preview header: router and instance metrics both move.
+        const res = await fetch(`${urls.router}/predict`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', [PREVIEW_HEADER]: color },
           body: JSON.stringify(body),
           signal,
         });
@@ -93,40 +108,51 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
     instanceExprs = all.filter((e) => !isControlExpression(e.expr));
     controlExprs = all.filter((e) => isControlExpression(e.expr));
 
-    for (const color of COLORS) {
-      const port = await freePort();
-      const proc = startCli(['serve', '--bundle', DEFAULT_BUNDLE, '--color', color, '--port', String(port), '--log-level', 'warn']);
-      instances.set(color, { url: `http://127.0.0.1:${port}`, proc });
-    }
-    await Promise.all([...instances.values()].map((i) => waitForHttp(`${i.url}/ready`, { proc: i.proc, timeoutMs: 30_000 })));
-
     dataDir = await mkdtemp(path.join(tmpdir(), 'bgserve-promql-live-'));
+    const ports = { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort() };
+    for (const key of Object.keys(ports) as Array<keyof typeof ports>) urls[key] = `http://127.0.0.1:${ports[key]}`;
+    stack = startCli([
+      'up',
+      '--port', String(ports.router),
+      '--blue-port', String(ports.blue),
+      '--green-port', String(ports.green),
+      '--control-port', String(ports.control),
+      '--state-dir', path.join(dataDir, 'stack'),
+    ]);
+    await waitForHttp(`${urls.control}/healthz`, { proc: stack, timeoutMs: 60_000 });
+    await Promise.all(COLORS.map((c) => waitForHttp(`${urls[c]}/ready`, { proc: stack, timeoutMs: 30_000 })));
+
     prom = await startLocalPrometheus({
       port: await freePort(),
-      dataDir,
+      dataDir: path.join(dataDir, 'prometheus'),
       scrapeInterval: '1s',
-      targets: { instances: COLORS.map((color) => ({ color, address: new URL(instances.get(color)!.url).host })) },
+      targets: {
+        instances: COLORS.map((color) => ({ color, address: `127.0.0.1:${ports[color]}` })),
+        control: `127.0.0.1:${ports.control}`,
+      },
     });
 
     // Load both colors until every instance expression has data for both colors (or the deadline passes).
     const stopLoad = new AbortController();
-    const loaders = [...instances.values()].flatMap((i) => [load(i.url, stopLoad.signal), load(i.url, stopLoad.signal)]);
+    const loaders = COLORS.flatMap((c) => [load(c, stopLoad.signal), load(c, stopLoad.signal)]);
     const deadline = Date.now() + LOAD_DEADLINE_MS;
     try {
       while (Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 1_000));
         const results = await Promise.all(instanceExprs.map((e) => queryInstant(prom!.url, e.expr)));
-        if (results.every((r, i) => hasDataForItsColors(instanceExprs[i].expr, r))) break;
+        const up = await queryInstant(prom!.url, `up{job="${JOBS.control}"} == 1`);
+        if (results.every((r, i) => hasDataForItsColors(instanceExprs[i].expr, r)) && up.status === 'success' && up.samples.length === 1) break;
       }
     } finally {
       stopLoad.abort();
       await Promise.allSettled(loaders);
     }
+    controlExported = exportedMetrics(await (await fetch(`${urls.control}/metrics`)).text());
   }, 120_000);
 
   afterAll(async () => {
     await prom?.stop();
-    await Promise.all([...instances.values()].map((i) => stopProcess(i.proc)));
+    if (stack) await stopProcess(stack, 15_000);
     await stopAll();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
@@ -163,6 +189,23 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
     }
   });
 
+  it('every router and controller expression whose metrics the control API exports returns data', async () => {
+    // The router's metrics exist from the start; release metrics appear once a release has run.
+    expect(controlExported).toContain(ROUTER_METRICS.requests);
+    const checked: string[] = [];
+    const failures: string[] = [];
+    for (const e of controlExprs) {
+      const used = CONTROL_METRICS.filter((m) => e.expr.includes(m));
+      // A comparison against zero (e.g. "releases finished > 0") is legitimately empty while nothing happens.
+      if (!used.every((m) => controlExported.has(m)) || / > 0$/.test(e.expr)) continue;
+      checked.push(e.source);
+      const r = await queryInstant(prom!.url, e.expr);
+      if (!hasDataForItsColors(e.expr, r)) failures.push(`${e.source}: ${e.expr}\n  -> ${describeResult(r)}`);
+    }
+    expect(failures, failures.join('\n')).toEqual([]);
+    expect(checked).toEqual(expect.arrayContaining(['panel Traffic by color / B', 'panel Weights / B', 'panel Targets up / B']));
+  });
+
   it('measures what the load did: one request in ten rejected, none failing on the server', async () => {
     const ratio = await queryInstant(prom!.url, RECORDED.errorRatio);
     const server = await queryInstant(prom!.url, RECORDED.serverErrorRatio);
@@ -176,12 +219,14 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
     }
   });
 
-  it('sees both instances up, by color, and the same model on each', async () => {
+  it('sees both instances and the control API up, and the same model on each color', async () => {
     const up = await queryInstant(prom!.url, `up{job="${JOBS.instances}"}`);
     expect(up.status === 'success' && up.samples.map((s) => [s.labels.color, s.value]).sort()).toEqual([
       ['blue', 1],
       ['green', 1],
     ]);
+    const control = await queryInstant(prom!.url, `up{job="${JOBS.control}"}`);
+    expect(control.status === 'success' && control.samples.map((s) => s.value)).toEqual([1]);
     const shift = await queryInstant(prom!.url, alertDefinitions().find((a) => a.name === 'BgservePredictionShift')!.value);
     // Same bundle and same requests on both colors: no shift at all.
     expect(shift.status === 'success' && shift.samples.length).toBe(1);
