@@ -26,7 +26,10 @@ export interface CompiledForest {
   /** Sorted distinct thresholds per feature. */
   cuts: Float64Array[];
   featureBits: number;
-  binBits: number;
+  /** Masks and shift that decode a node word; see the layout above. */
+  featureMask: number;
+  binMask: number;
+  distanceShift: number;
 }
 
 const bitsFor = (maxValue: number): number => Math.max(1, Math.ceil(Math.log2(maxValue + 1)));
@@ -75,7 +78,19 @@ export function compileForest(forest: FlatForest): CompiledForest | null {
       }
     }
   }
-  return { nTrees: forest.nTrees, nFeatures: nf, roots, depths, nodes, leafValue, cuts, featureBits, binBits };
+  return {
+    nTrees: forest.nTrees,
+    nFeatures: nf,
+    roots,
+    depths,
+    nodes,
+    leafValue,
+    cuts,
+    featureBits,
+    featureMask: (1 << featureBits) - 1,
+    binMask: (1 << binBits) - 1,
+    distanceShift,
+  };
 }
 
 /** First k with x <= sorted[k] (sorted.length when none). */
@@ -107,6 +122,7 @@ export class NativeForestRuntime implements ModelRuntime {
   private readonly scale: Float64Array;
   private scaled: Float64Array;
   private bins: Int32Array;
+  private readonly leaves = new Int32Array(4);
 
   constructor(
     private readonly forest: FlatForest,
@@ -185,91 +201,74 @@ export class NativeForestRuntime implements ModelRuntime {
     }
   }
 
+  /**
+   * Walks four (tree, row) pairs at once from the given nodes, at most d steps, and leaves the four leaf
+   * indices in this.leaves. (bin field - 1 - bin(x)) >> 31 is -1 exactly when x > threshold: it masks in
+   * the right-child distance. The four words ANDed are negative only when all four walks sit on leaves.
+   */
+  private walk4(c: CompiledForest, i0: number, i1: number, i2: number, i3: number, o0: number, o1: number, o2: number, o3: number, d: number): void {
+    const { nodes, featureBits: fb, featureMask: fm, binMask: bm, distanceShift: ds } = c;
+    const b = this.bins;
+    for (let s = 0; s < d; s++) {
+      const w0 = nodes[i0];
+      const w1 = nodes[i1];
+      const w2 = nodes[i2];
+      const w3 = nodes[i3];
+      if ((w0 & w1 & w2 & w3) < 0) break;
+      i0 += 1 + ((w0 >> ds) & ((((w0 >>> fb) & bm) - 1 - b[o0 + (w0 & fm)]) >> 31));
+      i1 += 1 + ((w1 >> ds) & ((((w1 >>> fb) & bm) - 1 - b[o1 + (w1 & fm)]) >> 31));
+      i2 += 1 + ((w2 >> ds) & ((((w2 >>> fb) & bm) - 1 - b[o2 + (w2 & fm)]) >> 31));
+      i3 += 1 + ((w3 >> ds) & ((((w3 >>> fb) & bm) - 1 - b[o3 + (w3 & fm)]) >> 31));
+    }
+    const leaves = this.leaves;
+    leaves[0] = i0;
+    leaves[1] = i1;
+    leaves[2] = i2;
+    leaves[3] = i3;
+  }
+
+  /** The leaf reached by tree t for the binned row at offset o. */
+  private walk(c: CompiledForest, t: number, o: number): number {
+    const { nodes, featureBits: fb, featureMask: fm, binMask: bm, distanceShift: ds } = c;
+    const b = this.bins;
+    let i = c.roots[t];
+    for (let w = nodes[i]; w >= 0; w = nodes[i]) i += 1 + ((w >> ds) & ((((w >>> fb) & bm) - 1 - b[o + (w & fm)]) >> 31));
+    return i;
+  }
+
   /** Sum of the trees' leaf values for the binned row at offset o, four trees walked at once. */
   private sumOneRow(c: CompiledForest, o: number): number {
-    const { roots, depths, nodes, leafValue, nTrees, featureBits: fb } = c;
-    const fMask = (1 << fb) - 1;
-    const bMask = (1 << c.binBits) - 1;
-    const ds = fb + c.binBits;
-    const b = this.bins;
+    const { roots, depths, leafValue, nTrees } = c;
+    const leaves = this.leaves;
     let sum = 0;
     let t = 0;
     for (; t + 3 < nTrees; t += 4) {
-      let i0 = roots[t];
-      let i1 = roots[t + 1];
-      let i2 = roots[t + 2];
-      let i3 = roots[t + 3];
       const d = Math.max(depths[t], depths[t + 1], depths[t + 2], depths[t + 3]);
-      for (let s = 0; s < d; s++) {
-        const w0 = nodes[i0];
-        const w1 = nodes[i1];
-        const w2 = nodes[i2];
-        const w3 = nodes[i3];
-        if ((w0 & w1 & w2 & w3) < 0) break;
-        // (bin field - 1 - bin(x)) >> 31 is -1 when x > threshold: it masks in the right-child distance.
-        i0 += 1 + ((w0 >> ds) & ((((w0 >>> fb) & bMask) - 1 - b[o + (w0 & fMask)]) >> 31));
-        i1 += 1 + ((w1 >> ds) & ((((w1 >>> fb) & bMask) - 1 - b[o + (w1 & fMask)]) >> 31));
-        i2 += 1 + ((w2 >> ds) & ((((w2 >>> fb) & bMask) - 1 - b[o + (w2 & fMask)]) >> 31));
-        i3 += 1 + ((w3 >> ds) & ((((w3 >>> fb) & bMask) - 1 - b[o + (w3 & fMask)]) >> 31));
-      }
-      sum += leafValue[i0];
-      sum += leafValue[i1];
-      sum += leafValue[i2];
-      sum += leafValue[i3];
+      this.walk4(c, roots[t], roots[t + 1], roots[t + 2], roots[t + 3], o, o, o, o, d);
+      sum += leafValue[leaves[0]];
+      sum += leafValue[leaves[1]];
+      sum += leafValue[leaves[2]];
+      sum += leafValue[leaves[3]];
     }
     for (; t < nTrees; t++) sum += leafValue[this.walk(c, t, o)];
     return sum;
   }
 
-  private walk(c: CompiledForest, t: number, o: number): number {
-    const { nodes, featureBits: fb } = c;
-    const fMask = (1 << fb) - 1;
-    const bMask = (1 << c.binBits) - 1;
-    const ds = fb + c.binBits;
-    const b = this.bins;
-    let i = c.roots[t];
-    for (let w = nodes[i]; w >= 0; w = nodes[i]) {
-      i += 1 + ((w >> ds) & ((((w >>> fb) & bMask) - 1 - b[o + (w & fMask)]) >> 31));
-    }
-    return i;
-  }
-
-  /** Adds every tree's leaf value to out[r], tree by tree, four rows walked at once. */
+  /** Adds every tree's leaf value to out[r], tree by tree (one tree stays in cache), four rows walked at once. */
   private sumBatch(c: CompiledForest, nRows: number, out: Float64Array): void {
-    const { roots, depths, nodes, leafValue, nTrees, featureBits: fb } = c;
-    const fMask = (1 << fb) - 1;
-    const bMask = (1 << c.binBits) - 1;
-    const ds = fb + c.binBits;
-    const b = this.bins;
+    const { roots, depths, leafValue, nTrees } = c;
     const nf = this.nFeatures;
+    const leaves = this.leaves;
     const blocked = nRows - (nRows % 4);
     for (let t = 0; t < nTrees; t++) {
       const root = roots[t];
-      const d = depths[t];
       for (let r = 0; r < blocked; r += 4) {
-        const o0 = r * nf;
-        const o1 = o0 + nf;
-        const o2 = o1 + nf;
-        const o3 = o2 + nf;
-        let i0 = root;
-        let i1 = root;
-        let i2 = root;
-        let i3 = root;
-        for (let s = 0; s < d; s++) {
-          const w0 = nodes[i0];
-          const w1 = nodes[i1];
-          const w2 = nodes[i2];
-          const w3 = nodes[i3];
-          if ((w0 & w1 & w2 & w3) < 0) break;
-          i0 += 1 + ((w0 >> ds) & ((((w0 >>> fb) & bMask) - 1 - b[o0 + (w0 & fMask)]) >> 31));
-          i1 += 1 + ((w1 >> ds) & ((((w1 >>> fb) & bMask) - 1 - b[o1 + (w1 & fMask)]) >> 31));
-          i2 += 1 + ((w2 >> ds) & ((((w2 >>> fb) & bMask) - 1 - b[o2 + (w2 & fMask)]) >> 31));
-          i3 += 1 + ((w3 >> ds) & ((((w3 >>> fb) & bMask) - 1 - b[o3 + (w3 & fMask)]) >> 31));
-        }
-        out[r] += leafValue[i0];
-        out[r + 1] += leafValue[i1];
-        out[r + 2] += leafValue[i2];
-        out[r + 3] += leafValue[i3];
+        const o = r * nf;
+        this.walk4(c, root, root, root, root, o, o + nf, o + 2 * nf, o + 3 * nf, depths[t]);
+        out[r] += leafValue[leaves[0]];
+        out[r + 1] += leafValue[leaves[1]];
+        out[r + 2] += leafValue[leaves[2]];
+        out[r + 3] += leafValue[leaves[3]];
       }
       for (let r = blocked; r < nRows; r++) out[r] += leafValue[this.walk(c, t, r * nf)];
     }
