@@ -84,28 +84,30 @@ export async function predictRoutes(app: FastifyInstance, { ctx }: ServePluginOp
   const { holder, color } = ctx;
   const schemas = predictSchemas(holder.current.model.manifest.features, holder.batchLimit);
 
-  app.post(
-    PREDICT_ROUTE,
-    { schema: schemas.single, validatorCompiler: noRouteValidation, config: { ...PREDICTION_ROUTE } },
-    async (request) => {
+  /** One prediction route: read rows from the body, predict, record, answer; the model is read once. */
+  function route(url: string, schema: FastifySchema, read: Reader, answer: (values: Float64Array, served: ServedModel) => object) {
+    app.post(url, { schema, validatorCompiler: noRouteValidation, config: { ...PREDICTION_ROUTE } }, async (request) => {
       const started = performance.now();
       const served = holder.current;
-      const values = await predictRows(served, served.input.readRow(request.body), 1);
-      served.series.route(PREDICT_ROUTE).served((performance.now() - started) / 1000, values);
-      return { prediction: values[0], model: served.answerModel, color };
-    },
-  );
-
-  app.post(
-    BATCH_ROUTE,
-    { schema: schemas.batch, validatorCompiler: noRouteValidation, config: { ...PREDICTION_ROUTE } },
-    async (request) => {
-      const started = performance.now();
-      const served = holder.current;
-      const { rows, nRows } = served.input.readBatch(request.body);
+      const { rows, nRows } = read(served, request.body);
       const values = await predictRows(served, rows, nRows);
-      served.series.route(BATCH_ROUTE).served((performance.now() - started) / 1000, values);
-      return { predictions: Array.from(values), model: served.answerModel, color };
-    },
+      served.series.route(url).served((performance.now() - started) / 1000, values);
+      return answer(values, served);
+    });
+  }
+
+  route(
+    PREDICT_ROUTE,
+    schemas.single,
+    (served, body) => ({ rows: served.input.readRow(body), nRows: 1 }),
+    (values, served) => ({ prediction: values[0], model: served.answerModel, color }),
+  );
+  route(
+    BATCH_ROUTE,
+    schemas.batch,
+    (served, body) => served.input.readBatch(body),
+    (values, served) => ({ predictions: Array.from(values), model: served.answerModel, color }),
   );
 }
+
+type Reader = (served: ServedModel, body: unknown) => { rows: Float64Array; nRows: number };
