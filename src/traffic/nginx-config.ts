@@ -1,22 +1,30 @@
 /**
- * Renders a complete nginx configuration from the traffic state. Pure: the same state and options always give
- * the same text, so it is unit-tested without nginx and checked with `nginx -t` before it is ever applied.
+ * Renders the nginx configuration and the "live state" files it reads. Pure: the same input always gives the
+ * same text and file list, so both are unit-tested without nginx and checked with `nginx -t` before use.
  *
- * Shape (upstream names kept from the original system):
- *   mlservice_blue / mlservice_green  one color each, for the preview header and the mirror
- *   bgserve_active                    both colors with their weights; a 0% color is `backup` (or `down` when
- *                                     sticky hashing is on: nginx refuses `backup` with `hash`)
+ * Why live files: a reload makes nginx's old workers close their idle keep-alive client connections, and a
+ * client that has just written a POST on one gets "connection closed" — a lost request on every switch. So
+ * the traffic split and the mirror share are not in the configuration text: each request gets a bucket 0..99
+ * (split_clients on the request id, or on the sticky key), and a worker checks `-f live/current/green-<bucket>`.
+ * A change writes a new generation directory and swaps the `current` symlink atomically: in effect on the
+ * next request, with no reload. Only structural changes (the sticky key, paths, ports) reload.
+ *
+ * Upstream names: mlservice_blue / mlservice_green (the original system's) reach one color (preview header,
+ * mirror); bgserve_blue_first / bgserve_green_first hold both colors with the other one as `backup` (a 0%
+ * color cannot be weight=0), so a failed prediction is replayed on the other color.
  */
 import { COLORS, PREVIEW_HEADER, type Color } from '../config/defaults.js';
 import type { TrafficState, Upstream, Upstreams } from './types.js';
 
-export const ACTIVE_UPSTREAM = 'bgserve_active';
 export const COLOR_UPSTREAM: Record<Color, string> = { blue: 'mlservice_blue', green: 'mlservice_green' };
-/** Answers the config generation, so a driver knows when reloaded workers serve the new state. */
+export const PREFER_UPSTREAM: Record<Color, string> = { blue: 'bgserve_blue_first', green: 'bgserve_green_first' };
+/** Answers the live generation, so a driver knows when a change is served. */
 export const VERSION_PATH = '/__bgserve/version';
 export const STATUS_PATH = '/nginx_status';
 /** Access-log format the nginx driver reads back into router metrics. */
 export const ACCESS_LOG_FORMAT = '$upstream_addr|$upstream_status|$status|$upstream_response_time';
+/** Name of the symlink, inside the live directory, to the generation being served. */
+export const LIVE_CURRENT = 'current';
 
 export interface NginxPaths {
   pid: string;
@@ -25,6 +33,8 @@ export interface NginxPaths {
   accessLog: string | null;
   /** Directory for nginx's body and proxy temp files. */
   tempDir: string;
+  /** Directory holding the live-state generations and the `current` symlink; nginx workers must read it. */
+  liveDir: string;
 }
 
 export interface NginxRenderOptions {
@@ -32,6 +42,8 @@ export interface NginxRenderOptions {
   upstreams: Upstreams;
   paths: NginxPaths;
   workerProcesses?: number | 'auto';
+  /** `user` directive; only meaningful when nginx starts as root. */
+  user?: string;
   /** Failed attempts within failTimeoutS that take a server out for failTimeoutS (passive health). */
   maxFails?: number;
   failTimeoutS?: number;
@@ -48,30 +60,44 @@ export function headerVariable(header: string): string {
   return `$http_${header.toLowerCase().replace(/-/g, '_')}`;
 }
 
-function stickyVariable(state: TrafficState): string | null {
+function stickyVariable(state: Pick<TrafficState, 'sticky'>): string | null {
   if (!state.sticky) return null;
   return state.sticky.header !== undefined ? headerVariable(state.sticky.header) : `$cookie_${state.sticky.cookie}`;
 }
 
-export function renderNginxConfig(state: TrafficState, opts: NginxRenderOptions): string {
+/** 100 buckets of 1% each, in order: bucket n covers [n%, n+1%) of the hash space, so "n < weight" is monotone. */
+function buckets(key: string, variable: string): string[] {
+  const lines = [`  split_clients "${key}" ${variable} {`];
+  for (let n = 0; n < 99; n++) lines.push(`    1% ${n};`);
+  lines.push('    * 99;', '  }', '');
+  return lines;
+}
+
+/**
+ * Files of one live generation: `generation`, `green-<n>` for every bucket routed to green and
+ * `mirror-<color>-<n>` for every mirrored bucket. Everything else goes to blue and is not mirrored.
+ */
+export function renderLiveFiles(state: TrafficState): Record<string, string> {
+  const files: Record<string, string> = { generation: `${state.generation}\n` };
+  for (let n = 0; n < state.weights.green; n++) files[`green-${n}`] = '';
+  const { target, percent } = state.mirror;
+  if (target) for (let n = 0; n < percent; n++) files[`mirror-${target}-${n}`] = '';
+  return files;
+}
+
+/** The configuration depends on the sticky key only (and on the options); weights and mirror are live. */
+export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: NginxRenderOptions): string {
   const maxFails = opts.maxFails ?? 1;
   const failTimeout = `${opts.failTimeoutS ?? 2}s`;
   const keepalive = opts.keepaliveConnections ?? 64;
   const sticky = stickyVariable(state);
-  const { mirror } = state;
   const p = opts.paths;
-
-  const activeServers = COLORS.map((color) => {
-    const weight = state.weights[color];
-    const addr = server(opts.upstreams[color]);
-    if (weight > 0) return `    server ${addr} weight=${weight} max_fails=${maxFails} fail_timeout=${failTimeout};`;
-    // weight=0 is invalid in nginx; `backup` still takes over when the weighted color fails (like the embedded router).
-    return sticky ? `    server ${addr} down;` : `    server ${addr} backup max_fails=${maxFails} fail_timeout=${failTimeout};`;
-  });
+  const live = `${p.liveDir}/${LIVE_CURRENT}`;
 
   const lines: string[] = [
-    `# Generated by bgserve; generation ${state.generation}. Do not edit: the next change overwrites it.`,
-    `# weights blue=${state.weights.blue} green=${state.weights.green}; mirror ${mirror.target ? `${mirror.target} ${mirror.percent}%` : 'off'}; sticky ${sticky ?? 'off'}`,
+    '# Generated by bgserve. Do not edit: the next change overwrites it.',
+    `# Traffic split and mirror are live files under ${p.liveDir} (no reload on a switch).`,
+    ...(opts.user ? [`user ${opts.user};`] : []),
     `worker_processes ${opts.workerProcesses ?? 'auto'};`,
     `pid ${p.pid};`,
     `error_log ${p.errorLog} warn;`,
@@ -93,55 +119,66 @@ export function renderNginxConfig(state: TrafficState, opts: NginxRenderOptions)
     '  keepalive_timeout 65s;',
     '  keepalive_requests 100000;',
     '  server_tokens off;',
+    '  # Live files must be seen on the next request: never cache their existence.',
+    '  open_file_cache off;',
     '',
     '  # The preview header reaches one color directly, whatever the weights.',
-    `  map ${headerVariable(PREVIEW_HEADER)} $bgserve_upstream {`,
+    `  map ${headerVariable(PREVIEW_HEADER)} $bgserve_preview {`,
     `    blue ${COLOR_UPSTREAM.blue};`,
     `    green ${COLOR_UPSTREAM.green};`,
-    `    default ${ACTIVE_UPSTREAM};`,
+    '    default "";',
     '  }',
     '',
   ];
   if (sticky) {
     lines.push(
-      '  # Requests without a sticky key are spread by request id.',
-      `  map ${sticky} $bgserve_sticky_key {`,
+      '  # Sticky split: the bucket comes from the key, so a key keeps its color while weights move past',
+      '  # other buckets; requests without a key are spread by request id.',
+      `  map ${sticky} $bgserve_split_key {`,
       '    "" $request_id;',
       `    default ${sticky};`,
       '  }',
       '',
+      ...buckets('${bgserve_split_key}', '$bgserve_bucket'),
     );
+  } else {
+    lines.push(...buckets('${request_id}', '$bgserve_bucket'));
   }
-  if (mirror.target) {
-    lines.push(
-      '  split_clients "${request_id}" $bgserve_mirror {',
-      `    ${mirror.percent}% 1;`,
-      '    * "";',
-      '  }',
-      '',
-    );
+  // Salted, so the mirrored share is independent of the color split.
+  lines.push(...buckets('${request_id}mirror', '$bgserve_mirror_bucket'));
+
+  for (const color of COLORS) {
+    lines.push(`  upstream ${COLOR_UPSTREAM[color]} {`, `    server ${server(opts.upstreams[color])};`, `    keepalive ${keepalive};`, '  }', '');
   }
   for (const color of COLORS) {
+    const other = color === 'blue' ? 'green' : 'blue';
     lines.push(
-      `  upstream ${COLOR_UPSTREAM[color]} {`,
-      `    server ${server(opts.upstreams[color])};`,
+      `  upstream ${PREFER_UPSTREAM[color]} {`,
+      `    server ${server(opts.upstreams[color])} max_fails=${maxFails} fail_timeout=${failTimeout};`,
+      `    server ${server(opts.upstreams[other])} backup max_fails=${maxFails} fail_timeout=${failTimeout};`,
       `    keepalive ${keepalive};`,
       '  }',
       '',
     );
   }
-  lines.push(`  upstream ${ACTIVE_UPSTREAM} {`);
-  if (sticky) lines.push('    hash $bgserve_sticky_key consistent;');
-  lines.push(...activeServers, `    keepalive ${keepalive};`, '  }', '');
 
   lines.push(
     '  server {',
-    `    listen ${server(opts.listen)} reuseport;`,
+    `    listen ${server(opts.listen)};`,
+    '',
+    `    set $bgserve_upstream ${PREFER_UPSTREAM.blue};`,
+    `    if (-f ${live}/green-$bgserve_bucket) {`,
+    `      set $bgserve_upstream ${PREFER_UPSTREAM.green};`,
+    '    }',
+    '    if ($bgserve_preview) {',
+    '      set $bgserve_upstream $bgserve_preview;',
+    '    }',
     '',
     `    location = ${VERSION_PATH} {`,
     '      access_log off;',
     '      default_type text/plain;',
-    `      return 200 "${state.generation}\\n";`,
+    '      add_header Cache-Control no-store;',
+    `      alias ${live}/generation;`,
     '    }',
     '',
     `    location = ${STATUS_PATH} {`,
@@ -153,9 +190,8 @@ export function renderNginxConfig(state: TrafficState, opts: NginxRenderOptions)
     '    }',
     '',
     '    location / {',
-  );
-  if (mirror.target) lines.push('      mirror /__bgserve_mirror;', '      mirror_request_body on;');
-  lines.push(
+    '      mirror /__bgserve_mirror;',
+    '      mirror_request_body on;',
     '      proxy_pass http://$bgserve_upstream;',
     '      proxy_http_version 1.1;',
     '      proxy_set_header Connection "";',
@@ -167,26 +203,31 @@ export function renderNginxConfig(state: TrafficState, opts: NginxRenderOptions)
     '      proxy_connect_timeout 1s;',
     '      proxy_read_timeout 30s;',
     '    }',
-  );
-  if (mirror.target) {
-    lines.push(
-      '',
-      '    location = /__bgserve_mirror {',
-      '      internal;',
-      '      access_log off;',
-      '      if ($bgserve_mirror = "") {',
-      '        return 204;',
+    '',
+    '    # Shadow copy: answered 204 inside nginx unless this request falls in the mirrored share.',
+    '    location = /__bgserve_mirror {',
+    '      internal;',
+    '      access_log off;',
+    '      set $bgserve_mirror_to "";',
+    ...COLORS.flatMap((color) => [
+      `      if (-f ${live}/mirror-${color}-$bgserve_mirror_bucket) {`,
+      `        set $bgserve_mirror_to ${COLOR_UPSTREAM[color]};`,
       '      }',
-      `      proxy_pass http://${COLOR_UPSTREAM[mirror.target]}$request_uri;`,
-      '      proxy_http_version 1.1;',
-      '      proxy_set_header Connection "";',
-      '      proxy_set_header Host $host;',
-      '      proxy_set_header X-Bgserve-Mirror 1;',
-      '      proxy_connect_timeout 200ms;',
-      '      proxy_read_timeout 2s;',
-      '    }',
-    );
-  }
-  lines.push('  }', '}', '');
+    ]),
+    '      if ($bgserve_mirror_to = "") {',
+    '        return 204;',
+    '      }',
+    '      proxy_pass http://$bgserve_mirror_to$request_uri;',
+    '      proxy_http_version 1.1;',
+    '      proxy_set_header Connection "";',
+    '      proxy_set_header Host $host;',
+    '      proxy_set_header X-Bgserve-Mirror 1;',
+    '      proxy_connect_timeout 200ms;',
+    '      proxy_read_timeout 2s;',
+    '    }',
+    '  }',
+    '}',
+    '',
+  );
   return lines.join('\n');
 }

@@ -1,13 +1,15 @@
 /**
- * The nginx driver: every change renders a whole configuration, checks it with `nginx -t`, swaps it in
- * atomically (temp file + rename), reloads nginx gracefully and resolves once the reloaded workers answer
- * with the new generation. A configuration nginx refuses is never applied; the old one keeps serving.
+ * The nginx driver. Weights and the mirror share are live files (see nginx-config.ts): a change writes a new
+ * generation and swaps a symlink, in effect on the next request, no reload. A structural change (the sticky
+ * key) renders the whole configuration, checks it with `nginx -t`, swaps it in atomically (temp file +
+ * rename) and reloads gracefully. A configuration nginx refuses is never applied; the old one keeps serving.
+ * Every change resolves once nginx answers the new generation (and no pre-reload worker still serves).
  *
  * Two modes: `managed` starts a private nginx (prefix, pid, logs and temp files under one directory) as a
  * child process; `external` drives an nginx someone else runs (config path, test and reload commands given).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { execFile } from 'node:child_process';
@@ -16,7 +18,14 @@ import { request } from 'undici';
 import { ActiveHealthChecker, describeError, HealthTracker, type HealthOptions } from './health.js';
 import { RouterMetrics } from './metrics.js';
 import { AccessLogFollower } from './nginx-access-log.js';
-import { renderNginxConfig, VERSION_PATH, type NginxPaths, type NginxRenderOptions } from './nginx-config.js';
+import {
+  LIVE_CURRENT,
+  renderLiveFiles,
+  renderNginxConfig,
+  VERSION_PATH,
+  type NginxPaths,
+  type NginxRenderOptions,
+} from './nginx-config.js';
 import { initialState, validateMirror, validateSticky, validateWeights } from './policy.js';
 import type { HealthReport, MirrorConfig, StickyConfig, TrafficDriver, TrafficState, Upstream, Upstreams, Weights } from './types.js';
 
@@ -97,6 +106,7 @@ export class NginxDriver implements TrafficDriver {
         errorLog: path.join(prefix, 'logs', 'error.log'),
         accessLog: path.join(prefix, 'logs', 'access.log'),
         tempDir: path.join(prefix, 'temp'),
+        liveDir: path.join(prefix, 'live'),
       };
     } else {
       this.configPath = opts.mode.configPath;
@@ -115,6 +125,7 @@ export class NginxDriver implements TrafficDriver {
       await mkdir(path.dirname(this.paths.errorLog), { recursive: true });
       await mkdir(this.paths.tempDir, { recursive: true });
     }
+    await this.writeLive(this.current);
     await this.writeChecked(this.current);
     if (mode.kind === 'managed') {
       await this.spawnManaged(mode.nginxBin ?? 'nginx', path.resolve(mode.prefix));
@@ -193,9 +204,12 @@ export class NginxDriver implements TrafficDriver {
   private apply(change: Partial<TrafficState>): Promise<TrafficState> {
     return this.enqueue(async () => {
       const next: TrafficState = { ...this.current, ...change, generation: this.current.generation + 1 };
-      await this.writeChecked(next);
-      await this.reload();
-      // Once nginx took the file, that is the state, even if the workers are slow to show it.
+      const structural = JSON.stringify(next.sticky) !== JSON.stringify(this.current.sticky);
+      this.oldWorkers = [];
+      if (structural) await this.writeChecked(next);
+      await this.writeLive(next);
+      if (structural) await this.reload();
+      // Once nginx has the files, that is the state, even if the workers are slow to show it.
       this.current = next;
       await this.waitInEffect(next.generation);
       return this.state();
@@ -209,7 +223,29 @@ export class NginxDriver implements TrafficDriver {
   }
 
   private renderOptions(): NginxRenderOptions {
-    return { listen: this.opts.listen, upstreams: this.opts.upstreams, paths: this.paths, ...this.opts.render };
+    // A root-started nginx runs workers as `nobody`, which cannot read live files under, say, /root/project/.bgserve.
+    // The managed nginx is a local tool started by this user: its workers run as this user too.
+    const user = this.opts.mode.kind === 'managed' && process.getuid?.() === 0 ? 'root' : undefined;
+    return { listen: this.opts.listen, upstreams: this.opts.upstreams, paths: this.paths, user, ...this.opts.render };
+  }
+
+  /** Writes generation directory g<N> and points `current` at it with one atomic rename. */
+  private async writeLive(state: TrafficState): Promise<void> {
+    const live = this.paths.liveDir;
+    const name = `g${state.generation}`;
+    const dir = path.join(live, name);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    await Promise.all(Object.entries(renderLiveFiles(state)).map(([file, text]) => writeFile(path.join(dir, file), text)));
+    const tmp = path.join(live, `${LIVE_CURRENT}.next`);
+    await rm(tmp, { force: true });
+    await symlink(name, tmp);
+    await rename(tmp, path.join(live, LIVE_CURRENT));
+    // Keep the previous generation a while (a worker may be checking it right now); drop older ones.
+    for (const entry of await readdir(live)) {
+      const gen = /^g(\d+)$/.exec(entry);
+      if (gen && Number(gen[1]) < state.generation - 1) await rm(path.join(live, entry), { recursive: true, force: true });
+    }
   }
 
   private writeChecked(state: TrafficState): Promise<void> {

@@ -1,44 +1,46 @@
 import { describe, expect, it } from 'vitest';
 import { initialState } from '../../src/traffic/policy.js';
-import { renderNginxConfig, type NginxRenderOptions } from '../../src/traffic/nginx-config.js';
+import { renderLiveFiles, renderNginxConfig, type NginxRenderOptions } from '../../src/traffic/nginx-config.js';
 import { parseAccessLine } from '../../src/traffic/nginx-access-log.js';
 
 const opts: NginxRenderOptions = {
   listen: { host: '127.0.0.1', port: 8080 },
   upstreams: { blue: { host: '127.0.0.1', port: 8001 }, green: { host: '127.0.0.1', port: 8002 } },
-  paths: { pid: '/p/nginx.pid', errorLog: '/p/logs/error.log', accessLog: '/p/logs/access.log', tempDir: '/p/temp' },
+  paths: { pid: '/p/nginx.pid', errorLog: '/p/logs/error.log', accessLog: '/p/logs/access.log', tempDir: '/p/temp', liveDir: '/p/live' },
 };
 
 describe('nginx config rendering', () => {
-  it('puts weights on the active upstream and a 0% color as backup, never weight=0', () => {
+  it('keeps the original upstream names, a backup for the other color and the retry on POST', () => {
     const text = renderNginxConfig(initialState(), opts);
-    expect(text).toContain('server 127.0.0.1:8001 weight=100 max_fails=1 fail_timeout=2s;');
-    expect(text).toContain('server 127.0.0.1:8002 backup max_fails=1 fail_timeout=2s;');
+    expect(text).toMatch(/upstream mlservice_blue \{\n\s+server 127.0.0.1:8001;\n\s+keepalive 64;/);
+    expect(text).toMatch(
+      /upstream bgserve_green_first \{\n\s+server 127.0.0.1:8002 max_fails=1 fail_timeout=2s;\n\s+server 127.0.0.1:8001 backup max_fails=1 fail_timeout=2s;/,
+    );
     expect(text).not.toMatch(/weight=0/);
     expect(text).toContain('proxy_next_upstream error timeout http_502 http_503 non_idempotent;');
     expect(text).toContain('proxy_next_upstream_tries 2;');
-    expect(text).toMatch(/upstream mlservice_blue \{\n\s+server 127.0.0.1:8001;\n\s+keepalive 64;/);
-    expect(text).toMatch(/map \$http_x_bgserve_color \$bgserve_upstream \{\n\s+blue mlservice_blue;\n\s+green mlservice_green;\n\s+default bgserve_active;/);
-    expect(text).toContain('return 200 "1\\n";');
-    expect(text).not.toContain('mirror /__bgserve_mirror');
+    expect(text).toMatch(/map \$http_x_bgserve_color \$bgserve_preview \{\n\s+blue mlservice_blue;\n\s+green mlservice_green;/);
+    expect(text).toContain('if (-f /p/live/current/green-$bgserve_bucket) {');
+    expect(text).toContain('alias /p/live/current/generation;');
+    expect(text).toContain('split_clients "${request_id}" $bgserve_bucket {');
+    expect(text.match(/ 1% \d+;/g)).toHaveLength(2 * 99);
+    expect(text).not.toMatch(/^user /m);
+    expect(renderNginxConfig(initialState(), { ...opts, user: 'root' })).toMatch(/^user root;$/m);
   });
 
-  it('renders a split, a mirror share and sticky hashing (0% color down, since backup is refused with hash)', () => {
-    const state = { ...initialState(), generation: 7 };
-    const split = renderNginxConfig({ ...state, weights: { blue: 90, green: 10 } }, opts);
-    expect(split).toContain('weight=90');
-    expect(split).toContain('weight=10');
+  it('splits by the sticky key (header or cookie) when set, by request id otherwise', () => {
+    const sticky = renderNginxConfig({ sticky: { header: 'x-user' } }, opts);
+    expect(sticky).toMatch(/map \$http_x_user \$bgserve_split_key \{\n\s+"" \$request_id;\n\s+default \$http_x_user;/);
+    expect(sticky).toContain('split_clients "${bgserve_split_key}" $bgserve_bucket {');
+    expect(renderNginxConfig({ sticky: { cookie: 'sid' } }, opts)).toContain('map $cookie_sid $bgserve_split_key');
+  });
 
-    const mirrored = renderNginxConfig({ ...state, mirror: { target: 'green', percent: 20 } }, opts);
-    expect(mirrored).toMatch(/split_clients "\$\{request_id\}" \$bgserve_mirror \{\n\s+20% 1;/);
-    expect(mirrored).toContain('mirror /__bgserve_mirror;');
-    expect(mirrored).toContain('proxy_pass http://mlservice_green$request_uri;');
-
-    const sticky = renderNginxConfig({ ...state, sticky: { header: 'x-user' } }, opts);
-    expect(sticky).toContain('hash $bgserve_sticky_key consistent;');
-    expect(sticky).toMatch(/map \$http_x_user \$bgserve_sticky_key/);
-    expect(sticky).toContain('server 127.0.0.1:8002 down;');
-    expect(renderNginxConfig({ ...state, sticky: { cookie: 'sid' } }, opts)).toContain('map $cookie_sid $bgserve_sticky_key');
+  it('writes the live files: the first N buckets green, the mirrored share per target', () => {
+    const files = renderLiveFiles({ ...initialState(), generation: 7, weights: { blue: 90, green: 10 }, mirror: { target: 'green', percent: 20 } });
+    expect(files.generation).toBe('7\n');
+    expect(Object.keys(files).filter((f) => f.startsWith('green-')).sort()).toEqual(Array.from({ length: 10 }, (_, n) => `green-${n}`).sort());
+    expect(Object.keys(files).filter((f) => f.startsWith('mirror-green-'))).toHaveLength(20);
+    expect(Object.keys(renderLiveFiles(initialState()))).toEqual(['generation']);
   });
 
   it('reads access-log lines back, retries included', () => {

@@ -41,7 +41,7 @@ beforeAll(async () => {
     listen: { host: '127.0.0.1', port: await freePort() },
     upstreams: { blue: { host: '127.0.0.1', port: blue.port }, green: { host: '127.0.0.1', port: green.port } },
     mode: { kind: 'managed', prefix },
-    render: { workerProcesses: 1 },
+    render: { workerProcesses: 1, failTimeoutS: 1 },
     health: { intervalMs: 200 },
   });
 });
@@ -81,6 +81,15 @@ describe('nginx driver (managed nginx)', () => {
   it('replays a POST answered 503 on the other color', async () => {
     blue.failNext = { status: 503, count: 1 };
     expect(await predict()).toEqual({ status: 200, color: 'green' });
+    // Passive health: blue sits out fail_timeout (1 s here), its share going to the backup, then returns.
+    expect(await predict()).toEqual({ status: 200, color: 'green' });
+    const deadline = Date.now() + 3_000;
+    let back = false;
+    while (!back && Date.now() < deadline) {
+      back = (await predict()).color === 'blue';
+      if (!back) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(back).toBe(true);
   });
 
   it('mirrors a share to the idle color, clients get only the active answers', async () => {
@@ -93,14 +102,14 @@ describe('nginx driver (managed nginx)', () => {
     expect(mirrored).toBeLessThan(35);
   });
 
-  it('accepts sticky hashing (hash consistent, 0% color down) and keeps keys on one color', async () => {
+  it('splits by a sticky key (a reload) and keeps keys on one color', async () => {
     await driver.setSticky({ header: 'x-user' });
     await driver.setWeights({ blue: 50, green: 50 });
     for (const user of ['a', 'b', 'c', 'd']) {
       const first = (await predict({ 'x-user': user })).color;
       expect(await colors(3, { 'x-user': user })).toEqual({ [first!]: 3 });
     }
-    expect(await readFile(driver.configFile, 'utf8')).toContain('hash $bgserve_sticky_key consistent;');
+    expect(await readFile(driver.configFile, 'utf8')).toContain('map $http_x_user $bgserve_split_key');
   });
 
   it('never applies a configuration nginx refuses: the old one keeps serving', async () => {

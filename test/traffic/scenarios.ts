@@ -1,0 +1,167 @@
+/**
+ * The switching scenarios of issue 4, run against real `bgserve serve` instances under continuous load, once
+ * per driver (the embedded and nginx test files call this with their driver).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { COLORS, DEFAULT_BUNDLE, PREVIEW_HEADER, type Color } from '../../src/config/defaults.js';
+import { INSTANCE_METRICS } from '../../src/config/metric-names.js';
+import { WINE_EXAMPLE } from '../../src/model/wine.js';
+import { InstancePair, startInstance, type CliCommand, type InstanceSpec } from '../../src/stack/instances.js';
+import { startEmbeddedRouter } from '../../src/traffic/embedded-router.js';
+import { startNginxDriver } from '../../src/traffic/nginx-driver.js';
+import type { DriverKind, TrafficDriver, Upstreams } from '../../src/traffic/types.js';
+import { CLI_ENTRY, freePort, ROOT } from '../support/processes.js';
+import { startLoad, scrapeCounter, windowCounts } from './load.js';
+
+export const TSX_CLI: CliCommand = { command: process.execPath, args: ['--import', 'tsx', CLI_ENTRY] };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+export function switchingSuite(kind: DriverKind): void {
+  describe(`${kind} router with real instances under load`, () => {
+    let dir: string;
+    let pair: InstancePair;
+    let specs: Record<Color, InstanceSpec>;
+    let driver: TrafficDriver;
+
+    beforeAll(async () => {
+      dir = await mkdtemp(path.join(tmpdir(), `bgserve-${kind}-`));
+      const ports = { blue: await freePort(), green: await freePort() };
+      specs = Object.fromEntries(
+        COLORS.map((color) => [
+          color,
+          {
+            color,
+            host: '127.0.0.1',
+            port: ports[color],
+            bundle: path.join(ROOT, DEFAULT_BUNDLE),
+            logFile: path.join(dir, `${color}.log`),
+            extraArgs: ['--drain-delay-ms', '500', '--log-level', 'warn'],
+          },
+        ]),
+      ) as Record<Color, InstanceSpec>;
+      pair = await InstancePair.start(specs, { cli: TSX_CLI });
+      const upstreams = { blue: { host: '127.0.0.1', port: ports.blue }, green: { host: '127.0.0.1', port: ports.green } } as Upstreams;
+      const listen = { host: '127.0.0.1', port: await freePort() };
+      const health = { intervalMs: 200 };
+      driver =
+        kind === 'nginx'
+          ? await startNginxDriver({ listen, upstreams, mode: { kind: 'managed', prefix: path.join(dir, 'nginx') }, health })
+          : await startEmbeddedRouter({ ...listen, upstreams, health });
+    }, 60_000);
+
+    afterAll(async () => {
+      await driver?.close();
+      await pair?.stop(5_000);
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    async function restart(color: Color): Promise<void> {
+      const instance = await startInstance(specs[color], TSX_CLI);
+      pair.instances[color] = instance;
+      await instance.waitReady();
+      await waitFor(`${color} healthy again`, () => driver.health()[color].healthy);
+    }
+
+    it('a. 100/0 -> 0/100 -> 100/0 loses nothing; 90/10 splits within 3 points', async () => {
+      const load = startLoad(driver.url, { deadlineMs: 30_000 });
+      try {
+        await sleep(400);
+        await driver.setWeights({ blue: 0, green: 100 });
+        await sleep(600);
+        await driver.setWeights({ blue: 100, green: 0 });
+        await sleep(600);
+        await driver.setWeights({ blue: 90, green: 10 });
+        await sleep(200);
+        const before = load.snapshot();
+        await sleep(2_500);
+        const split = windowCounts(before, load.snapshot());
+        const total = (split.blue ?? 0) + (split.green ?? 0);
+        expect(total).toBeGreaterThan(300);
+        expect(Math.abs((split.green ?? 0) / total - 0.1)).toBeLessThanOrEqual(0.03);
+      } finally {
+        const result = await load.stop();
+        expect(result.errors).toEqual([]);
+        expect(result.failed).toBe(0);
+        expect(result.byColor.green).toBeGreaterThan(0);
+        await driver.setWeights({ blue: 100, green: 0 });
+      }
+    });
+
+    it('b. SIGTERM to a color after traffic moved away loses nothing', async () => {
+      await driver.setWeights({ blue: 0, green: 100 });
+      const load = startLoad(driver.url, { deadlineMs: 20_000 });
+      await sleep(300);
+      const exit = await pair.instances.blue.stop();
+      await sleep(700);
+      const result = await load.stop();
+      expect(exit).toEqual({ code: 0, signal: null });
+      expect(result.errors).toEqual([]);
+      expect(result.failed).toBe(0);
+      expect(result.sent).toBeGreaterThan(50);
+      await restart('blue');
+      await driver.setWeights({ blue: 100, green: 0 });
+    });
+
+    it('c. SIGKILL of a color taking traffic loses nothing, and it is reported unhealthy', async () => {
+      await driver.setWeights({ blue: 50, green: 50 });
+      const load = startLoad(driver.url, { deadlineMs: 20_000 });
+      await sleep(500);
+      pair.instances.green.child.kill('SIGKILL');
+      await sleep(1_500);
+      expect(driver.health().green.healthy).toBe(false);
+      expect(driver.health().green.lastError).toBeTruthy();
+      expect(driver.health().blue.healthy).toBe(true);
+      const result = await load.stop();
+      expect(result.errors).toEqual([]);
+      expect(result.failed).toBe(0);
+      await restart('green');
+      await driver.setWeights({ blue: 100, green: 0 });
+    });
+
+    it('d. mirror: the idle color receives the mirrored share, clients get only active answers', async () => {
+      const greenUrl = pair.instances.green.url;
+      const before = await scrapeCounter(greenUrl, INSTANCE_METRICS.requests);
+      await driver.setMirror({ target: 'green', percent: 20 });
+      const load = startLoad(driver.url, { deadlineMs: 20_000 });
+      await sleep(1_500);
+      const result = await load.stop();
+      await driver.setMirror({ target: null, percent: 0 });
+      await sleep(300);
+      const mirrored = (await scrapeCounter(greenUrl, INSTANCE_METRICS.requests)) - before;
+      expect(result.failed).toBe(0);
+      expect(Object.keys(result.byColor)).toEqual(['blue']);
+      expect(mirrored).toBeGreaterThan(result.sent * 0.1);
+      expect(mirrored).toBeLessThan(result.sent * 0.3);
+    });
+
+    it('e. the preview header reaches the idle color at weight 0', async () => {
+      expect(driver.state().weights).toEqual({ blue: 100, green: 0 });
+      const load = startLoad(driver.url, { deadlineMs: 20_000, concurrency: 4 });
+      const seen: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const res = await request(`${driver.url}/predict`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', [PREVIEW_HEADER]: 'green' },
+          body: JSON.stringify(WINE_EXAMPLE),
+        });
+        seen.push(((await res.body.json()) as { color: string }).color);
+      }
+      const result = await load.stop();
+      expect(new Set(seen)).toEqual(new Set(['green']));
+      expect(result.failed).toBe(0);
+      expect(Object.keys(result.byColor)).toEqual(['blue']);
+    });
+  });
+}

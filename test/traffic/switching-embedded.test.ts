@@ -1,0 +1,3 @@
+import { switchingSuite } from './scenarios.js';
+
+switchingSuite('embedded');
