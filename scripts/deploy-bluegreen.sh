@@ -3,6 +3,7 @@
 # directory holding the four compose files (README.md, "Compose").
 #
 #   IMAGE=ghcr.io/owner/repo:sha-... BUNDLE=models/wine-quality/1.0.0 sh scripts/deploy-bluegreen.sh
+#   (DEPLOY_ARGS: more `bgserve deploy` options, e.g. "--analysis 60s --shadow 30s")
 #
 # 1. first run: bring the whole stack up on IMAGE (both colors), nothing to release against yet;
 # 2. otherwise: ask the controller which color is live, recreate the idle one on IMAGE, wait for its health;
@@ -83,7 +84,8 @@ compose up -d --no-build --no-deps "mlservice_$idle"
 wait_healthy "mlservice_$idle"
 
 log "releasing $BUNDLE on $idle (blue-green, analysis, automatic rollback)"
-if bgserve deploy "$BUNDLE" --strategy bluegreen --wait; then
+# shellcheck disable=SC2086 # DEPLOY_ARGS is a list of options on purpose
+if bgserve deploy "$BUNDLE" --strategy bluegreen --wait ${DEPLOY_ARGS:-}; then
   log "promoted: $idle serves $BUNDLE on $IMAGE"
   set_env BGSERVE_IMAGE "$IMAGE"
   compose up -d --no-build --no-deps controller
