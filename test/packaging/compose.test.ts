@@ -115,6 +115,15 @@ describe('compose files', () => {
     }
   });
 
+  it("are started by the README's original four-file command, in the same order", async () => {
+    const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8');
+    const compose = readme.slice(readme.indexOf('## Compose'));
+    const command = /docker compose ((?:-f \S+\s*(?:\\\n\s*)?)+)up -d/.exec(compose);
+    expect(command, 'README.md, Compose: docker compose -f ... up -d').not.toBeNull();
+    expect([...command![1].matchAll(/-f (\S+)/g)].map((m) => m[1])).toEqual(FILES);
+    for (const port of ['9090', '3000', '80', '8001', '8002', '8090']) expect(compose).toContain(port);
+  });
+
   describe('the four-file stack', async () => {
     const merged = parse(await composeConfig(FILES, false)) as { services: Record<string, ComposeService>; volumes: Record<string, unknown> };
     const s = merged.services;
