@@ -1,3 +1,5 @@
+import { endianness } from 'node:os';
+
 /**
  * The flattened regression forest shared by the trainer, the native runtime and the ONNX exporter.
  *
@@ -85,6 +87,7 @@ export function forestProblem(forest: FlatForest): string | null {
 export const FOREST_MAGIC = 'BGFOREST';
 export const FOREST_BIN_VERSION = 1;
 const HEADER_BYTES = 24;
+const LITTLE_ENDIAN_HOST = endianness() === 'LE';
 
 export class ForestFormatError extends Error {
   override name = 'ForestFormatError';
@@ -131,16 +134,18 @@ export function deserializeForest(bytes: Uint8Array): FlatForest {
     throw new ForestFormatError(`forest file has ${buf.length} bytes, header implies ${want}`);
   }
   let off = HEADER_BYTES;
-  const readI32 = (n: number): Int32Array => {
-    const out = new Int32Array(n);
-    for (let i = 0; i < n; i++, off += 4) out[i] = buf.readInt32LE(off);
+  // Typed arrays use the host's byte order: on little-endian hosts (nearly all) the bytes are copied as they
+  // are; elsewhere each value is decoded.
+  const read = <T extends Int32Array | Float64Array>(make: (n: number) => T, n: number, decode: (at: number) => number): T => {
+    const out = make(n);
+    const bytes = n * out.BYTES_PER_ELEMENT;
+    if (LITTLE_ENDIAN_HOST) new Uint8Array(out.buffer).set(buf.subarray(off, off + bytes));
+    else for (let i = 0; i < n; i++) out[i] = decode(off + i * out.BYTES_PER_ELEMENT);
+    off += bytes;
     return out;
   };
-  const readF64 = (n: number): Float64Array => {
-    const out = new Float64Array(n);
-    for (let i = 0; i < n; i++, off += 8) out[i] = buf.readDoubleLE(off);
-    return out;
-  };
+  const readI32 = (n: number) => read((k) => new Int32Array(k), n, (at) => buf.readInt32LE(at));
+  const readF64 = (n: number) => read((k) => new Float64Array(k), n, (at) => buf.readDoubleLE(at));
   const treeOffsets = readI32(nTrees + 1);
   const feature = readI32(nNodes);
   const left = readI32(nNodes);
