@@ -1,10 +1,12 @@
 /**
  * One instance's Prometheus metrics, in a registry of its own (several apps can live in one process, as in
- * tests and benchmarks). Label children are made once per model version and route, so answering a
- * prediction touches no label objects.
+ * tests and benchmarks). Series are made once per model version and route; answering a prediction then
+ * costs a few additions: histograms are HotHistograms and the success count is added to its prom-client
+ * counter when Prometheus scrapes.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { INSTANCE_METRICS } from '../config/metric-names.js';
+import { HotHistogram, type HistogramSeries } from './hot-histogram.js';
 
 /** 5 µs .. 1 s: native inference takes microseconds, a request through the stack a fraction of a millisecond. */
 export const LATENCY_BUCKETS = [
@@ -33,44 +35,50 @@ type RouteLabels = 'color' | 'model_version' | 'route';
 export class InstanceMetrics {
   readonly registry = new Registry();
   readonly requests: Counter<RouteLabels | 'status'>;
-  readonly latency: Histogram<RouteLabels>;
+  readonly latency: HotHistogram<RouteLabels>;
   readonly errors: Counter<RouteLabels | 'reason'>;
-  readonly predictionValue: Histogram<'color' | 'model_version'>;
+  readonly predictionValue: HotHistogram<'color' | 'model_version'>;
   readonly modelInfo: Gauge<'color' | 'model_name' | 'model_version' | 'sha256' | 'format'>;
   readonly modelLoads: Counter<'color' | 'outcome'>;
   private infoLabels?: Record<string, string>;
+  /** Every route series, whose pending success counts go into predict_requests_total at each scrape. */
+  private readonly routeSeries: RouteSeries[] = [];
 
   constructor(
     readonly color: string,
     opts: InstanceMetricsOptions = {},
   ) {
     const registers = [this.registry];
+    const routeSeries = this.routeSeries;
     this.requests = new Counter({
       name: INSTANCE_METRICS.requests,
       help: 'Prediction requests answered, by route and HTTP status.',
       labelNames: ['color', 'model_version', 'route', 'status'],
       registers,
+      collect() {
+        for (const series of routeSeries) series.flush();
+      },
     });
-    this.latency = new Histogram({
-      name: INSTANCE_METRICS.latency,
-      help: 'Seconds spent validating and predicting, for answered prediction requests.',
-      labelNames: ['color', 'model_version', 'route'],
-      buckets: opts.latencyBuckets ?? LATENCY_BUCKETS,
-      registers,
-    });
+    this.latency = new HotHistogram(
+      INSTANCE_METRICS.latency,
+      'Seconds spent validating and predicting, for answered prediction requests.',
+      ['color', 'model_version', 'route'],
+      opts.latencyBuckets ?? LATENCY_BUCKETS,
+      this.registry,
+    );
     this.errors = new Counter({
       name: INSTANCE_METRICS.errors,
       help: 'Rejected or failed requests, by route and reason (the error code of the answer).',
       labelNames: ['color', 'model_version', 'route', 'reason'],
       registers,
     });
-    this.predictionValue = new Histogram({
-      name: INSTANCE_METRICS.predictionValue,
-      help: 'Predicted values, to compare the distributions of two colors.',
-      labelNames: ['color', 'model_version'],
-      buckets: opts.predictionBuckets ?? PREDICTION_BUCKETS,
-      registers,
-    });
+    this.predictionValue = new HotHistogram(
+      INSTANCE_METRICS.predictionValue,
+      'Predicted values, to compare the distributions of two colors.',
+      ['color', 'model_version'],
+      opts.predictionBuckets ?? PREDICTION_BUCKETS,
+      this.registry,
+    );
     this.modelInfo = new Gauge({
       name: INSTANCE_METRICS.modelInfo,
       help: '1 for the model bundle being served.',
@@ -91,6 +99,16 @@ export class InstanceMetrics {
   /** Label children for one model version; make it before the model starts serving. */
   forModel(model: ModelIdentity): ModelSeries {
     return new ModelSeries(this, model.version);
+  }
+
+  /** The series of one prediction route for one model version (ModelSeries.route keeps it). */
+  newRouteSeries(version: string, route: string): RouteSeries {
+    const labels = { color: this.color, model_version: version };
+    const ok = this.requests.labels({ ...labels, route, status: '200' });
+    ok.inc(0);
+    const series = new RouteSeries(ok, this.latency.labels({ ...labels, route }), this.predictionValue.labels(labels));
+    this.routeSeries.push(series);
+    return series;
   }
 
   /** model_info shows exactly the bundle being served: the previous one's series is removed. */
@@ -133,17 +151,10 @@ export class ModelSeries {
   route(route: string): RouteSeries {
     let series = this.routes.get(route);
     if (series === undefined) {
-      const { color } = this.metrics;
-      const ok = this.metrics.requests.labels(color, this.version, route, '200');
-      ok.inc(0);
-      series = new RouteSeries(ok, this.metrics.latency.labels(color, this.version, route), this.predictionValues);
+      series = this.metrics.newRouteSeries(this.version, route);
       this.routes.set(route, series);
     }
     return series;
-  }
-
-  private get predictionValues(): Histogram.Internal<'color' | 'model_version'> {
-    return this.metrics.predictionValue.labels(this.metrics.color, this.version);
   }
 
   /**
@@ -167,16 +178,25 @@ export class ModelSeries {
 }
 
 export class RouteSeries {
+  private pendingOk = 0;
+
   constructor(
     private readonly ok: Counter.Internal,
-    private readonly latency: Histogram.Internal<RouteLabels>,
-    private readonly values: Histogram.Internal<'color' | 'model_version'>,
+    private readonly latency: HistogramSeries,
+    private readonly values: HistogramSeries,
   ) {}
 
-  /** One answered prediction request: its duration and every value it predicted. */
+  /** One answered prediction request: its duration and every value it predicted (all finite). */
   served(seconds: number, predictions: ArrayLike<number>): void {
-    this.ok.inc();
+    this.pendingOk++;
     this.latency.observe(seconds);
     for (let i = 0; i < predictions.length; i++) this.values.observe(predictions[i]);
+  }
+
+  /** Moves the successes counted since the last scrape into predict_requests_total. */
+  flush(): void {
+    if (this.pendingOk === 0) return;
+    this.ok.inc(this.pendingOk);
+    this.pendingOk = 0;
   }
 }
