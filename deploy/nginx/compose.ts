@@ -1,10 +1,13 @@
 /**
  * The compose deployment's nginx, as the bgserve controller drives it (external mode of the nginx driver).
- * The controller renders with these options into the shared state volume; deploy/nginx/watch-config.sh, in
- * the nginx container, checks and applies each render. The seed (what nginx serves before the controller's
- * first render) comes from the same renderer, so the two can never disagree on shape.
+ *
+ * The controller and nginx mount the same `bgserve-state` volume at the same path (STATE_DIR), because the
+ * driver writes live files where the configuration tells nginx to read them:
+ *   - weights and mirror share: live files under LIVE_DIR, read by nginx on every request (no reload);
+ *   - the configuration itself (changes only with the sticky key): RENDER_PATH, applied by
+ *     deploy/nginx/watch-config.sh in the nginx container (nginx -t, install, reload).
+ * The seed (what nginx serves before the controller's first render) comes from the same renderer.
  */
-import { PORTS } from '../../src/config/defaults.js';
 import { renderNginxConfig, type NginxRenderOptions } from '../../src/traffic/nginx-config.js';
 import { initialState } from '../../src/traffic/policy.js';
 
@@ -13,10 +16,10 @@ export const COMPOSE_SERVICES = { blue: 'mlservice_blue', green: 'mlservice_gree
 export const INSTANCE_PORT = 8000;
 export const NGINX_PORT = 80;
 
-/** Where the controller writes its render (its view of the shared state volume). */
-export const CONTROLLER_RENDER_PATH = '/app/.bgserve/nginx/nginx.conf';
-/** The same file seen from the nginx container (the state volume mounted read-only at /etc/bgserve). */
-export const NGINX_RENDERED_PATH = '/etc/bgserve/nginx/nginx.conf';
+/** The state volume, at this path in the controller (read-write) and in nginx (read-only). */
+export const STATE_DIR = '/app/.bgserve';
+export const RENDER_PATH = `${STATE_DIR}/nginx/nginx.conf`;
+export const LIVE_DIR = `${STATE_DIR}/nginx/live`;
 
 export const COMPOSE_NGINX_OPTIONS: NginxRenderOptions = {
   listen: { host: '0.0.0.0', port: NGINX_PORT },
@@ -25,13 +28,10 @@ export const COMPOSE_NGINX_OPTIONS: NginxRenderOptions = {
     green: { host: COMPOSE_SERVICES.green, port: INSTANCE_PORT },
   },
   // Paths inside the nginx container. No access log: router metrics come from the instances in compose.
-  paths: { pid: '/var/run/nginx.pid', errorLog: '/dev/stderr', accessLog: null, tempDir: '/var/cache/nginx' },
+  paths: { pid: '/var/run/nginx.pid', errorLog: '/dev/stderr', accessLog: null, tempDir: '/var/cache/nginx', liveDir: LIVE_DIR },
 };
 
-/** The first configuration: all traffic on blue, green as backup (the original system's starting point). */
+/** The first configuration: no sticky key; until the controller writes live files, all traffic goes to blue. */
 export function renderComposeSeed(): string {
   return renderNginxConfig(initialState(), COMPOSE_NGINX_OPTIONS);
 }
-
-/** The control API as published on the host by docker-compose.nginx.yml. */
-export const CONTROL_PORT = PORTS.control;

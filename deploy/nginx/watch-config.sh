@@ -1,17 +1,18 @@
 #!/bin/sh
-# The nginx side of the compose deployment (see deploy/nginx/README.md): runs nginx and applies the
+# The nginx side of the compose deployment (see README.md, "Compose"): runs nginx and applies the
 # configuration the bgserve controller renders into the shared state volume.
 #
-#   controller: renders nginx.conf from the traffic state -> writes RENDERED atomically (temp + rename)
+#   controller: renders nginx.conf -> writes RENDERED atomically (temp + rename)
 #   this loop:  sees RENDERED change -> `nginx -t` on a copy -> installs it as ACTIVE -> `nginx -s reload`
-#   controller: polls /__bgserve/version until the reloaded workers answer the new generation
+#   controller: polls /__bgserve/version until nginx answers the new generation
+# Weight and mirror changes do not pass through here: they are live files nginx reads on every request.
 #
 # A rendered file that fails `nginx -t` is never installed: the previous ACTIVE keeps serving (and survives
 # container restarts), and the controller reports the change as not in effect.
 # POSIX sh and busybox tools only, so it runs in the stock nginx:alpine image.
 set -eu
 
-RENDERED=${BGSERVE_NGINX_RENDERED:-/etc/bgserve/nginx/nginx.conf}
+RENDERED=${BGSERVE_NGINX_RENDERED:-/app/.bgserve/nginx/nginx.conf}
 ACTIVE=${BGSERVE_NGINX_ACTIVE:-/etc/nginx/bgserve/nginx.conf}
 SEED=${BGSERVE_NGINX_SEED:-/etc/nginx/bgserve-seed.conf}
 INTERVAL=${BGSERVE_NGINX_POLL_SECONDS:-0.25}
@@ -58,6 +59,9 @@ while kill -0 "$nginx_pid" 2>/dev/null; do
   [ "$now" = "$seen" ] && continue
   seen=$now
   [ -f "$RENDERED" ] || continue
+  # Same text as the running configuration (e.g. the controller's first render of the seed): no reload,
+  # which would close idle keep-alive connections for nothing.
+  cmp -s "$RENDERED" "$ACTIVE" && continue
   if install_checked "$RENDERED"; then
     nginx_cmd -c "$ACTIVE" -s reload && log "applied $(head -n 1 "$ACTIVE")"
   fi

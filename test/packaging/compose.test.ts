@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { ROOT } from '../support/processes.js';
 import { PORTS } from '../../src/config/defaults.js';
-import { COMPOSE_SERVICES, INSTANCE_PORT, NGINX_PORT } from '../../deploy/nginx/compose.js';
+import { COMPOSE_SERVICES, INSTANCE_PORT, LIVE_DIR, NGINX_PORT, RENDER_PATH, STATE_DIR } from '../../deploy/nginx/compose.js';
 
 const run = promisify(execFile);
 
@@ -66,6 +66,7 @@ interface PortMapping {
 }
 interface ComposeService {
   image?: string;
+  environment?: Record<string, string>;
   ports?: PortMapping[];
   /** Compose v1 prints the short form (source:target:mode), v2 the long one. */
   volumes?: Array<string | { type: string; source?: string; target: string; read_only?: boolean }>;
@@ -161,9 +162,16 @@ describe('compose files', () => {
     it('shares one state volume: controller writes, nginx reads the render read-only', () => {
       const mount = (service: ComposeService, target: string) => mounts(service).find((v) => v.target === target);
       for (const instance of [s.controller, s[COMPOSE_SERVICES.blue], s[COMPOSE_SERVICES.green]]) {
-        expect(mount(instance, '/app/.bgserve')).toMatchObject({ bind: false, source: 'bgserve-state', readOnly: false });
+        expect(mount(instance, STATE_DIR)).toMatchObject({ bind: false, source: 'bgserve-state', readOnly: false });
       }
-      expect(mount(s.nginx, '/etc/bgserve')).toMatchObject({ bind: false, source: 'bgserve-state', readOnly: true });
+      expect(mount(s.nginx, STATE_DIR)).toMatchObject({ bind: false, source: 'bgserve-state', readOnly: true });
+      // The live files and the configuration are where the render (deploy/nginx/compose.ts) says, on both sides.
+      expect(s.nginx.environment?.BGSERVE_NGINX_RENDERED).toBe(RENDER_PATH);
+      const controller = ([] as string[]).concat(s.controller.command ?? []).join(' ');
+      expect(controller).toContain(`--nginx-config ${RENDER_PATH}`);
+      expect(controller).toContain(`--nginx-live-dir ${LIVE_DIR}`);
+      expect(controller).toContain(`--blue-url http://${COMPOSE_SERVICES.blue}:${INSTANCE_PORT}`);
+      expect(controller).toContain(`--green-url http://${COMPOSE_SERVICES.green}:${INSTANCE_PORT}`);
       expect(Object.keys(merged.volumes)).toContain('bgserve-state');
       expect(s.nginx.entrypoint?.join(' ')).toContain('bgserve-watch-config.sh');
     });
