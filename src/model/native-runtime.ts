@@ -93,16 +93,20 @@ export function compileForest(forest: FlatForest): CompiledForest | null {
   };
 }
 
-/** First k with x <= sorted[k] (sorted.length when none). */
-function lowerBound(sorted: Float64Array, x: number): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (sorted[mid] < x) lo = mid + 1;
-    else hi = mid;
+/**
+ * First k with x <= sorted[k] (sorted.length when none). Branch-free: each halving adds `half` under a mask,
+ * since the comparisons are unpredictable.
+ */
+export function lowerBound(sorted: Float64Array, x: number): number {
+  let n = sorted.length;
+  if (n === 0) return 0;
+  let base = 0;
+  while (n > 1) {
+    const half = n >>> 1;
+    base += half & -(sorted[base + half - 1] < x);
+    n -= half;
   }
-  return lo;
+  return base + (1 & -(sorted[base] < x));
 }
 
 /**

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { NativeForestRuntime } from '../../src/model/native-runtime.js';
+import { NativeForestRuntime, lowerBound } from '../../src/model/native-runtime.js';
 import { deserializeForest, predictScaledRow, LEAF, type FlatForest } from '../../src/model/forest.js';
 import { ROOT } from '../support/processes.js';
 
@@ -135,5 +135,20 @@ describe('NativeForestRuntime', () => {
     expect(() => rt.predict(withNaN, 1)).toThrow(/row 0, feature 3 is NaN/);
     expect(() => rt.predict(new Float64Array(nf), 2)).toThrow(RangeError);
     expect(rt.predict(new Float64Array(0), 0)).toEqual(new Float64Array(0));
+  });
+});
+
+describe('lowerBound', () => {
+  it('is the first index whose value is >= x, for any sorted array (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.double({ noNaN: true }), { maxLength: 40 }), fc.double({ noNaN: true }), (values, probe) => {
+        const sorted = Float64Array.from(new Set(values)).sort();
+        for (const x of [probe, ...sorted, Infinity, -Infinity]) {
+          const want = sorted.findIndex((v) => x <= v);
+          expect(lowerBound(sorted, x)).toBe(want === -1 ? sorted.length : want);
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });
