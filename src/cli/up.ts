@@ -3,6 +3,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { DEFAULT_BUNDLE, DEFAULT_STATE_DIR, PORTS } from '../config/defaults.js';
 import { LOCAL_STACK_DEFAULTS, startLocalStack, stateFiles, type LocalStack, type LocalStackOptions } from '../stack/compose-root.js';
 import { releasePlugin } from '../control/release-routes.js';
+import { liveStatsPlugin, statusPagePlugin } from '../control/status-page.js';
 
 interface UpCliOptions {
   router: string;
@@ -44,7 +45,8 @@ export async function runUp(opts: Partial<LocalStackOptions>): Promise<void> {
   });
   const stack = await startLocalStack({
     ...opts,
-    controlPlugins: [...(opts.controlPlugins ?? []), releases],
+    controlPlugins: [...(opts.controlPlugins ?? []), releases, liveStatsPlugin()],
+    publicControlPlugins: [...(opts.publicControlPlugins ?? []), statusPagePlugin],
     onInstanceExit: (color, exit) =>
       process.stderr.write(`bgserve: ${color} exited (${exit.signal ?? `code ${exit.code}`}); not restarted. The router sends its traffic to the other color.\n`),
   });

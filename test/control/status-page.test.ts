@@ -1,0 +1,159 @@
+/**
+ * The status page in a real browser (Debian's Chromium through playwright-core) against a real local stack:
+ * both colors shown, a release's progress appearing without a reload, the rollback button rolling back.
+ */
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COLORS, PREVIEW_HEADER, type Color } from '../../src/config/defaults.js';
+import { WINE_EXAMPLE } from '../../src/model/wine.js';
+import { readTokenFile } from '../../src/control/auth.js';
+import { releasePlugin } from '../../src/control/release-routes.js';
+import { STATUS_PAGE_PATH, liveStatsPlugin, statusPagePlugin } from '../../src/control/status-page.js';
+import { startLocalStack, type LocalStack } from '../../src/stack/compose-root.js';
+import { CLI_ENTRY, freePort } from '../support/processes.js';
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+describe('status page (Chromium, real stack)', () => {
+  let dir: string;
+  let stack: LocalStack | undefined;
+  let browser: BrowserContext | undefined;
+  let page: Page;
+  let token: string;
+  const stopLoad = new AbortController();
+  let loader: Promise<void> = Promise.resolve();
+  const screenshot = process.env.STATUS_PAGE_SCREENSHOT ?? path.join(tmpdir(), 'bgserve-status-page.png');
+
+  async function api(method: string, url: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const res = await fetch(`${stack!.controlUrl}/api${url}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: await res.json() };
+  }
+
+  /** A light, bounded trickle through the router to both colors, so the live numbers move. */
+  async function load(): Promise<void> {
+    let n = 0;
+    while (!stopLoad.signal.aborted) {
+      const color: Color = COLORS[n++ % 2];
+      await fetch(stack!.traffic.url + '/predict', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', [PREVIEW_HEADER]: color },
+        body: JSON.stringify(WINE_EXAMPLE),
+        signal: stopLoad.signal,
+      }).then((r) => r.arrayBuffer(), () => undefined);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  function releaseField(name: string) {
+    return page.locator(`#release [data-field="${name}"]`);
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'bgserve-status-page-'));
+    const stateDir = path.join(dir, 'state');
+    stack = await startLocalStack({
+      port: await freePort(),
+      bluePort: await freePort(),
+      greenPort: await freePort(),
+      controlPort: await freePort(),
+      stateDir,
+      cli: { command: process.execPath, args: ['--import', 'tsx', CLI_ENTRY] },
+      controlPlugins: [releasePlugin({ stateDir, adminTokenFile: path.join(stateDir, 'admin-token') }), liveStatsPlugin({ windowMs: 5_000 })],
+      publicControlPlugins: [statusPagePlugin],
+    });
+    token = await readTokenFile(stack.tokenFile);
+    loader = load();
+    browser = await chromium.launchPersistentContext(path.join(dir, 'chromium'), {
+      executablePath: '/usr/bin/chromium',
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1200, height: 1100 },
+    });
+    page = browser.pages()[0] ?? (await browser.newPage());
+    page.on('dialog', (dialog) => void dialog.accept());
+    await page.goto(`${stack.controlUrl}${STATUS_PAGE_PATH}#token=${token}`);
+    // Set once: still there at the end only if the page was never reloaded.
+    await page.evaluate(() => ((globalThis as unknown as { loadedOnce: boolean }).loadedOnce = true));
+  }, 120_000);
+
+  afterAll(async () => {
+    stopLoad.abort();
+    await loader;
+    await browser?.close();
+    await stack?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('is public but holds no data; its data and buttons need the token', async () => {
+    const res = await fetch(`${stack!.controlUrl}${STATUS_PAGE_PATH}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-security-policy')).toContain("script-src 'sha256-");
+    expect(await res.text()).not.toContain(token);
+    expect((await fetch(`${stack!.controlUrl}/api/live`)).status).toBe(401);
+    expect((await fetch(`${stack!.controlUrl}/api/releases/current/rollback`, { method: 'POST' })).status).toBe(401);
+  });
+
+  it('shows both colors with model version, health, weight and live numbers', async () => {
+    for (const color of COLORS) {
+      const card = page.locator(`.color-card[data-color="${color}"]`);
+      await expect.poll(() => card.locator('[data-field="model"]').textContent(), { timeout: 15_000 }).toBe('wine-quality 1.0.0');
+      await expect.poll(() => card.locator('[data-field="health"]').getAttribute('class')).toBe('ok');
+      // Live request rate from the direct scrape: a number once two snapshots exist.
+      await expect.poll(() => card.locator('[data-field="rate"]').textContent(), { timeout: 20_000 }).toMatch(/^\d+(\.\d)? req\/s$/);
+      await expect.poll(() => card.locator('[data-field="p99"]').textContent()).toMatch(/ ms$/);
+    }
+    expect(await page.locator('.color-card[data-color="blue"] [data-field="weight"]').textContent()).toBe('100%');
+    expect(await page.locator('.color-card[data-color="green"] [data-field="weight"]').textContent()).toBe('0%');
+    expect(await page.locator('#no-release').isVisible()).toBe(true);
+  });
+
+  it("shows a release's progress without a reload, then rolls it back with the button", async () => {
+    const started = await api('POST', '/releases', {
+      bundle: 'models/wine-quality/1.1.0',
+      strategy: 'canary',
+      steps: [10, 50, 100],
+      analysisMs: 120_000,
+    });
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    const id: string = started.body.release.spec.id;
+
+    await expect.poll(() => releaseField('id').textContent(), { timeout: 15_000 }).toBe(id);
+    expect(await releaseField('model').textContent()).toBe('wine-quality 1.1.0 → green');
+    // Loading and smoke take a moment; the page follows them to the first canary step.
+    await expect.poll(() => releaseField('phase').textContent(), { timeout: 60_000 }).toBe('step');
+    await expect.poll(() => releaseField('step').textContent()).toBe('1 of 3 (10%)');
+    await expect.poll(() => page.locator('.color-card[data-color="green"] [data-field="model"]').textContent()).toBe('wine-quality 1.1.0');
+    await expect.poll(() => page.locator('.color-card[data-color="green"] [data-field="weight"]').textContent()).toBe('10%');
+    await page.screenshot({ path: screenshot, fullPage: true });
+    expect((await stat(screenshot)).size).toBeGreaterThan(10_000);
+
+    const rollback = page.locator('button[data-command="rollback"]');
+    expect(await rollback.isEnabled()).toBe(true);
+    await rollback.click();
+    await expect.poll(() => releaseField('status').textContent(), { timeout: 20_000 }).toBe('rolled_back');
+    await expect.poll(() => page.locator('.color-card[data-color="green"] [data-field="weight"]').textContent()).toBe('0%');
+    expect(await rollback.isEnabled()).toBe(false);
+    await expect.poll(() => page.locator('#history').textContent()).toContain(id);
+
+    const status = await api('GET', '/status');
+    expect(status.body.weights).toEqual({ blue: 100, green: 0 });
+    const current = await api('GET', '/releases/current');
+    expect(current.body.release.status).toBe('rolled_back');
+    expect(await page.evaluate(() => (globalThis as unknown as { loadedOnce?: boolean }).loadedOnce)).toBe(true);
+  });
+});
