@@ -107,6 +107,8 @@ describe('serve app: the original API over HTTP (inject)', () => {
     expect(ui.headers['content-type']).toContain('text/html');
     const doc = (await app.inject({ url: '/docs/json' })).json();
     expect(doc.openapi).toMatch(/^3\./);
+    expect(doc.info.description).toContain('| 413 | `batch_too_large` |');
+    expect(doc.info.description).toContain('| 422 | `invalid_input` |');
     const single = doc.paths[PREDICT_ROUTE].post.requestBody.content['application/json'].schema;
     expect(Object.keys(single.properties)).toEqual([...WINE_FEATURES]);
     expect(single.required).toEqual([...WINE_FEATURES]);
