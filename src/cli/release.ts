@@ -75,7 +75,7 @@ export function formatEvent(e: ReleaseEvent, startedAt: number): string {
   const at = `+${seconds(e.at - startedAt)}`.padStart(8);
   let line = `${at}  ${e.type.padEnd(21)} ${e.reason}`;
   const checks = e.values?.checks as CheckResult[] | undefined;
-  if (checks && e.type !== 'analysis-failed') line += `\n${' '.repeat(32)}${formatChecks(checks)}`;
+  if (checks) line += `\n${' '.repeat(32)}${formatChecks(checks)}`;
   return line;
 }
 

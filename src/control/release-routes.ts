@@ -40,7 +40,9 @@ const STATUS_BY_CODE: Record<DeployError['code'], number> = {
 
 function controlError(err: unknown): unknown {
   if (err instanceof DeployError) {
-    return new ControlError(STATUS_BY_CODE[err.code], err.code, err.message, err.details ?? (err.release ? { release: err.release.spec.id } : undefined));
+    const details = Object.fromEntries((err.details ?? []).map((d) => [d.field, d.problem]));
+    if (err.release) details.release = err.release.spec.id;
+    return new ControlError(STATUS_BY_CODE[err.code], err.code, err.message, Object.keys(details).length ? details : undefined);
   }
   return err;
 }

@@ -5,6 +5,7 @@
  * the instances. On start it reconciles: the last release's traffic is restored, and a release caught
  * mid-way is rolled back (the engine's reconcile() says why in an event).
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Registry } from 'prom-client';
@@ -168,7 +169,8 @@ export class ReleaseController {
         await verified.runtime.close?.();
       } catch (err) {
         if (!(err instanceof BundleError)) throw err;
-        const spec = buildSpec({ ...base, modelName: '?', version: '?', sha256: '' });
+        const claimed = await readClaimedIdentity(dir);
+        const spec = buildSpec({ ...base, ...claimed, sha256: '' });
         const refused = refusedRelease(spec, this.clock(), `bundle refused before any traffic moved: ${err.message}`, { code: err.code });
         await this.apply(refused);
         throw new DeployError('bundle_refused', err.message, [{ field: 'bundle', problem: err.code }], refused.state);
@@ -316,6 +318,16 @@ export class ReleaseController {
       await new Promise((r) => setTimeout(r, 100));
     }
     return { kind: 'load', color, ok: true, sha256: loaded.model.sha256, version: loaded.model.version };
+  }
+}
+
+/** Name and version a refused bundle's manifest claims, when it can be read at all (for history). */
+async function readClaimedIdentity(dir: string): Promise<{ modelName: string; version: string }> {
+  try {
+    const m = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as { name?: unknown; version?: unknown };
+    return { modelName: typeof m.name === 'string' ? m.name : '?', version: typeof m.version === 'string' ? m.version : '?' };
+  } catch {
+    return { modelName: '?', version: '?' };
   }
 }
 

@@ -210,7 +210,11 @@ function applyObservation(s: Step, obs: Observation): void {
           values,
         );
       }
-      s.event('smoke-passed', `smoke checks passed through the preview route${r.rmse ? `; golden RMSE ${r.rmse.candidate.toFixed(4)} vs stable ${r.rmse.stable.toFixed(4)}` : ''}`, values);
+      const golden = r.rmse
+        ? `; golden RMSE ${r.rmse.candidate.toFixed(4)} vs stable ${r.rmse.stable.toFixed(4)} on ${r.rows} rows` +
+          (r.agreement !== null && r.meanAbsDelta !== null ? `, agreement ${(r.agreement * 100).toFixed(1)}%, mean |delta| ${r.meanAbsDelta.toFixed(3)}` : '')
+        : '';
+      s.event('smoke-passed', `smoke checks passed through the preview route${golden}`, values);
       enterFirstTrafficPhase(s);
       return;
     }
@@ -230,7 +234,7 @@ function judge(s: Step, obs: Extract<Observation, { kind: 'analysis' }>): void {
   if (verdict.outcome === 'fail') {
     const reason = `analysis failed in ${phaseLabel(s)}: ${describeFailures(verdict)}`;
     s.event('analysis-failed', reason, values);
-    rollBack(s, 'rolled_back', reason, values);
+    rollBack(s, 'rolled_back', reason, {}, `rolled back after the failed analysis in ${phaseLabel(s)}`);
     return;
   }
   const windowMs = phase === 'shadow' ? spec.shadowMs : spec.analysisMs;
@@ -328,10 +332,10 @@ function fail(s: Step, reason: string, values?: Record<string, unknown>): void {
 }
 
 /** Traffic back to the stable color at once. */
-function rollBack(s: Step, status: 'rolled_back' | 'aborted', reason: string, values: Record<string, unknown>): void {
+function rollBack(s: Step, status: 'rolled_back' | 'aborted', reason: string, values: Record<string, unknown>, announce = reason): void {
   const { spec } = s.state;
   const weights = weightsFor(spec, 0);
   s.actions.push({ kind: 'set-mirror', mirror: null }, { kind: 'set-weights', weights });
-  s.event(status === 'aborted' ? 'aborted' : 'rolled-back', `${reason}; 100% back on ${spec.stableColor}`, { ...values, weights });
+  s.event(status === 'aborted' ? 'aborted' : 'rolled-back', `${announce}; 100% back on ${spec.stableColor}`, { ...values, weights });
   s.update({ status, phase: 'done', reason, targetWeight: 0, mirror: null, rollbackOrderedAt: s.now });
 }
