@@ -98,6 +98,10 @@ export function manifestProblems(m: unknown): string[] {
     if (isSafeRelativePath(m.modelFile) && !(m.modelFile in m.files)) bad('files', `does not list the model file "${m.modelFile}"`);
     if (m.goldenFile !== undefined && isSafeRelativePath(m.goldenFile) && !(m.goldenFile in m.files)) bad('files', `does not list the golden file "${m.goldenFile}"`);
   }
+  if (m.onnx !== undefined) {
+    if (!isObj(m.onnx)) bad('onnx', 'must be an object');
+    else for (const k of ['input', 'output'] as const) if (!isNonEmptyString(m.onnx[k])) bad(`onnx.${k}`, 'must be a non-empty string');
+  }
   if (m.goldenFile !== undefined && !isSafeRelativePath(m.goldenFile)) bad('goldenFile', `must be a relative path inside the bundle, got ${JSON.stringify(m.goldenFile)}`);
   return problems;
 }

@@ -111,6 +111,7 @@ describe('loadBundle refusals', () => {
     ['file sha', (m) => (m.files['golden.csv'] = 'XYZ'), /files\["golden\.csv"\] must be 64 lowercase hex digits/],
     ['createdAt', (m) => (m.createdAt = 'yesterday'), /createdAt must be an ISO date-time, got "yesterday"/],
     ['target among features', (m) => (m.target = 'pH'), /target "pH" is also an input feature/],
+    ['onnx names', (m) => (m.onnx = { input: 'X' }), /onnx\.output must be a non-empty string/],
   ])('manifest_invalid: %s', async (_what, edit, message) => {
     await editManifest(dir, edit);
     await expectRefused(dir, 'manifest_invalid', message);
