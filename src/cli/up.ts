@@ -1,9 +1,11 @@
 /** `bgserve up`: the whole local blue-green stack in one command; Ctrl-C / SIGTERM stops what it started. */
+import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { DEFAULT_BUNDLE, DEFAULT_STATE_DIR, PORTS } from '../config/defaults.js';
 import { LOCAL_STACK_DEFAULTS, startLocalStack, stateFiles, type LocalStack, type LocalStackOptions } from '../stack/compose-root.js';
 import { releasePlugin } from '../control/release-routes.js';
 import { liveStatsPlugin, statusPagePlugin } from '../control/status-page.js';
+import { prometheusBannerLine, startStackPrometheus, type LocalPrometheus } from '../monitoring/local-prometheus.js';
 
 interface UpCliOptions {
   router: string;
@@ -14,6 +16,8 @@ interface UpCliOptions {
   bundle: string;
   stateDir: string;
   host: string;
+  prometheus?: boolean;
+  prometheusPort: number;
 }
 
 function port(value: string): number {
@@ -35,7 +39,7 @@ export function upBanner(stack: LocalStack): string {
   ].join('\n');
 }
 
-export async function runUp(opts: Partial<LocalStackOptions>): Promise<void> {
+export async function runUp(opts: Partial<LocalStackOptions> & { prometheus?: boolean; prometheusPort?: number }): Promise<void> {
   // Release controller (issue 5): reconciles with the release log on start, serves /api/releases.
   const files = stateFiles(opts.stateDir ?? LOCAL_STACK_DEFAULTS.stateDir);
   const releases = releasePlugin({
@@ -50,8 +54,26 @@ export async function runUp(opts: Partial<LocalStackOptions>): Promise<void> {
     onInstanceExit: (color, exit) =>
       process.stderr.write(`bgserve: ${color} exited (${exit.signal ?? `code ${exit.code}`}); not restarted. The router sends its traffic to the other color.\n`),
   });
-  process.once('exit', () => stack.killNow());
-  process.stdout.write(`${upBanner(stack)}\n`);
+  let prometheus: LocalPrometheus | undefined;
+  try {
+    prometheus = opts.prometheus
+      ? await startStackPrometheus({
+          instances: { blue: stack.instances.instances.blue.url, green: stack.instances.instances.green.url },
+          control: stack.controlUrl,
+          port: opts.prometheusPort ?? PORTS.prometheus,
+          dataDir: path.join(files.dir, 'prometheus'),
+          warn: (message) => process.stderr.write(`bgserve: ${message}\n`),
+        })
+      : undefined;
+  } catch (err) {
+    await stack.stop();
+    throw err;
+  }
+  process.once('exit', () => {
+    prometheus?.killNow();
+    stack.killNow();
+  });
+  process.stdout.write(`${upBanner(stack)}\n${prometheus ? `${prometheusBannerLine(prometheus)}\n` : ''}`);
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       process.stdout.write(`bgserve: ${signal}: stopping the control API, the router and both instances...\n`);
@@ -62,11 +84,13 @@ export async function runUp(opts: Partial<LocalStackOptions>): Promise<void> {
   });
   // A second signal while stopping: stop hard.
   const hard = () => {
+    prometheus?.killNow();
     stack.killNow();
     process.exit(1);
   };
   process.once('SIGINT', hard);
   process.once('SIGTERM', hard);
+  await prometheus?.stop();
   await stack.stop();
   process.stdout.write('bgserve: stopped\n');
 }
@@ -83,6 +107,8 @@ export function registerUp(program: Command): void {
     .option('--bundle <dir>', 'model bundle both colors start with', DEFAULT_BUNDLE)
     .option('--state-dir <dir>', 'token, logs and nginx files', DEFAULT_STATE_DIR)
     .option('--host <host>', 'address every part listens on', '127.0.0.1')
+    .option('--prometheus', 'also start a local Prometheus (when installed) scraping the stack, with the alert rules')
+    .option('--prometheus-port <port>', 'its port', port, PORTS.prometheus)
     .action(async (o: UpCliOptions) => {
       if (o.router !== 'embedded' && o.router !== 'nginx') throw new InvalidArgumentError('--router must be embedded or nginx');
       await runUp({ ...o, router: o.router });

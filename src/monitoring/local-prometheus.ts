@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { access, constants, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { COLORS, type Color } from '../config/defaults.js';
 import { renderLocalPrometheusConfig, type ScrapeTargets } from './prometheus-config.js';
 
 export interface LocalPrometheusOptions {
@@ -24,8 +25,11 @@ export interface LocalPrometheusOptions {
 export interface LocalPrometheus {
   url: string;
   pid: number;
+  dataDir: string;
   /** SIGTERM, then SIGKILL after 5s; resolves once the process has exited. */
   stop(): Promise<void>;
+  /** Synchronous last resort (process exit): SIGKILL. */
+  killNow(): void;
 }
 
 /** The Prometheus executable on PATH, if there is one. */
@@ -91,7 +95,10 @@ export async function startLocalPrometheus(options: LocalPrometheusOptions): Pro
     await stop();
     throw new Error(`prometheus did not start on ${address}: ${(err as Error).message}\n${output}`);
   }
-  return { url, pid: child.pid ?? -1, stop };
+  const killNow = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  return { url, pid: child.pid ?? -1, dataDir: options.dataDir, stop, killNow };
 }
 
 /**
@@ -120,4 +127,41 @@ async function waitReady(url: string, configFile: string, timeoutMs: number, exi
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`not ready after ${timeoutMs}ms (${last})`);
+}
+
+export interface StackPrometheusOptions {
+  /** Base URLs of the instances and of the control API, e.g. http://127.0.0.1:8001 */
+  instances: Record<Color, string>;
+  control: string;
+  /** Prometheus listens on 127.0.0.1 at this port. */
+  port: number;
+  dataDir: string;
+  /** Where to say that Prometheus is not installed. */
+  warn: (message: string) => void;
+}
+
+/**
+ * The Prometheus of `bgserve up --prometheus`: scrapes the stack's instances and control API every 2s.
+ * Resolves undefined (after a warning) when Prometheus is not installed; fails when it cannot start.
+ */
+export async function startStackPrometheus(opts: StackPrometheusOptions): Promise<LocalPrometheus | undefined> {
+  const binary = await findPrometheus();
+  if (binary === undefined) {
+    opts.warn('--prometheus: prometheus is not installed (Debian/Ubuntu: apt-get install prometheus); continuing without it');
+    return undefined;
+  }
+  const hostPort = (url: string) => new URL(url).host;
+  return startLocalPrometheus({
+    binary,
+    port: opts.port,
+    dataDir: opts.dataDir,
+    targets: {
+      instances: COLORS.map((color) => ({ color, address: hostPort(opts.instances[color]) })),
+      control: hostPort(opts.control),
+    },
+  });
+}
+
+export function prometheusBannerLine(prometheus: LocalPrometheus): string {
+  return `  prometheus ${prometheus.url}   (scrapes both colors and the control API every 2s; data in ${prometheus.dataDir})`;
 }
