@@ -78,7 +78,7 @@ export async function runServe(opts: ServeCliOptions): Promise<void> {
       bundle: model.dir,
       admin: adminToken === undefined ? 'disabled' : 'enabled',
     },
-    'serving',
+    'listening',
   );
 }
 

@@ -25,9 +25,17 @@ export async function drain(app: FastifyInstance, delayMs: number): Promise<void
   app.log.info('drained: server closed');
 }
 
-/** Listens and installs the signal handlers; resolves with the address once listening. */
+/** Listens and installs the signal handlers; resolves with the address once listening (log it: nothing else does). */
 export async function listenAndDrainOnSignal(app: FastifyInstance, opts: ListenOptions): Promise<string> {
-  const address = await app.listen({ port: opts.port, host: opts.host });
+  // Fastify logs a bare "Server listening at" line; the caller logs one complete line instead.
+  const level = app.log.level;
+  app.log.level = 'warn';
+  let address: string;
+  try {
+    address = await app.listen({ port: opts.port, host: opts.host });
+  } finally {
+    app.log.level = level;
+  }
   let draining = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (draining) {

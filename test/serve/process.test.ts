@@ -67,8 +67,9 @@ describe('bgserve serve as a process', () => {
     try {
       const base = `http://127.0.0.1:${port}`;
       await waitForHttp(`${base}/ready`, { proc });
-      const listening = logLines(proc).find((l) => l.event === 'listening');
-      expect(listening).toMatchObject({ color: 'green', address: base, model: { name: 'wine-quality', version: '1.0.0' } });
+      const startup = logLines(proc);
+      expect(startup).toHaveLength(1);
+      expect(startup[0]).toMatchObject({ msg: 'listening', color: 'green', address: base, model: { name: 'wine-quality', version: '1.0.0' } });
 
       const rejected = await fetch(`${base}/predict`, {
         method: 'POST',
