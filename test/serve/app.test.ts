@@ -105,6 +105,7 @@ describe('serve app: the original API over HTTP (inject)', () => {
     const ui = await app.inject({ url: '/docs' });
     expect(ui.statusCode).toBe(200);
     expect(ui.headers['content-type']).toContain('text/html');
+    expect((await app.inject({ url: '/docs/static/swagger-ui-bundle.js' })).statusCode).toBe(200);
     const doc = (await app.inject({ url: '/docs/json' })).json();
     expect(doc.openapi).toMatch(/^3\./);
     expect(doc.info.description).toContain('| 413 | `batch_too_large` |');
