@@ -8,27 +8,28 @@
  *     deploy/nginx/watch-config.sh in the nginx container (nginx -t, install, reload).
  * The seed (what nginx serves before the controller's first render) comes from the same renderer.
  */
+import { EXTERNAL_NGINX_LISTEN, EXTERNAL_NGINX_PATHS } from '../../src/cli/controller.js';
 import { renderNginxConfig, type NginxRenderOptions } from '../../src/traffic/nginx-config.js';
 import { initialState } from '../../src/traffic/policy.js';
 
 /** Compose service names (the original system's upstream names) and the port each instance listens on inside. */
 export const COMPOSE_SERVICES = { blue: 'mlservice_blue', green: 'mlservice_green', nginx: 'nginx', controller: 'controller' } as const;
 export const INSTANCE_PORT = 8000;
-export const NGINX_PORT = 80;
+export const NGINX_PORT = EXTERNAL_NGINX_LISTEN.port;
 
 /** The state volume, at this path in the controller (read-write) and in nginx (read-only). */
 export const STATE_DIR = '/app/.bgserve';
 export const RENDER_PATH = `${STATE_DIR}/nginx/nginx.conf`;
 export const LIVE_DIR = `${STATE_DIR}/nginx/live`;
 
+/** What `bgserve controller --router nginx` renders with in compose (its defaults, the nginx image's layout). */
 export const COMPOSE_NGINX_OPTIONS: NginxRenderOptions = {
-  listen: { host: '0.0.0.0', port: NGINX_PORT },
+  listen: EXTERNAL_NGINX_LISTEN,
   upstreams: {
     blue: { host: COMPOSE_SERVICES.blue, port: INSTANCE_PORT },
     green: { host: COMPOSE_SERVICES.green, port: INSTANCE_PORT },
   },
-  // Paths inside the nginx container. No access log: router metrics come from the instances in compose.
-  paths: { pid: '/var/run/nginx.pid', errorLog: '/dev/stderr', accessLog: null, tempDir: '/var/cache/nginx', liveDir: LIVE_DIR },
+  paths: { ...EXTERNAL_NGINX_PATHS, liveDir: LIVE_DIR },
 };
 
 /** The first configuration: no sticky key; until the controller writes live files, all traffic goes to blue. */

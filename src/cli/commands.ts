@@ -6,6 +6,7 @@ import { registerUp } from './up.js';
 import { registerTraffic } from './traffic.js';
 import { registerOnnx } from './onnx.js';
 import { registerRelease } from './release.js';
+import { registerController } from './controller.js';
 
 /** One registrar per command module keeps main.ts stable while commands are added. */
 export function registerCommands(program: Command): void {
@@ -17,4 +18,5 @@ export function registerCommands(program: Command): void {
   registerTraffic(program);
   registerOnnx(program);
   registerRelease(program);
+  registerController(program);
 }

@@ -4,91 +4,14 @@
  * rely on and that every file it mounts or scrapes exists and agrees with the others.
  */
 import { describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { ROOT } from '../support/processes.js';
 import { PORTS } from '../../src/config/defaults.js';
+import { FILES, commandText, composeConfig, configQuietInOneProcess, mergedStack, mounts, subsets, type ComposeService } from './compose-files.js';
 import { COMPOSE_SERVICES, INSTANCE_PORT, LIVE_DIR, NGINX_PORT, RENDER_PATH, STATE_DIR } from '../../deploy/nginx/compose.js';
-
-const run = promisify(execFile);
-
-/** In the order of the original command. */
-const FILES = ['docker-compose.yaml', 'docker-compose.nginx.yml', 'docker-compose.blue.yml', 'docker-compose.green.yml'];
-
-function subsets<T>(items: T[]): T[][] {
-  const out: T[][] = [];
-  for (let mask = 1; mask < 1 << items.length; mask++) out.push(items.filter((_, i) => mask & (1 << i)));
-  return out;
-}
-
-async function composeConfig(files: string[], quiet: boolean): Promise<string> {
-  const args = [...files.flatMap((f) => ['-f', f]), 'config', ...(quiet ? ['-q'] : [])];
-  // An empty environment for interpolation: defaults in the files must be enough.
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
-  const { stdout } = await run('docker-compose', ['--project-directory', ROOT, '--project-name', 'bgserve', ...args], { cwd: ROOT, env });
-  return stdout;
-}
-
-/**
- * `docker-compose ... config -q` for many file sets in one Python process: docker-compose's own entry point
- * (compose.cli.main.main, what /usr/bin/docker-compose calls) run once per set, since a start-up costs about
- * a second here and there are 15 sets.
- */
-async function configQuietInOneProcess(combos: string[][]): Promise<Record<string, number>> {
-  const { stdout: which } = await run('sh', ['-c', 'command -v docker-compose']);
-  const interpreter = (await readFile(which.trim(), 'utf8')).split('\n')[0].replace(/^#!\s*/, '').trim();
-  const script = [
-    'import json, sys',
-    'from compose.cli.main import main',
-    'results = {}',
-    'for combo in json.loads(sys.argv[1]):',
-    "    sys.argv = ['docker-compose', '--project-name', 'bgserve'] + [a for f in combo for a in ('-f', f)] + ['config', '-q']",
-    '    try:',
-    '        main()',
-    '        code = 0',
-    '    except SystemExit as e:',
-    '        code = e.code or 0',
-    "    results[' + '.join(combo)] = code",
-    'print(json.dumps(results))',
-  ].join('\n');
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
-  const { stdout } = await run(interpreter, ['-c', script, JSON.stringify(combos)], { cwd: ROOT, env });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, number>;
-}
-
-interface PortMapping {
-  published: number | string;
-  target: number;
-}
-interface ComposeService {
-  image?: string;
-  environment?: Record<string, string>;
-  ports?: PortMapping[];
-  /** Compose v1 prints the short form (source:target:mode), v2 the long one. */
-  volumes?: Array<string | { type: string; source?: string; target: string; read_only?: boolean }>;
-  command?: string[] | string;
-  entrypoint?: string[];
-  healthcheck?: Record<string, unknown>;
-}
-
-interface Mount {
-  bind: boolean;
-  source: string;
-  target: string;
-  readOnly: boolean;
-}
-
-function mounts(service: ComposeService): Mount[] {
-  return (service.volumes ?? []).map((v) => {
-    if (typeof v !== 'string') return { bind: v.type === 'bind', source: v.source ?? '', target: v.target, readOnly: v.read_only === true };
-    const [source, target, mode] = v.split(':');
-    return { bind: source.startsWith('/') || source.startsWith('.'), source, target, readOnly: mode === 'ro' };
-  });
-}
 
 function hostPorts(service: ComposeService): Array<[number, number]> {
   return (service.ports ?? []).map((p) => [Number(p.published), p.target]);
@@ -126,7 +49,7 @@ describe('compose files', () => {
   });
 
   describe('the four-file stack', async () => {
-    const merged = parse(await composeConfig(FILES, false)) as { services: Record<string, ComposeService>; volumes: Record<string, unknown> };
+    const merged = await mergedStack();
     const s = merged.services;
 
     it('has the original services and ports, plus the controller', () => {
@@ -151,7 +74,7 @@ describe('compose files', () => {
     it('runs each instance on its color, the default bundle and the port nginx and Prometheus expect', () => {
       for (const color of ['blue', 'green'] as const) {
         const service = s[COMPOSE_SERVICES[color]];
-        const command = ([] as string[]).concat(service.command ?? []).join(' ');
+        const command = commandText(service);
         expect(command).toMatch(new RegExp(`bgserve serve .*--color ${color}\\b`));
         expect(command).toContain(`--port ${INSTANCE_PORT}`);
         expect(command).toContain('--bundle models/wine-quality/1.0.0');
@@ -167,7 +90,7 @@ describe('compose files', () => {
       expect(mount(s.nginx, STATE_DIR)).toMatchObject({ bind: false, source: 'bgserve-state', readOnly: true });
       // The live files and the configuration are where the render (deploy/nginx/compose.ts) says, on both sides.
       expect(s.nginx.environment?.BGSERVE_NGINX_RENDERED).toBe(RENDER_PATH);
-      const controller = ([] as string[]).concat(s.controller.command ?? []).join(' ');
+      const controller = commandText(s.controller);
       expect(controller).toContain(`--nginx-config ${RENDER_PATH}`);
       expect(controller).toContain(`--nginx-live-dir ${LIVE_DIR}`);
       expect(controller).toContain(`--blue-url http://${COMPOSE_SERVICES.blue}:${INSTANCE_PORT}`);
