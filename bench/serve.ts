@@ -48,6 +48,11 @@ export interface BenchRow {
   p99Ms: number;
   /** Connection errors plus non-2xx answers: must be 0. */
   failures: number;
+  /**
+   * CPU time the server process spent per answered request, µs: unlike req/s, hardly moved by other
+   * processes competing for the cores.
+   */
+  cpuUsPerRequest: number;
   /** The server's resident memory right after the run, and its peak so far (VmHWM), MB. */
   rssMb: number;
   peakRssMb: number;
@@ -105,6 +110,14 @@ async function stopServer(server: Server): Promise<void> {
   clearTimeout(timer);
 }
 
+/** User + system CPU time of a process so far, µs (Linux /proc; clock ticks are 100 Hz on Linux x86-64). */
+function cpuTimeUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After "pid (comm) ", utime and stime are the 12th and 13th fields.
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
 /** VmRSS and VmHWM of a process, MB (Linux /proc). */
 function memoryMb(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -124,7 +137,9 @@ function cannon(url: string, connections: number, durationSeconds: number): Prom
 }
 
 async function measure(target: BenchRow['target'], server: Server, connections: number, seconds: number): Promise<BenchRow> {
+  const cpuBefore = cpuTimeUs(server.child.pid!);
   const r = await cannon(server.url, connections, seconds);
+  const cpu = cpuTimeUs(server.child.pid!) - cpuBefore;
   const mem = memoryMb(server.child.pid!);
   return {
     target,
@@ -133,6 +148,7 @@ async function measure(target: BenchRow['target'], server: Server, connections: 
     p50Ms: r.latency.p50,
     p99Ms: r.latency.p99,
     failures: r.errors + r.non2xx,
+    cpuUsPerRequest: cpu / Math.max(1, r.requests.total),
     rssMb: mem.rss,
     peakRssMb: mem.peak,
   };
@@ -173,7 +189,7 @@ export function formatServeBench(result: ServeBenchResult): string {
   const lines = [
     `serve benchmark (instance from ${result.runner}${result.nodeFlags.length ? ` with ${result.nodeFlags.join(' ')}` : ''}; ` +
       `${result.cpus} CPUs, load average ${result.loadAverage.map((l) => l.toFixed(2)).join(' ')}; latency at autocannon's 1 ms resolution)`,
-    'target    conns    req/s   p50 ms   p99 ms  failures  RSS MB  peak MB',
+    'target    conns    req/s   p50 ms   p99 ms  failures  CPU us/req  RSS MB  peak MB',
   ];
   for (const r of result.rows) {
     lines.push(
@@ -184,6 +200,7 @@ export function formatServeBench(result: ServeBenchResult): string {
         r.p50Ms.toFixed(0).padStart(8),
         r.p99Ms.toFixed(0).padStart(8),
         String(r.failures).padStart(9),
+        r.cpuUsPerRequest.toFixed(0).padStart(11),
         r.rssMb.toFixed(1).padStart(7),
         r.peakRssMb.toFixed(1).padStart(8),
       ].join(' '),
