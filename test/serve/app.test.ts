@@ -2,7 +2,8 @@ import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INSTANCE_METRICS } from '../../src/config/metric-names.js';
 import { WINE_EXAMPLE, WINE_FEATURES } from '../../src/model/wine.js';
-import { BATCH_ROUTE, PREDICT_ROUTE } from '../../src/serve/routes/predict.js';
+import { ApiError } from '../../src/serve/errors.js';
+import { assertFinite, BATCH_ROUTE, PREDICT_ROUTE } from '../../src/serve/routes/predict.js';
 import { appOn, metricsText, sample } from './helpers.js';
 
 const json = { 'content-type': 'application/json' };
@@ -296,5 +297,19 @@ describe('serve app: every error class answers JSON {error, message, details} an
   it('keeps serving after the rejections', async () => {
     const res = await app.inject({ method: 'POST', url: '/predict', payload: WINE_EXAMPLE });
     expect(res.statusCode).toBe(200);
+  });
+});
+
+describe('assertFinite', () => {
+  it('refuses to answer a non-finite prediction, naming the row', () => {
+    expect(() => assertFinite(Float64Array.of(5.1, 6))).not.toThrow();
+    try {
+      assertFinite(Float64Array.of(5.1, Number.POSITIVE_INFINITY));
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ApiError);
+      expect((err as ApiError).statusCode).toBe(422);
+      expect((err as ApiError).toBody()).toMatchObject({ error: 'non_finite_prediction', details: [{ field: 'instances[1]' }] });
+    }
   });
 });

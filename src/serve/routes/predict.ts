@@ -84,15 +84,23 @@ export async function predictRoutes(app: FastifyInstance, { ctx }: ServePluginOp
   const { holder, color } = ctx;
   const schemas = predictSchemas(holder.current.model.manifest.features, holder.batchLimit);
 
-  /** One prediction route: read rows from the body, predict, record, answer; the model is read once. */
+  /**
+   * One prediction route: read rows from the body, predict, record, answer; the model is read once. A
+   * synchronous runtime (the native one) is answered without a promise: a thrown ApiError still reaches the
+   * error handler, as Fastify catches what a handler throws.
+   */
   function route(url: string, schema: FastifySchema, read: Reader, answer: (values: Float64Array, served: ServedModel) => object) {
-    app.post(url, { schema, validatorCompiler: noRouteValidation, config: { ...PREDICTION_ROUTE } }, async (request) => {
+    app.post(url, { schema, validatorCompiler: noRouteValidation, config: { ...PREDICTION_ROUTE } }, (request, reply) => {
       const started = performance.now();
       const served = holder.current;
       const { rows, nRows } = read(served, request.body);
-      const values = await predictRows(served, rows, nRows);
-      served.series.route(url).served((performance.now() - started) / 1000, values);
-      return answer(values, served);
+      const finish = (values: Float64Array) => {
+        assertFinite(values);
+        served.series.route(url).served((performance.now() - started) / 1000, values);
+        return answer(values, served);
+      };
+      const out = served.predict(rows, nRows);
+      return out instanceof Float64Array ? reply.send(finish(out)) : out.then(finish);
     });
   }
 
