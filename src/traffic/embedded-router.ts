@@ -7,7 +7,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { pipeline } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { Pool, type Dispatcher } from 'undici';
 import { isColor, otherColor, PREVIEW_HEADER, type Color } from '../config/defaults.js';
@@ -48,10 +47,13 @@ const REQUEST_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 't
 const RESPONSE_SKIP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'trailer']);
 const EMPTY = Buffer.alloc(0);
 
-interface Outcome {
-  color: Color;
-  response?: Dispatcher.ResponseData;
-  error?: string;
+/** One client request being proxied; the body is buffered so a retry can send it again. */
+interface Exchange {
+  res: http.ServerResponse;
+  method: Dispatcher.HttpMethod;
+  path: string;
+  headers: string[];
+  body: Buffer | null;
 }
 
 export class EmbeddedRouter implements TrafficDriver {
@@ -177,86 +179,97 @@ export class EmbeddedRouter implements TrafficDriver {
     req.on('end', () => {
       if (tooLarge) return;
       const body = chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      this.forward(req, res, body).catch((err: unknown) => {
-        if (!res.headersSent) sendJson(res, 502, { error: 'bad_gateway', message: describeError(err) });
-        else res.destroy();
-      });
+      this.forward(req, res, body);
     });
     req.on('error', () => res.destroy());
   }
 
-  private async forward(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): Promise<void> {
-    const method = req.method ?? 'GET';
+  private forward(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {
+    const method = (req.method ?? 'GET') as Dispatcher.HttpMethod;
     const path = req.url ?? '/';
-    const headers = forwardedHeaders(req);
-    const payload = body.length === 0 && (method === 'GET' || method === 'HEAD') ? null : body;
+    const ex: Exchange = {
+      res,
+      method,
+      path,
+      headers: forwardedHeaders(req),
+      body: body.length === 0 && (method === 'GET' || method === 'HEAD') ? null : body,
+    };
     const preview = req.headers[PREVIEW_HEADER];
-
-    let color: Color;
-    let retryable: boolean;
     if (isColor(preview)) {
       // The preview route reaches exactly that color: a smoke test must never be answered by the other one.
-      color = preview;
-      retryable = false;
-    } else {
-      const sticky = this.current.sticky;
-      const key = sticky ? stickyKey(sticky, req.headers) : undefined;
-      const preferred = key !== undefined ? stickyColor(key, this.current.weights) : this.picker.next();
-      color = routeAround(preferred, (c) => this.tracker.isHealthy(c));
-      // Predictions and reads have no side effects; anything else (say, an admin call) is never replayed.
-      retryable = method === 'GET' || method === 'HEAD' || path.startsWith('/predict');
-      this.maybeMirror(color, method, path, headers, payload);
-    }
-
-    let outcome = await this.attempt(color, method, path, headers, payload);
-    if (retryable && failed(outcome)) {
-      const other = otherColor(color);
-      this.m.retry(color, other);
-      if (outcome.response) await outcome.response.body.dump();
-      outcome = await this.attempt(other, method, path, headers, payload);
-    }
-    this.respond(res, outcome);
-  }
-
-  private async attempt(
-    color: Color,
-    method: string,
-    path: string,
-    headers: string[],
-    body: Buffer | null,
-  ): Promise<Outcome> {
-    const started = performance.now();
-    try {
-      const response = await this.pools[color].request({ method: method as Dispatcher.HttpMethod, path, headers, body });
-      this.m.upstreamSeconds(color, (performance.now() - started) / 1000);
-      if (response.statusCode === 502 || response.statusCode === 503) {
-        this.tracker.markFailure(color, `upstream answered ${response.statusCode}`);
-      }
-      return { color, response };
-    } catch (err) {
-      const error = describeError(err);
-      this.tracker.markFailure(color, error);
-      return { color, error };
-    }
-  }
-
-  private respond(res: http.ServerResponse, outcome: Outcome): void {
-    const { response } = outcome;
-    if (!response) {
-      this.m.request('none', 502);
-      sendJson(res, 502, { error: 'bad_gateway', message: `no answer from ${outcome.color}: ${outcome.error}` });
+      this.send(ex, preview, false);
       return;
     }
-    this.m.request(outcome.color, response.statusCode);
-    const out: http.OutgoingHttpHeaders = {};
-    for (const name in response.headers) {
-      if (!RESPONSE_SKIP.has(name)) out[name] = response.headers[name];
-    }
-    res.writeHead(response.statusCode, out);
-    pipeline(response.body, res, () => undefined);
+    const sticky = this.current.sticky;
+    const key = sticky ? stickyKey(sticky, req.headers) : undefined;
+    const preferred = key !== undefined ? stickyColor(key, this.current.weights) : this.picker.next();
+    const color = routeAround(preferred, (c) => this.tracker.isHealthy(c));
+    this.maybeMirror(color, ex);
+    // Predictions and reads have no side effects; anything else (say, an admin call) is never replayed.
+    this.send(ex, color, method === 'GET' || method === 'HEAD' || path.startsWith('/predict'));
   }
 
-  private maybeMirror(served: Color, method: string, path: string, headers: string[], body: Buffer | null): void {
+  /**
+   * One attempt on one color, straight on undici's dispatch API (no response stream objects on the hot path).
+   * A connection error or a 502/503 before anything was written to the client is replayed once on the other
+   * color when `retryable`.
+   */
+  private send(ex: Exchange, color: Color, retryable: boolean): void {
+    const started = performance.now();
+    const { res } = ex;
+    let replay = false;
+    let wroteHead = false;
+    const retry = () => {
+      const other = otherColor(color);
+      this.m.retry(color, other);
+      this.send(ex, other, false);
+    };
+    this.pools[color].dispatch(
+      { method: ex.method, path: ex.path, headers: ex.headers, body: ex.body },
+      {
+        // Its presence tells undici this is a new-style handler (without it, the legacy callbacks are expected).
+        onRequestStart: () => undefined,
+        onResponseStart: (controller, statusCode, headers) => {
+          this.m.upstreamSeconds(color, (performance.now() - started) / 1000);
+          if (statusCode === 502 || statusCode === 503) {
+            this.tracker.markFailure(color, `upstream answered ${statusCode}`);
+            if (retryable) {
+              replay = true;
+              return;
+            }
+          }
+          this.m.request(color, statusCode);
+          const out: http.OutgoingHttpHeaders = {};
+          for (const name in headers) if (!RESPONSE_SKIP.has(name)) out[name] = headers[name];
+          res.writeHead(statusCode, out);
+          wroteHead = true;
+        },
+        onResponseData: (controller, chunk) => {
+          if (replay) return;
+          if (!res.write(chunk)) {
+            controller.pause();
+            res.once('drain', () => controller.resume());
+          }
+        },
+        onResponseEnd: () => {
+          if (replay) retry();
+          else res.end();
+        },
+        onResponseError: (_controller, err) => {
+          const error = describeError(err);
+          if (!replay) this.tracker.markFailure(color, error);
+          if (wroteHead) res.destroy(err);
+          else if (retryable) retry();
+          else {
+            this.m.request('none', 502);
+            sendJson(res, 502, { error: 'bad_gateway', message: `no answer from ${color}: ${error}` });
+          }
+        },
+      },
+    );
+  }
+
+  private maybeMirror(served: Color, ex: Exchange): void {
     const target = this.current.mirror.target;
     // A copy to the color that already answers this request would only double its load.
     if (target === null || target === served || !this.mirrorSampler.take()) return;
@@ -265,19 +278,24 @@ export class EmbeddedRouter implements TrafficDriver {
       return;
     }
     this.mirrorsInFlight++;
-    this.pools[target]
-      .request({ method: method as Dispatcher.HttpMethod, path, headers: [...headers, 'x-bgserve-mirror', '1'], body })
-      .then(async (r) => {
-        await r.body.dump();
-        this.m.mirror(target, r.statusCode < 500 ? 'ok' : 'error');
-      })
-      .catch(() => this.m.mirror(target, 'error'))
-      .finally(() => this.mirrorsInFlight--);
+    let status = 0;
+    const done = (outcome: 'ok' | 'error') => {
+      this.mirrorsInFlight--;
+      this.m.mirror(target, outcome);
+    };
+    this.pools[target].dispatch(
+      { method: ex.method, path: ex.path, headers: [...ex.headers, 'x-bgserve-mirror', '1'], body: ex.body },
+      {
+        onRequestStart: () => undefined,
+        onResponseStart: (_c, statusCode) => {
+          status = statusCode;
+        },
+        onResponseData: () => undefined,
+        onResponseEnd: () => done(status < 500 ? 'ok' : 'error'),
+        onResponseError: () => done('error'),
+      },
+    );
   }
-}
-
-function failed(outcome: Outcome): boolean {
-  return outcome.response === undefined || outcome.response.statusCode === 502 || outcome.response.statusCode === 503;
 }
 
 function forwardedHeaders(req: http.IncomingMessage): string[] {
