@@ -9,10 +9,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COLORS, PREVIEW_HEADER, type Color } from '../../src/config/defaults.js';
 import { CONTROLLER_METRICS, ROUTER_METRICS } from '../../src/config/metric-names.js';
+import { readTokenFile } from '../../src/control/auth.js';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import { startLocalPrometheus, type LocalPrometheus } from '../../src/monitoring/local-prometheus.js';
 import { queryInstant, type InstantResult } from '../../src/monitoring/prometheus-api.js';
-import { JOBS, RECORDED, alertDefinitions } from '../../src/monitoring/queries.js';
+import { ALERT_THRESHOLDS, JOBS, RECORDED, alertDefinitions, modelVersions } from '../../src/monitoring/queries.js';
 import { freePort, startCli, stopAll, stopProcess, waitForHttp, type Started } from '../support/processes.js';
 import { dashboardExpressions, ruleExpressions, withGrafanaVariables, type Expression } from './expressions.js';
 
@@ -95,6 +96,30 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
     }
   }
 
+  /**
+   * A canary release rolled back by command, so the controller's metrics (phase, weights, releases by
+   * outcome, time to roll back) have data for the dashboard's release panels and annotations.
+   */
+  async function rollBackOneRelease(token: string): Promise<void> {
+    const call = async (method: string, url: string, body?: unknown) => {
+      const res = await fetch(`${urls.control}/api${url}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as { release: { phase: string; status: string } } };
+    };
+    const started = await call('POST', '/releases', { bundle: 'models/wine-quality/1.1.0', strategy: 'canary', steps: [10, 100], analysisMs: 120_000 });
+    if (started.status !== 201) throw new Error(`release refused: ${JSON.stringify(started.body)}`);
+    const deadline = Date.now() + 60_000;
+    while ((await call('GET', '/releases/current')).body.release.phase !== 'step') {
+      if (Date.now() > deadline) throw new Error('release never reached its first step');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const rolledBack = await call('POST', '/releases/current/rollback');
+    if (rolledBack.body.release.status !== 'rolled_back') throw new Error(`rollback: ${JSON.stringify(rolledBack.body)}`);
+  }
+
   beforeAll(async () => {
     const [rules, dashboard] = await Promise.all([ruleExpressions(), dashboardExpressions()]);
     const alertNames = new Set(alertDefinitions().map((a) => a.name));
@@ -121,6 +146,7 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
     ]);
     await waitForHttp(`${urls.control}/healthz`, { proc: stack, timeoutMs: 60_000 });
     await Promise.all(COLORS.map((c) => waitForHttp(`${urls[c]}/ready`, { proc: stack, timeoutMs: 30_000 })));
+    await rollBackOneRelease(await readTokenFile(path.join(dataDir, 'stack', 'token')));
 
     prom = await startLocalPrometheus({
       port: await freePort(),
@@ -203,7 +229,18 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
       if (!hasDataForItsColors(e.expr, r)) failures.push(`${e.source}: ${e.expr}\n  -> ${describeResult(r)}`);
     }
     expect(failures, failures.join('\n')).toEqual([]);
-    expect(checked).toEqual(expect.arrayContaining(['panel Traffic by color / B', 'panel Weights / B', 'panel Targets up / B']));
+    // After one rolled-back release, the release panels and the phase annotation have data too.
+    expect(checked).toEqual(
+      expect.arrayContaining([
+        'panel Traffic by color / B',
+        'panel Weights / A',
+        'panel Weights / B',
+        'panel Targets up / B',
+        'panel Release phase / A',
+        'panel Time to roll back (p99) / A',
+        'annotation Release phases',
+      ]),
+    );
   });
 
   it('measures what the load did: one request in ten rejected, none failing on the server', async () => {
@@ -219,7 +256,7 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
     }
   });
 
-  it('sees both instances and the control API up, and the same model on each color', async () => {
+  it('sees both instances and the control API up, each color with its model, and no prediction shift', async () => {
     const up = await queryInstant(prom!.url, `up{job="${JOBS.instances}"}`);
     expect(up.status === 'success' && up.samples.map((s) => [s.labels.color, s.value]).sort()).toEqual([
       ['blue', 1],
@@ -228,8 +265,16 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
     const control = await queryInstant(prom!.url, `up{job="${JOBS.control}"}`);
     expect(control.status === 'success' && control.samples.map((s) => s.value)).toEqual([1]);
     const shift = await queryInstant(prom!.url, alertDefinitions().find((a) => a.name === 'BgservePredictionShift')!.value);
-    // Same bundle and same requests on both colors: no shift at all.
+    // The rolled-back release left 1.1.0 loaded on green (at 0% weight): the preview load reaches it there.
+    const versions = await queryInstant(prom!.url, modelVersions());
+    expect(versions.status === 'success' && versions.samples.map((s) => [s.labels.color, s.labels.model_version]).sort()).toEqual([
+      ['blue', '1.0.0'],
+      ['green', '1.1.0'],
+    ]);
+    // Two versions trained on the same data predict the same example almost alike: a shift, but far below the alert.
     expect(shift.status === 'success' && shift.samples.length).toBe(1);
-    expect(shift.status === 'success' && shift.samples[0].value).toBeCloseTo(0, 9);
+    const value = shift.status === 'success' ? shift.samples[0].value : NaN;
+    expect(value).toBeGreaterThanOrEqual(0);
+    expect(value).toBeLessThan(ALERT_THRESHOLDS.predictionShift);
   });
 });
