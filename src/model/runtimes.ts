@@ -2,7 +2,6 @@
 import { BundleError } from './bundle-error.js';
 import { type FlatForest, deserializeForest } from './forest.js';
 import { NativeForestRuntime } from './native-runtime.js';
-import { createOnnxRuntime } from './onnx/runtime.js';
 import type { Manifest, ModelRuntime } from './types.js';
 
 export const SUPPORTED_FORMATS: readonly string[] = ['native-forest', 'onnx'];
@@ -15,8 +14,11 @@ export async function createRuntime(manifest: Manifest, dir: string, modelBytes:
   switch (manifest.format) {
     case 'native-forest':
       return nativeRuntime(manifest, dir, modelBytes);
-    case 'onnx':
+    case 'onnx': {
+      // onnxruntime-node costs ~12 MB of RSS once imported: only bundles that need it pay for it.
+      const { createOnnxRuntime } = await import('./onnx/runtime.js');
       return createOnnxRuntime(manifest, dir, modelBytes);
+    }
     default:
       throw new BundleError(
         'unsupported_format',
