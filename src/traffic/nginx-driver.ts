@@ -121,10 +121,10 @@ export class NginxDriver implements TrafficDriver {
   /** Writes the first configuration and starts nginx (managed) or reloads it (external). */
   async start(): Promise<this> {
     const mode = this.opts.mode;
-    if (mode.kind === 'managed') {
-      await mkdir(path.dirname(this.paths.errorLog), { recursive: true });
-      await mkdir(this.paths.tempDir, { recursive: true });
-    }
+    // nginx -t refuses a configuration whose temp or log folders are missing; the live files need theirs.
+    await mkdir(path.dirname(this.paths.errorLog), { recursive: true });
+    await mkdir(this.paths.tempDir, { recursive: true });
+    await mkdir(this.paths.liveDir, { recursive: true });
     await this.writeLive(this.current);
     await this.writeChecked(this.current);
     if (mode.kind === 'managed') {
@@ -329,8 +329,10 @@ export class NginxDriver implements TrafficDriver {
           const serving = await stillServing(this.oldWorkers);
           if (serving.length === 0) return;
           last = `old workers ${serving.join(', ')} still serving`;
-        } else {
+        } else if (res.statusCode === 200) {
           last = `generation ${text}`;
+        } else {
+          last = `GET ${VERSION_PATH} answered ${res.statusCode} (can nginx's workers read ${this.paths.liveDir}?)`;
         }
       } catch (err) {
         last = describeError(err);
