@@ -1,10 +1,10 @@
 /**
- * Rollback time on the real local stack (two `bgserve serve` processes, the embedded router, the release
+ * Rollback time on the real local stack (two `bgserve serve` processes, the embedded router or nginx, the release
  * controller with the direct-scrape provider), under a steady client load:
  *   - verdict: a canary of a version that answers errors; time from the engine's failing verdict (the tick's
  *     clock, before the window was even scraped) to the router having 100% on the stable color;
  *   - command: `rollback` during a canary step; time from the command to 100% on stable (the API call returns then).
- * Usage: node --import tsx bench/rollback.ts [runs=5]
+ * Usage: node --import tsx bench/rollback.ts [runs=5] [embedded|nginx]
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -13,13 +13,14 @@ import { deriveBundle, GOOD_BUNDLE } from '../test/controller/bundles.js';
 import { startController, startLoad, startStack, waitFor } from '../test/controller/stack.js';
 
 const runs = Number(process.argv[2] ?? 5);
+const routerKind = process.argv[3] === 'nginx' ? 'nginx' : 'embedded';
 
 function summary(ms: number[]): string {
   const s = [...ms].sort((a, b) => a - b);
   return `n=${s.length} p50=${s[Math.floor((s.length - 1) / 2)].toFixed(1)}ms max=${s[s.length - 1].toFixed(1)}ms`;
 }
 
-const stack = await startStack({ '1.0.1-errors': { errorRate: 0.25 } });
+const stack = await startStack({ '1.0.1-errors': { errorRate: 0.25 } }, routerKind);
 const { controller } = startController(stack, { analysisEveryMs: 250 });
 await controller.start();
 const load = await startLoad(stack.router.url, 4, 10 * 60_000);
@@ -59,7 +60,7 @@ try {
   await stack.close();
 }
 const [l1, l5] = os.loadavg();
-console.log(`rollback bench (embedded router, ${os.cpus().length} cpus, load avg ${l1.toFixed(2)} ${l5.toFixed(2)})`);
+console.log(`rollback bench (${routerKind} router, ${os.cpus().length} cpus, load avg ${l1.toFixed(2)} ${l5.toFixed(2)})`);
 console.log(`  failing verdict -> 100% stable: ${summary(verdict)}`);
 console.log(`  rollback command -> 100% stable: ${summary(command)}`);
 console.log(`  client requests: ${load.sent} sent, ${load.failed} failed (500s of the faulty version before each verdict), ${clientFailuresAfterRollback} failed after a rollback`);

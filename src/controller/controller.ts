@@ -77,6 +77,8 @@ export class ReleaseController {
   private lastAnalysisAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly listeners = new Set<(event: ReleaseEvent) => void>();
+  /** Releases whose latest step is persisted but whose actions are still being carried out: their previous state. */
+  private readonly settling = new Map<string, ReleaseState>();
   /** The most recent rollback's timing (verdict or command to weights in effect). */
   lastRollback: RollbackTiming | undefined;
 
@@ -198,12 +200,18 @@ export class ReleaseController {
     });
   }
 
+  /** What users see of a release: a step's new state shows once its actions are in effect. */
+  private visible(r: ReleaseState): ReleaseState {
+    return this.settling.get(r.spec.id) ?? (this.live && r.spec.id === this.live.spec.id ? this.live : r);
+  }
+
   current(): ReleaseState | undefined {
-    return this.live ?? this.opts.store.latest();
+    const latest = this.live ?? this.opts.store.latest();
+    return latest && this.visible(latest);
   }
 
   history(limit = 20): ReleaseState[] {
-    return this.opts.store.list(limit).map((r) => (this.live && r.spec.id === this.live.spec.id ? this.live : r));
+    return this.opts.store.list(limit).map((r) => this.visible(r));
   }
 
   events(releaseId: string): ReleaseEvent[] {
@@ -262,7 +270,13 @@ export class ReleaseController {
       if (before && isLive(before.status) && !isLive(state.status)) this.metrics.finished(state);
       for (const e of out.events) for (const l of this.listeners) l(e);
     }
-    for (const action of out.actions) await this.execute(state, action);
+    // Persisted first (crash safety), shown after: `rolled_back` is reported once traffic is back.
+    if (before && out.actions.length > 0) this.settling.set(state.spec.id, before);
+    try {
+      for (const action of out.actions) await this.execute(state, action);
+    } finally {
+      this.settling.delete(state.spec.id);
+    }
     if (state.rollbackOrderedAt !== null && state.rollbackOrderedAt === state.updatedAt && out.actions.some((a) => a.kind === 'set-weights')) {
       const timing = { releaseId: state.spec.id, orderedAt: state.rollbackOrderedAt, appliedAt: this.clock() };
       this.lastRollback = timing;

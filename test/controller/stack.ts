@@ -8,7 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { request } from 'undici';
-import { EmbeddedRouter } from '../../src/traffic/embedded-router.js';
+import { startEmbeddedRouter } from '../../src/traffic/embedded-router.js';
+import { startNginxDriver } from '../../src/traffic/nginx-driver.js';
+import type { DriverKind, TrafficDriver } from '../../src/traffic/types.js';
+import type { MetricsProvider } from '../../src/analysis/types.js';
 import { ReleaseController } from '../../src/controller/controller.js';
 import { InstanceAdmin } from '../../src/controller/instance-admin.js';
 import { PreviewClient, readGoldenSet } from '../../src/controller/smoke.js';
@@ -25,11 +28,11 @@ export interface Stack {
   token: string;
   instances: Record<Color, string>;
   procs: Record<Color, Started>;
-  router: EmbeddedRouter;
+  router: TrafficDriver;
   close(): Promise<void>;
 }
 
-export async function startStack(faults: Record<string, Fault> = {}): Promise<Stack> {
+export async function startStack(faults: Record<string, Fault> = {}, routerKind: DriverKind = 'embedded'): Promise<Stack> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bgserve-release-'));
   const token = 'test-admin-token-0123456789';
   const tokenFile = path.join(dir, 'admin-token');
@@ -43,12 +46,12 @@ export async function startStack(faults: Record<string, Fault> = {}): Promise<St
     instances[color] = `http://127.0.0.1:${ports[color]}`;
   }
   await Promise.all((['blue', 'green'] as const).map((c) => waitForHttp(`${instances[c]}/ready`, { proc: procs[c], timeoutMs: 30_000 })));
-  const router = await new EmbeddedRouter({
-    host: '127.0.0.1',
-    port: 0,
-    upstreams: { blue: { host: '127.0.0.1', port: ports.blue }, green: { host: '127.0.0.1', port: ports.green } },
-    initial: { weights: { blue: 100, green: 0 } },
-  }).listen();
+  const upstreams = { blue: { host: '127.0.0.1', port: ports.blue }, green: { host: '127.0.0.1', port: ports.green } };
+  const initial = { weights: { blue: 100, green: 0 } };
+  const router =
+    routerKind === 'nginx'
+      ? await startNginxDriver({ listen: { host: '127.0.0.1', port: await freePort() }, upstreams, initial, mode: { kind: 'managed', prefix: path.join(dir, 'nginx') } })
+      : await startEmbeddedRouter({ host: '127.0.0.1', port: 0, upstreams, initial });
   return {
     dir,
     token,
@@ -63,12 +66,12 @@ export async function startStack(faults: Record<string, Fault> = {}): Promise<St
   };
 }
 
-export function startController(stack: Stack, opts: { analysisEveryMs?: number } = {}): { controller: ReleaseController; store: ReleaseStore } {
+export function startController(stack: Stack, opts: { analysisEveryMs?: number; provider?: MetricsProvider } = {}): { controller: ReleaseController; store: ReleaseStore } {
   const store = ReleaseStore.open(path.join(stack.dir, RELEASE_LOG_FILE));
   const controller = new ReleaseController({
     store,
     traffic: stack.router,
-    provider: new ScrapeProvider({ instances: stack.instances }),
+    provider: opts.provider ?? new ScrapeProvider({ instances: stack.instances }),
     admin: new InstanceAdmin({ instances: stack.instances, token: stack.token }),
     preview: new PreviewClient(stack.router.url),
     tickMs: 100,
