@@ -48,7 +48,7 @@ export interface ControllerOptions {
 }
 
 /** Options a user gives to `deploy` (everything else comes from the bundle and the defaults). */
-export type DeployOptions = Omit<ReleaseRequest, 'id' | 'bundle' | 'modelName' | 'version' | 'sha256' | 'stableColor' | 'stableBundle' | 'stableVersion'>;
+export type DeployOptions = Omit<ReleaseRequest, 'id' | 'bundle' | 'modelName' | 'version' | 'sha256' | 'stableColor' | 'stableBundle' | 'stableVersion' | 'stableSha256'>;
 
 export class DeployError extends Error {
   constructor(
@@ -127,20 +127,28 @@ export class ReleaseController {
     const latest = this.opts.store.latest();
     if (!latest) return [];
     const out = reconcile(latest, this.clock());
-    // A finished release's new color must serve its bundle again before traffic returns to it (after a
-    // restart of the whole stack, instances come back with their default bundle).
-    if (out.state.status === 'succeeded') {
-      const { targetColor, sha256, bundle, version } = out.state.spec;
-      const serving = await this.opts.admin.model(targetColor);
-      if (serving && serving.sha256 !== sha256) {
-        const loaded = await this.opts.admin.load(targetColor, bundle);
+    // The color that ends up active must serve the model the log says it does: after a restart of the whole
+    // stack, instances come back with their start-up bundle.
+    const { spec } = out.state;
+    const active =
+      out.state.status === 'succeeded'
+        ? { color: spec.targetColor, bundle: spec.bundle, sha256: spec.sha256, version: spec.version }
+        : spec.stableBundle && spec.stableSha256
+          ? { color: spec.stableColor, bundle: spec.stableBundle, sha256: spec.stableSha256, version: spec.stableVersion ?? '?' }
+          : undefined;
+    if (active) {
+      const serving = await this.opts.admin.model(active.color);
+      if (serving && serving.sha256 !== active.sha256) {
+        const loaded = await this.opts.admin.load(active.color, active.bundle);
         out.events.push({
           at: this.clock(),
-          releaseId: out.state.spec.id,
+          releaseId: spec.id,
           type: 'reconciled',
           phase: 'done',
-          reason: loaded.ok ? `reloaded ${version} on ${targetColor} (it served ${serving.version})` : `could not reload ${version} on ${targetColor}: ${loaded.error}`,
-          values: { decision: loaded.ok ? 'reloaded' : 'reload-failed' },
+          reason: loaded.ok
+            ? `reloaded ${active.version} on ${active.color} (it served ${serving.version})`
+            : `could not reload ${active.version} on ${active.color}: ${loaded.error}`,
+          values: { decision: loaded.ok ? 'reloaded' : 'reload-failed', color: active.color },
         });
       }
     }
@@ -164,7 +172,16 @@ export class ReleaseController {
       const stableColor = this.stableColor();
       const stable = await this.opts.admin.model(stableColor);
       const id = newReleaseId(this.clock());
-      const base = { id, bundle: dir, stableColor, ...options, ...(stable ? { stableVersion: stable.version } : {}) };
+      // Where the stable color's model came from, so a restart can put it back (see reconcileLatest).
+      const origin = stable && this.opts.store.list(10_000).find((r) => r.status === 'succeeded' && r.spec.targetColor === stableColor && r.spec.sha256 === stable.sha256);
+      const base = {
+        id,
+        bundle: dir,
+        stableColor,
+        ...options,
+        ...(stable ? { stableVersion: stable.version, stableSha256: stable.sha256 } : {}),
+        ...(origin ? { stableBundle: origin.spec.bundle } : {}),
+      };
       let verified;
       try {
         verified = await loadBundle(dir);

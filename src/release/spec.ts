@@ -20,6 +20,7 @@ export interface ReleaseRequest {
   analysis?: Partial<AnalysisConfig>;
   stableBundle?: string;
   stableVersion?: string;
+  stableSha256?: string;
 }
 
 export class SpecError extends Error {}
@@ -69,6 +70,7 @@ export function buildSpec(req: ReleaseRequest): ReleaseSpec {
     analysis: { ...D.DEFAULT_ANALYSIS, ...req.analysis },
     ...(req.stableBundle ? { stableBundle: req.stableBundle } : {}),
     ...(req.stableVersion ? { stableVersion: req.stableVersion } : {}),
+    ...(req.stableSha256 ? { stableSha256: req.stableSha256 } : {}),
   };
 }
 

@@ -75,6 +75,7 @@ export interface ReleaseSpec {
   /** Bundle the stable color serves, to reload it on reconcile when needed. */
   stableBundle?: string;
   stableVersion?: string;
+  stableSha256?: string;
 }
 
 export interface ReleaseState {

@@ -1,7 +1,8 @@
 /**
  * (c) kill -9 of the controller mid-release: `bgserve up` (router + control API + release controller in one
- * process) is killed while a canary holds 50% on green; after a restart on the same state directory the
- * release is rolled back, says so in an event, and traffic is 100% on the stable color with no mirror.
+ * process) is killed while a canary holds 50% on blue; after a restart on the same state directory the
+ * release is rolled back, says so in an event, the stable color serves its release's model again and has
+ * 100% of the traffic with no mirror. The first release goes through the CLI (`deploy --wait`, `history`).
  */
 import { describe, it, expect, afterAll } from 'vitest';
 import fs from 'node:fs';
@@ -37,7 +38,7 @@ async function api<T>(base: string, route: string, init: RequestInit = {}): Prom
 }
 
 describe('controller restart mid-release', () => {
-  it('kill -9 during a canary step, restart: rolled back, reconciled event, traffic 100% stable', async () => {
+  it('CLI release, then kill -9 during a canary step, restart: rolled back, reconciled, stable model and traffic restored', async () => {
     const ports = { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort() };
     const args = ['up', '--port', String(ports.router), '--blue-port', String(ports.blue), '--green-port', String(ports.green), '--control-port', String(ports.control), '--state-dir', stateDir];
     const control = `http://127.0.0.1:${ports.control}`;
@@ -47,8 +48,20 @@ describe('controller restart mid-release', () => {
     const before = await api<StatusReport>(control, '/api/status');
     for (const c of ['blue', 'green'] as const) if (before.colors[c].process?.pid) orphans.push(before.colors[c].process!.pid!);
 
-    const load = await startLoad(router, 2, 60_000);
+    const load = await startLoad(router, 2, 90_000);
     try {
+      // First a release through the CLI, followed to its end: green serves 1.1.0.
+      const env = { BGSERVE_CONTROL_URL: control };
+      const cli = startCli(['deploy', GOOD_BUNDLE, '--analysis', '2s', '--wait', '--state-dir', stateDir], env);
+      const code = await new Promise((r) => cli.child.once('exit', r));
+      expect(code, cli.output()).toBe(0);
+      expect(cli.output()).toMatch(/smoke-passed .*golden RMSE/);
+      expect(cli.output()).toMatch(/status +SUCCEEDED/);
+      const history = startCli(['history', '--json', '--state-dir', stateDir], env);
+      await new Promise((r) => history.child.once('exit', r));
+      expect(JSON.parse(history.output()).map((r: { status: string }) => r.status)).toEqual(['succeeded']);
+
+      // Then a canary back onto blue, caught at 50% by the kill.
       const started = await api<ReleaseView>(control, '/api/releases', {
         method: 'POST',
         body: JSON.stringify({ bundle: GOOD_BUNDLE, strategy: 'canary', steps: [50], analysisMs: 60_000 }),
@@ -73,13 +86,16 @@ describe('controller restart mid-release', () => {
       await waitForHttp(`${control}/healthz`, { proc: up, timeoutMs: 40_000 });
       const after = await api<StatusReport>(control, '/api/status');
       for (const c of ['blue', 'green'] as const) if (after.colors[c].process?.pid) orphans.push(after.colors[c].process!.pid!);
-      expect(after.weights).toEqual({ blue: 100, green: 0 });
+      // Green is stable again and, though its instance restarted with the start-up bundle, serves 1.1.0.
+      expect(after.weights).toEqual({ blue: 0, green: 100 });
+      expect(after.colors.green.model?.version).toBe('1.1.0');
       expect(after.mirror).toEqual({ target: null, percent: 0 });
       const view = await api<ReleaseView>(control, `/api/releases/${id}`);
       expect(view.release.status).toBe('rolled_back');
       expect(view.release.reason).toMatch(/controller restarted during step/);
       const reconciled = view.events.find((e) => e.type === 'reconciled');
       expect(reconciled?.values).toMatchObject({ decision: 'rolled-back', targetWeight: 50 });
+      expect(view.events.find((e) => e.values?.decision === 'reloaded')?.reason).toMatch(/reloaded 1\.1\.0 on green/);
       // A new release can start right away: nothing is left half-way.
       const next = await api<ReleaseView>(control, '/api/releases', { method: 'POST', body: JSON.stringify({ bundle: GOOD_BUNDLE, analysisMs: 1_000 }) });
       expect(next.release.status).toBe('running');
