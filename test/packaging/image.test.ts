@@ -59,7 +59,7 @@ async function copyInto(source: string, dest: string, destIsDir: boolean): Promi
   }
 }
 
-async function replayStage(stage: Stage, root: string, stages: Map<string, Replayed>, opts: { isBuildStage: boolean }): Promise<Replayed> {
+async function replayStage(stage: Stage, root: string, stages: Map<string, Promise<Replayed>>, opts: { isBuildStage: boolean }): Promise<Replayed> {
   const vars: Record<string, string | undefined> = Object.fromEntries(dockerfile.globalArgs);
   const r: Replayed = { root, workdir: '/', env: {}, entrypoint: [], cmd: [] };
   const sub = (text: string) => expandVars(text, { ...process.env, ...vars, ...r.env });
@@ -81,7 +81,8 @@ async function replayStage(stage: Stage, root: string, stages: Map<string, Repla
         for (const source of ins.sources.map(sub)) {
           let from: string;
           if (ins.from) {
-            const other = stages.get(ins.from);
+            // Waits for that stage only here, so stages replay side by side as BuildKit builds them.
+            const other = await stages.get(ins.from);
             if (!other) throw new Error(`COPY --from=${ins.from}: no such stage replayed`);
             from = path.join(other.root, source);
           } else {
@@ -140,14 +141,15 @@ describe('Docker image, replayed natively', () => {
 
   beforeAll(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'bgserve-image-'));
-    const stages = new Map<string, Replayed>();
+    const stages = new Map<string, Promise<Replayed>>();
     const last = dockerfile.stages.at(-1)!;
-    for (const [i, stage] of dockerfile.stages.entries()) {
-      const root = path.join(tmp, stage.name ?? `stage-${i}`);
-      const replayed = await replayStage(stage, root, stages, { isBuildStage: stage !== last });
-      if (stage.name) stages.set(stage.name, replayed);
-      if (stage === last) image = replayed;
-    }
+    const replays = dockerfile.stages.map((stage, i) => {
+      const replay = replayStage(stage, path.join(tmp, stage.name ?? `stage-${i}`), stages, { isBuildStage: stage !== last });
+      if (stage.name) stages.set(stage.name, replay);
+      return replay;
+    });
+    // Every stage must replay cleanly, the final one is the image.
+    [image] = (await Promise.all(replays)).slice(-1);
     port = await freePort();
     const [command, ...args] = [...image.entrypoint, ...onLoopback(image.cmd, port)];
     const child = spawn(command, args, { cwd: path.join(image.root, image.workdir), env: processEnv(image), stdio: ['ignore', 'pipe', 'pipe'] });
