@@ -16,9 +16,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
 import { Agent, request } from 'undici';
-import { COLORS, DEFAULT_BUNDLE, type Color } from '../src/config/defaults.js';
+import { DEFAULT_BUNDLE, type Color } from '../src/config/defaults.js';
 import { WINE_EXAMPLE } from '../src/model/wine.js';
-import { InstancePair, type CliCommand, type InstanceSpec } from '../src/stack/instances.js';
+import { InstancePair, instanceSpecs, type CliCommand } from '../src/stack/instances.js';
 import { startNginxDriver } from '../src/traffic/nginx-driver.js';
 import type { Upstreams, Weights } from '../src/traffic/types.js';
 import { freePort } from '../test/support/processes.js';
@@ -200,19 +200,13 @@ export async function runRouterBench(opts: RouterBenchOptions = {}): Promise<Rou
       : { command: process.execPath, args: ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts')] };
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bgserve-bench-router-'));
   const ports = { blue: await freePort(), green: await freePort() };
-  const specs = Object.fromEntries(
-    COLORS.map((color) => [
-      color,
-      {
-        color,
-        host: '127.0.0.1',
-        port: ports[color],
-        bundle: path.join(ROOT, DEFAULT_BUNDLE),
-        logFile: path.join(dir, `${color}.log`),
-        extraArgs: ['--log-level', 'warn', '--drain-delay-ms', '200'],
-      },
-    ]),
-  ) as Record<Color, InstanceSpec>;
+  const specs = instanceSpecs({
+    host: '127.0.0.1',
+    ports,
+    bundle: path.join(ROOT, DEFAULT_BUNDLE),
+    logDir: dir,
+    extraArgs: ['--log-level', 'warn', '--drain-delay-ms', '200'],
+  });
   const upstreams = { blue: { host: '127.0.0.1', port: ports.blue }, green: { host: '127.0.0.1', port: ports.green } };
   const nginx = nginxVersion();
   const pair = await InstancePair.start(specs, { cli });

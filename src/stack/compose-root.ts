@@ -9,7 +9,7 @@ import { startControlServer, type ControlPlugin, type ControlServer } from '../c
 import { startEmbeddedRouter } from '../traffic/embedded-router.js';
 import { NginxDriver, startNginxDriver } from '../traffic/nginx-driver.js';
 import type { DriverKind, TrafficDriver, Upstreams } from '../traffic/types.js';
-import { InstancePair, type CliCommand, type ExitInfo } from './instances.js';
+import { InstancePair, instanceSpecs, type CliCommand, type ExitInfo } from './instances.js';
 
 export interface LocalStackOptions {
   router: DriverKind;
@@ -74,20 +74,14 @@ export async function startLocalStack(options: Partial<LocalStackOptions> = {}):
   const upstreams = Object.fromEntries(COLORS.map((c) => [c, { host: opts.host, port: ports[c] }])) as Upstreams;
 
   const instances = await InstancePair.start(
-    Object.fromEntries(
-      COLORS.map((color) => [
-        color,
-        {
-          color,
-          host: opts.host,
-          port: ports[color],
-          bundle: opts.bundle,
-          adminTokenFile: files.adminToken,
-          logFile: path.join(files.logs, `${color}.log`),
-          extraArgs: opts.instanceArgs,
-        },
-      ]),
-    ) as Record<Color, Parameters<typeof InstancePair.start>[0][Color]>,
+    instanceSpecs({
+      host: opts.host,
+      ports,
+      bundle: opts.bundle,
+      logDir: files.logs,
+      adminTokenFile: files.adminToken,
+      extraArgs: opts.instanceArgs,
+    }),
     { cli: opts.cli, onUnexpectedExit: opts.onInstanceExit },
   );
 

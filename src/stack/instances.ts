@@ -33,6 +33,27 @@ export interface InstanceSpec {
   extraArgs?: string[];
 }
 
+/** Both colors' specs for one host: logs in `logDir/<color>.log`. */
+export function instanceSpecs(o: {
+  host: string;
+  ports: Record<Color, number>;
+  bundle: string;
+  logDir: string;
+  adminTokenFile?: string;
+  extraArgs?: string[];
+}): Record<Color, InstanceSpec> {
+  const spec = (color: Color): InstanceSpec => ({
+    color,
+    host: o.host,
+    port: o.ports[color],
+    bundle: o.bundle,
+    adminTokenFile: o.adminTokenFile,
+    logFile: path.join(o.logDir, `${color}.log`),
+    extraArgs: o.extraArgs,
+  });
+  return { blue: spec('blue'), green: spec('green') };
+}
+
 export interface ExitInfo {
   code: number | null;
   signal: NodeJS.Signals | null;

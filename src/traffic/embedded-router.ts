@@ -74,13 +74,7 @@ export class EmbeddedRouter implements TrafficDriver {
 
   constructor(private readonly opts: EmbeddedRouterOptions) {
     this.metrics = this.m.registry;
-    const base = initialState();
-    this.current = {
-      weights: opts.initial?.weights ? validateWeights(opts.initial.weights) : base.weights,
-      mirror: opts.initial?.mirror ? validateMirror(opts.initial.mirror) : base.mirror,
-      sticky: validateSticky(opts.initial?.sticky ?? null),
-      generation: base.generation,
-    };
+    this.current = initialState(opts.initial);
     this.picker = new WeightedPicker(this.current.weights);
     this.mirrorSampler.set(this.current.mirror.percent);
     this.m.setWeights(this.current.weights);

@@ -90,13 +90,7 @@ export class NginxDriver implements TrafficDriver {
 
   constructor(private readonly opts: NginxDriverOptions) {
     this.metrics = this.m.registry;
-    const base = initialState();
-    this.current = {
-      weights: opts.initial?.weights ? validateWeights(opts.initial.weights) : base.weights,
-      mirror: opts.initial?.mirror ? validateMirror(opts.initial.mirror) : base.mirror,
-      sticky: validateSticky(opts.initial?.sticky ?? null),
-      generation: base.generation,
-    };
+    this.current = initialState(opts.initial);
     this.m.setWeights(this.current.weights);
     if (opts.mode.kind === 'managed') {
       const prefix = path.resolve(opts.mode.prefix);

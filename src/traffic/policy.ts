@@ -106,8 +106,14 @@ export function validateSticky(input: unknown): StickyConfig | null {
   throw new TrafficInputError('invalid_sticky', 'sticky needs exactly one of "header" or "cookie", or null');
 }
 
-export function initialState(weights: Weights = weightsFor('blue')): TrafficState {
-  return { weights, mirror: { target: null, percent: 0 }, sticky: null, generation: 1 };
+/** A driver's starting state: all on blue, no mirror, no stickiness, unless `initial` says otherwise. */
+export function initialState(initial: Partial<Omit<TrafficState, 'generation'>> = {}): TrafficState {
+  return {
+    weights: initial.weights ? validateWeights(initial.weights) : weightsFor('blue'),
+    mirror: initial.mirror ? validateMirror(initial.mirror) : { target: null, percent: 0 },
+    sticky: validateSticky(initial.sticky ?? null),
+    generation: 1,
+  };
 }
 
 /**

@@ -10,7 +10,7 @@ import { request } from 'undici';
 import { COLORS, DEFAULT_BUNDLE, PREVIEW_HEADER, type Color } from '../../src/config/defaults.js';
 import { INSTANCE_METRICS } from '../../src/config/metric-names.js';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
-import { InstancePair, startInstance, type CliCommand, type InstanceSpec } from '../../src/stack/instances.js';
+import { InstancePair, instanceSpecs, startInstance, type CliCommand, type InstanceSpec } from '../../src/stack/instances.js';
 import { startEmbeddedRouter } from '../../src/traffic/embedded-router.js';
 import { startNginxDriver } from '../../src/traffic/nginx-driver.js';
 import type { DriverKind, TrafficDriver, Upstreams } from '../../src/traffic/types.js';
@@ -38,19 +38,13 @@ export function switchingSuite(kind: DriverKind): void {
     beforeAll(async () => {
       dir = await mkdtemp(path.join(tmpdir(), `bgserve-${kind}-`));
       const ports = { blue: await freePort(), green: await freePort() };
-      specs = Object.fromEntries(
-        COLORS.map((color) => [
-          color,
-          {
-            color,
-            host: '127.0.0.1',
-            port: ports[color],
-            bundle: path.join(ROOT, DEFAULT_BUNDLE),
-            logFile: path.join(dir, `${color}.log`),
-            extraArgs: ['--drain-delay-ms', '500', '--log-level', 'warn'],
-          },
-        ]),
-      ) as Record<Color, InstanceSpec>;
+      specs = instanceSpecs({
+        host: '127.0.0.1',
+        ports,
+        bundle: path.join(ROOT, DEFAULT_BUNDLE),
+        logDir: dir,
+        extraArgs: ['--drain-delay-ms', '500', '--log-level', 'warn'],
+      });
       pair = await InstancePair.start(specs, { cli: TSX_CLI });
       const upstreams = { blue: { host: '127.0.0.1', port: ports.blue }, green: { host: '127.0.0.1', port: ports.green } } as Upstreams;
       const listen = { host: '127.0.0.1', port: await freePort() };
