@@ -12,7 +12,7 @@ import type { MetricsProvider } from './types.js';
 
 export interface PrometheusProviderOptions {
   url: string;
-  /** Smallest range queried, so a window always spans at least two scrapes. */
+  /** Smallest range queried (seconds), so a window spans at least two scrapes; shorter windows come back empty. */
   minRangeSeconds?: number;
 }
 
@@ -40,7 +40,11 @@ export class PrometheusProvider implements MetricsProvider {
   }
 
   async window(fromMs: number, toMs: number): Promise<WindowStats> {
-    const seconds = Math.max(this.opts.minRangeSeconds ?? 5, Math.ceil((toMs - fromMs) / 1000));
+    const colors = Object.fromEntries(COLORS.map((c) => [c, emptyColorWindow()])) as Record<Color, ColorWindow>;
+    // The range never reaches back before the window opened (it would count, say, the smoke checks' batches);
+    // until it spans enough scrapes the window is empty, which the engine reads as inconclusive.
+    const seconds = Math.floor((toMs - fromMs) / 1000);
+    if (seconds < (this.opts.minRangeSeconds ?? 5)) return windowStats(fromMs, toMs, colors);
     const range = `${seconds}s`;
     const [requests, errors, latBuckets, latSum, latCount, predBuckets, predSum, predCount] = await Promise.all([
       this.query(increaseByColor(INSTANCE_METRICS.requests, range)),
@@ -52,7 +56,6 @@ export class PrometheusProvider implements MetricsProvider {
       this.query(increaseByColor(`${INSTANCE_METRICS.predictionValue}_sum`, range)),
       this.query(increaseByColor(`${INSTANCE_METRICS.predictionValue}_count`, range)),
     ]);
-    const colors = Object.fromEntries(COLORS.map((c) => [c, emptyColorWindow()])) as Record<Color, ColorWindow>;
     const each = (samples: InstantSample[], apply: (w: ColorWindow, s: InstantSample) => void) => {
       for (const s of samples) if (isColor(s.labels.color)) apply(colors[s.labels.color], s);
     };

@@ -18,6 +18,7 @@ interface UpCliOptions {
   host: string;
   prometheus?: boolean;
   prometheusPort: number;
+  releaseMetrics: string;
 }
 
 function port(value: string): number {
@@ -39,12 +40,16 @@ export function upBanner(stack: LocalStack): string {
   ].join('\n');
 }
 
-export async function runUp(opts: Partial<LocalStackOptions> & { prometheus?: boolean; prometheusPort?: number }): Promise<void> {
+export async function runUp(
+  opts: Partial<LocalStackOptions> & { prometheus?: boolean; prometheusPort?: number; releaseMetrics?: 'scrape' | 'prometheus' },
+): Promise<void> {
   // Release controller (issue 5): reconciles with the release log on start, serves /api/releases.
   const files = stateFiles(opts.stateDir ?? LOCAL_STACK_DEFAULTS.stateDir);
   const releases = releasePlugin({
     stateDir: files.dir,
     adminTokenFile: files.adminToken,
+    // Release analysis through the stack's Prometheus (PromQL) when asked; else a direct scrape of the instances.
+    ...(opts.releaseMetrics === 'prometheus' ? { prometheusUrl: `http://${opts.host ?? LOCAL_STACK_DEFAULTS.host}:${opts.prometheusPort ?? PORTS.prometheus}` } : {}),
     log: (message, fields) => process.stdout.write(`bgserve: ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`),
   });
   const stack = await startLocalStack({
@@ -109,9 +114,12 @@ export function registerUp(program: Command): void {
     .option('--host <host>', 'address every part listens on', '127.0.0.1')
     .option('--prometheus', 'also start a local Prometheus (when installed) scraping the stack, with the alert rules')
     .option('--prometheus-port <port>', 'its port', port, PORTS.prometheus)
+    .option('--release-metrics <source>', 'what releases are judged on: scrape (the instances directly) | prometheus (needs --prometheus)', 'scrape')
     .action(async (o: UpCliOptions) => {
       if (o.router !== 'embedded' && o.router !== 'nginx') throw new InvalidArgumentError('--router must be embedded or nginx');
-      await runUp({ ...o, router: o.router });
+      if (o.releaseMetrics !== 'scrape' && o.releaseMetrics !== 'prometheus') throw new InvalidArgumentError('--release-metrics must be scrape or prometheus');
+      if (o.releaseMetrics === 'prometheus' && !o.prometheus) throw new InvalidArgumentError('--release-metrics prometheus needs --prometheus');
+      await runUp({ ...o, router: o.router, releaseMetrics: o.releaseMetrics });
       process.exit(0);
     });
 }

@@ -48,7 +48,7 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Started {
 
 /** Polls a URL until it answers with the wanted status, or fails with the process output. */
 export async function waitForHttp(url: string, opts: { status?: number; timeoutMs?: number; proc?: Started } = {}): Promise<void> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
+  const deadline = Date.now() + (opts.timeoutMs ?? 45_000);
   let last = '';
   while (Date.now() < deadline) {
     if (opts.proc && opts.proc.child.exitCode !== null) {
