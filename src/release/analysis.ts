@@ -159,7 +159,8 @@ export function evaluate(stats: WindowStats, config: AnalysisConfig, opts: Evalu
   return {
     outcome,
     checks,
-    samples: { target: t.requests, stable: s.requests },
+    // Prometheus' increase() extrapolates: counts may come back fractional.
+    samples: { target: Math.round(t.requests), stable: Math.round(s.requests) },
     window: { fromMs: stats.fromMs, toMs: stats.toMs },
   };
 }
