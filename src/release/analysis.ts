@@ -91,6 +91,16 @@ function limitCheck(name: string, value: number | null, limit: number, unit: str
   return check(name, outcome, value, limit, `${round(value)}${unit} ${outcome === 'pass' ? '<=' : '>'} ${limit}${unit}`);
 }
 
+/** Mean prediction shift in units of the stable color's standard deviation. */
+function meanShiftCheck(t: ColorWindow, s: ColorWindow, config: AnalysisConfig): CheckResult {
+  const tm = histogramMean(t.predictions) ?? 0;
+  const sm = histogramMean(s.predictions) ?? 0;
+  const std = Math.max(histogramStd(s.predictions) ?? 0, config.minPredictionStd);
+  const shift = Math.abs(tm - sm) / std;
+  return check('prediction-mean-shift', shift <= config.maxMeanShiftStd ? 'pass' : 'fail', shift, config.maxMeanShiftStd,
+    `mean ${round(tm)} vs stable ${round(sm)} (stable std ${round(std)})`);
+}
+
 export interface EvaluateOptions {
   target: Color;
   stable: Color;
@@ -121,7 +131,11 @@ export function evaluate(stats: WindowStats, config: AnalysisConfig, opts: Evalu
         `${t.serverErrors} of ${t.requests} requests answered 5xx`),
     );
     checks.push(limitCheck('latency-p95', histogramQuantile(0.95, t.latency), config.maxP95Seconds, 's'));
-    checks.push(limitCheck('latency-p99', histogramQuantile(0.99, t.latency), config.maxP99Seconds, 's'));
+    checks.push(
+      t.requests >= config.minTailSamples
+        ? limitCheck('latency-p99', histogramQuantile(0.99, t.latency), config.maxP99Seconds, 's')
+        : check('latency-p99', 'inconclusive', null, config.maxP99Seconds, `${t.requests} requests < ${config.minTailSamples} needed for a p99`),
+    );
   }
 
   const relative = ['latency-p99-vs-stable', 'prediction-mean-shift', 'prediction-psi'] as const;
@@ -131,6 +145,11 @@ export function evaluate(stats: WindowStats, config: AnalysisConfig, opts: Evalu
     for (const name of relative) {
       checks.push(check(name, 'inconclusive', null, null, `samples target=${t.requests} stable=${s.requests} < ${config.minSamples} needed`));
     }
+  } else if (Math.min(t.requests, s.requests) < config.minTailSamples) {
+    const tail = `samples target=${t.requests} stable=${s.requests} < ${config.minTailSamples} needed`;
+    checks.push(check('latency-p99-vs-stable', 'inconclusive', null, null, tail));
+    checks.push(meanShiftCheck(t, s, config));
+    checks.push(check('prediction-psi', 'inconclusive', null, config.maxPsi, tail));
   } else {
     const tp99 = histogramQuantile(0.99, t.latency) ?? 0;
     const sp99 = histogramQuantile(0.99, s.latency) ?? 0;
@@ -139,14 +158,7 @@ export function evaluate(stats: WindowStats, config: AnalysisConfig, opts: Evalu
       check('latency-p99-vs-stable', tp99 <= limit ? 'pass' : 'fail', tp99, round(limit),
         `p99 ${round(tp99)}s vs stable ${round(sp99)}s (limit ${config.maxLatencyRatio}x + ${config.latencySlackSeconds}s)`),
     );
-    const tm = histogramMean(t.predictions) ?? 0;
-    const sm = histogramMean(s.predictions) ?? 0;
-    const std = Math.max(histogramStd(s.predictions) ?? 0, config.minPredictionStd);
-    const shift = Math.abs(tm - sm) / std;
-    checks.push(
-      check('prediction-mean-shift', shift <= config.maxMeanShiftStd ? 'pass' : 'fail', shift, config.maxMeanShiftStd,
-        `mean ${round(tm)} vs stable ${round(sm)} (stable std ${round(std)})`),
-    );
+    checks.push(meanShiftCheck(t, s, config));
     const p = psi(s.predictions, t.predictions);
     checks.push(check('prediction-psi', p <= config.maxPsi ? 'pass' : 'fail', p, config.maxPsi, `PSI ${round(p)} of predictions vs stable`));
   }

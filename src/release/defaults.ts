@@ -39,6 +39,8 @@ export const AGREEMENT_TOLERANCE = 0.5;
 export const DEFAULT_ANALYSIS: AnalysisConfig = {
   // Below 50 requests one error is already 2%: too few to judge either way.
   minSamples: 50,
+  // p99 of 200 requests rests on 2 of them; PSI's noise over ~10 used buckets is then about 0.05.
+  minTailSamples: 200,
   // The stable model answers no 5xx at all; 1% is a clear fault, not noise.
   maxErrorRatio: 0.01,
   // Inference takes microseconds; these absolute limits catch a hung or thrashing instance.

@@ -31,6 +31,11 @@ export interface Mirror {
 export interface AnalysisConfig {
   /** Requests the new color must have answered in the window before any check may pass or fail. */
   minSamples: number;
+  /**
+   * Requests needed before a tail statistic (p99, PSI over many buckets) may judge: with fewer, one GC pause
+   * is the p99 and sampling noise alone moves PSI; those checks stay inconclusive until then.
+   */
+  minTailSamples: number;
   /** Share of the new color's requests answered with a 5xx. */
   maxErrorRatio: number;
   /** Absolute latency limits, seconds. */

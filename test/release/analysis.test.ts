@@ -56,6 +56,22 @@ describe('evaluate', () => {
     expect(failing({ requests: 500, predictionMean: 6.5 })).toEqual(['prediction-mean-shift', 'prediction-psi']);
   });
 
+  it('tail statistics wait for minTailSamples: one slow request among 100 is not a p99 failure', () => {
+    const w = stats(0, 1, { blue: { requests: 500 }, green: { requests: 100 } });
+    const slow = histogram([...spread(99, 0.0008, 0.0004), 0.6]);
+    w.colors.green.latency = slow;
+    const v = evaluate(w, DEFAULT_ANALYSIS, opts);
+    const byName = Object.fromEntries(v.checks.map((c) => [c.name, c.outcome]));
+    expect(byName).toMatchObject({ 'latency-p99': 'inconclusive', 'latency-p99-vs-stable': 'inconclusive', 'prediction-psi': 'inconclusive' });
+    // The mean shift and p95 judge at minSamples already.
+    expect(byName).toMatchObject({ 'prediction-mean-shift': 'pass', 'latency-p95': 'pass', 'error-ratio': 'pass' });
+    expect(v.outcome).toBe('inconclusive');
+    // With enough samples the same slowness is judged.
+    const many = stats(0, 1, { blue: { requests: 500 }, green: { requests: 300 } });
+    many.colors.green.latency = histogram([...spread(290, 0.0008, 0.0004), ...Array(10).fill(0.6)]);
+    expect(evaluate(many, DEFAULT_ANALYSIS, opts).checks.find((c) => c.name === 'latency-p99')?.outcome).toBe('fail');
+  });
+
   it('skips the relative checks when the stable color serves no traffic by design', () => {
     const v = evaluate(stats(0, 1, { blue: { requests: 0 }, green: { requests: 500 } }), DEFAULT_ANALYSIS, { ...opts, compareWithStable: false });
     expect(v.outcome).toBe('pass');
