@@ -19,6 +19,16 @@ export interface ScrapeProviderOptions {
 
 type Totals = Record<Color, ColorWindow>;
 
+/** A color's /metrics could not be read: the controller treats a lasting one as the instance being down. */
+export class ScrapeError extends Error {
+  constructor(
+    readonly color: Color,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export class ScrapeProvider implements MetricsProvider {
   readonly kind = 'scrape' as const;
   private readonly baselines = new Map<number, Totals>();
@@ -28,9 +38,14 @@ export class ScrapeProvider implements MetricsProvider {
   async scrapeColor(color: Color): Promise<ColorWindow> {
     const url = new URL('/metrics', this.opts.instances[color]);
     const timeout = this.opts.timeoutMs ?? 2_000;
-    const res = await request(url, { headersTimeout: timeout, bodyTimeout: timeout });
-    const text = await res.body.text();
-    if (res.statusCode !== 200) throw new Error(`scrape of ${color} (${url}) answered ${res.statusCode}`);
+    let text: string;
+    try {
+      const res = await request(url, { headersTimeout: timeout, bodyTimeout: timeout });
+      text = await res.body.text();
+      if (res.statusCode !== 200) throw new Error(`answered ${res.statusCode}`);
+    } catch (err) {
+      throw new ScrapeError(color, `scrape of ${color} (${url}) failed: ${(err as Error).message}`);
+    }
     return colorTotals(parseExposition(text), color);
   }
 

@@ -12,7 +12,8 @@ import type { Registry } from 'prom-client';
 import { COLORS, type Color } from '../config/defaults.js';
 import { BundleError, loadBundle } from '../model/bundle.js';
 import type { MetricsProvider } from '../analysis/types.js';
-import { CONTROLLER_TICK_MS } from '../release/defaults.js';
+import { ScrapeError } from '../analysis/scrape-provider.js';
+import { ANALYSIS_EVERY_MS, CONTROLLER_TICK_MS, READY_TIMEOUT_MS, TARGET_UNREADABLE_MS } from '../release/defaults.js';
 import { createRelease, isLive, reconcile, refusedRelease, step } from '../release/engine.js';
 import { buildSpec, SpecError, type ReleaseRequest } from '../release/spec.js';
 import type { Action, Command, Observation, ReleaseEvent, ReleaseState, StepInput, StepResult, Weights } from '../release/types.js';
@@ -75,6 +76,7 @@ export class ReleaseController {
   private readonly inbox: Array<{ releaseId: string; observation: Observation }> = [];
   private analysisFrom: number | null = null;
   private lastAnalysisAt = 0;
+  private targetUnreadableSince: number | null = null;
   private timer: NodeJS.Timeout | undefined;
   private readonly listeners = new Set<(event: ReleaseEvent) => void>();
   /** Releases whose latest step is persisted but whose actions are still being carried out: their previous state. */
@@ -254,14 +256,23 @@ export class ReleaseController {
         current.status === 'running' &&
         this.analysisFrom !== null &&
         ['shadow', 'step', 'post-switch'].includes(current.phase) &&
-        now - this.lastAnalysisAt >= (this.opts.analysisEveryMs ?? 500)
+        now - this.lastAnalysisAt >= (this.opts.analysisEveryMs ?? ANALYSIS_EVERY_MS)
       ) {
         this.lastAnalysisAt = now;
         try {
           const stats = await this.opts.provider.window(this.analysisFrom, now);
+          this.targetUnreadableSince = null;
           await this.feed(current, { now, observation: { kind: 'analysis', stats } });
         } catch (err) {
           this.log('analysis window unavailable', { error: (err as Error).message });
+          // An instance that cannot even serve /metrics for a while is down, whatever the router has noticed.
+          if (err instanceof ScrapeError && err.color === current.spec.targetColor) {
+            this.targetUnreadableSince ??= now;
+            if (now - this.targetUnreadableSince >= TARGET_UNREADABLE_MS) {
+              const healthy = { blue: true, green: true, [err.color]: false } as Record<Color, boolean>;
+              await this.feed(current, { now, observation: { kind: 'health', healthy } });
+            }
+          }
         }
       } else {
         await this.feed(current, { now });
@@ -319,6 +330,7 @@ export class ReleaseController {
           return;
         case 'analyze':
           this.analysisFrom = action.fromMs;
+          this.targetUnreadableSince = null;
           this.lastAnalysisAt = 0;
           await this.opts.provider.open(action.fromMs);
           return;
@@ -343,7 +355,7 @@ export class ReleaseController {
   private async loadAndWait(color: Color, bundle: string): Promise<Observation> {
     const loaded = await this.opts.admin.load(color, bundle);
     if (!loaded.ok) return { kind: 'load', color, ok: false, error: loaded.error };
-    const deadline = Date.now() + (this.opts.readyTimeoutMs ?? 30_000);
+    const deadline = Date.now() + (this.opts.readyTimeoutMs ?? READY_TIMEOUT_MS);
     while (!(await this.opts.admin.ready(color))) {
       if (Date.now() > deadline) return { kind: 'load', color, ok: false, error: `${color} not ready after the load` };
       await new Promise((r) => setTimeout(r, 100));

@@ -58,6 +58,12 @@ export const DEFAULT_ANALYSIS: AnalysisConfig = {
 
 /** How often the controller ticks (feeds time and observations to the engine). */
 export const CONTROLLER_TICK_MS = 250;
+/** How often an open analysis window is measured and judged: the bound on detection delay. */
+export const ANALYSIS_EVERY_MS = 500;
+/** How long a color may take to answer /ready after an admin load. */
+export const READY_TIMEOUT_MS = 30_000;
+/** How long the new color's /metrics may stay unreadable before the controller reports it unhealthy. */
+export const TARGET_UNREADABLE_MS = 2_000;
 
 /** File of the release log inside the state directory. */
 export const RELEASE_LOG_FILE = 'releases.jsonl';

@@ -119,6 +119,32 @@ describe('releases on the real stack under load', () => {
     expect(load.failed, load.failures.join('\n')).toBe(0);
   });
 
+  it('the new instance dies mid-canary (kill -9): rolled back on its health, 0 failed requests', async () => {
+    const load = await startLoad(stack.router.url);
+    try {
+      const started = await controller.deploy(GOOD_BUNDLE, { strategy: 'canary', steps: [25], analysisMs: 60_000 });
+      const target = started.spec.targetColor;
+      const stepping = await waitFor('canary step', () => {
+        const s = controller.current();
+        return s && (s.phase === 'step' || !isLive(s.status)) ? s : undefined;
+      }, 30_000);
+      expect(stepping.phase, `${stepping.status}: ${stepping.reason}`).toBe('step');
+      await new Promise((r) => setTimeout(r, 500));
+      stack.procs[target].child.kill('SIGKILL');
+      const state = await waitFor('rollback', () => {
+        const s = controller.history(1)[0];
+        return !isLive(s.status) ? s : undefined;
+      }, 30_000);
+      expect(state.status).toBe('rolled_back');
+      expect(state.reason).toMatch(new RegExp(`instance ${target} is unhealthy`));
+      expect(stack.router.state().weights[started.spec.stableColor]).toBe(100);
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      await load.stop();
+    }
+    expect(load.failed, load.failures.join('\n')).toBe(0);
+  });
+
   it('every decision is in the crash-safe log', () => {
     const text = fs.readFileSync(path.join(stack.dir, 'releases.jsonl'), 'utf8');
     const kinds = text.trim().split('\n').map((l) => (JSON.parse(l) as { kind: string }).kind);
