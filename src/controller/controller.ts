@@ -246,7 +246,9 @@ export class ReleaseController {
       const r = this.live;
       if (!r || !isLive(r.status)) return;
       const health = this.opts.traffic.health();
-      if (!health[r.spec.targetColor].healthy) {
+      // The router's view can be a check behind (an admin load makes /ready 503 for a moment): confirm with
+      // the instance itself before calling it down.
+      if (!health[r.spec.targetColor].healthy && !(await this.opts.admin.ready(r.spec.targetColor))) {
         const healthy = Object.fromEntries(COLORS.map((c) => [c, health[c].healthy])) as Record<Color, boolean>;
         await this.feed(r, { now: this.clock(), observation: { kind: 'health', healthy } });
       }
