@@ -1,7 +1,8 @@
 /**
  * The embedded router: an in-process reverse proxy (node:http in front, undici pools behind) that splits
- * traffic by weight, routes the preview header to one color, retries a failed prediction once on the other
- * color, keeps unhealthy colors out of rotation, mirrors a share of requests and can pin keys to colors.
+ * traffic by weight, routes the preview header to one color, retries a failed prediction (connection error or
+ * 5xx answer) once on the other color, keeps unhealthy colors out of rotation, mirrors a share of requests and
+ * can pin keys to colors.
  * The hot path is deliberately plain: no framework, cached metric children, bodies buffered (they are small).
  */
 import http from 'node:http';
@@ -14,6 +15,8 @@ import { ActiveHealthChecker, describeError, HealthTracker, type HealthOptions }
 import { RouterMetrics } from './metrics.js';
 import {
   initialState,
+  isRetryStatus,
+  isUnavailableStatus,
   routeAround,
   ShareSampler,
   stickyColor,
@@ -205,8 +208,9 @@ export class EmbeddedRouter implements TrafficDriver {
 
   /**
    * One attempt on one color, straight on undici's dispatch API (no response stream objects on the hot path).
-   * A connection error or a 502/503 before anything was written to the client is replayed once on the other
-   * color when `retryable`.
+   * When `retryable`, a connection error is replayed once on the other color, and so is a 5xx answer
+   * (RETRY_STATUSES) while the other color is healthy; otherwise the client gets the color's real answer.
+   * Nothing has been written to the client when a replay is decided.
    */
   private send(ex: Exchange, color: Color, retryable: boolean): void {
     const started = performance.now();
@@ -225,9 +229,9 @@ export class EmbeddedRouter implements TrafficDriver {
         onRequestStart: () => undefined,
         onResponseStart: (controller, statusCode, headers) => {
           this.m.upstreamSeconds(color, (performance.now() - started) / 1000);
-          if (statusCode === 502 || statusCode === 503) {
-            this.tracker.markFailure(color, `upstream answered ${statusCode}`);
-            if (retryable) {
+          if (statusCode >= 500) {
+            if (isUnavailableStatus(statusCode)) this.tracker.markFailure(color, `upstream answered ${statusCode}`);
+            if (retryable && isRetryStatus(statusCode) && this.tracker.isHealthy(otherColor(color))) {
               replay = true;
               return;
             }

@@ -46,7 +46,7 @@ export class HealthTracker {
     return s.activeOk && this.now() >= s.passiveUntil;
   }
 
-  /** A proxied request failed on this color (connection error, 502/503). */
+  /** A proxied request failed on this color (connection error, 502/503/504: see isUnavailableStatus). */
   markFailure(color: Color, error: string): void {
     const s = this.colors[color];
     s.passiveUntil = this.now() + this.passiveWindowMs;

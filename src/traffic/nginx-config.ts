@@ -12,8 +12,13 @@
  * Upstream names: mlservice_blue / mlservice_green (the original system's) reach one color (preview header,
  * mirror); bgserve_blue_first / bgserve_green_first hold both colors with the other one as `backup` (a 0%
  * color cannot be weight=0), so a failed prediction is replayed on the other color.
+ *
+ * nginx counts every status named in proxy_next_upstream as a failed attempt towards max_fails, a 500 too (the
+ * embedded router ejects on 502/503/504 and connection errors only): a color answering 500s sits out
+ * fail_timeout after each one in the worker that saw it, so a faulty canary gets less than its share.
  */
 import { COLORS, PREVIEW_HEADER, type Color } from '../config/defaults.js';
+import { RETRY_STATUSES } from './policy.js';
 import type { TrafficState, Upstream, Upstreams } from './types.js';
 
 export const COLOR_UPSTREAM: Record<Color, string> = { blue: 'mlservice_blue', green: 'mlservice_green' };
@@ -198,7 +203,7 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     '      proxy_set_header Host $host;',
     '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
     '      # Predictions have no side effects: a POST that failed on one color is replayed once on the other.',
-    '      proxy_next_upstream error timeout http_502 http_503 non_idempotent;',
+    `      proxy_next_upstream error timeout ${RETRY_STATUSES.map((code) => `http_${code}`).join(' ')} non_idempotent;`,
     '      proxy_next_upstream_tries 2;',
     '      proxy_connect_timeout 1s;',
     '      proxy_read_timeout 30s;',

@@ -211,3 +211,25 @@ export function routeAround(preferred: Color, healthy: (color: Color) => boolean
   const other = otherColor(preferred);
   return healthy(other) ? other : preferred;
 }
+
+/**
+ * Upstream answers replayed once on the other color: the instance failed this request and the other one may
+ * not (predictions have no side effects, so a replay is safe). The same list is rendered into nginx's
+ * `proxy_next_upstream`, so both drivers retry alike. A 4xx is the caller's mistake and is never replayed.
+ */
+export const RETRY_STATUSES = [500, 502, 503, 504] as const;
+
+export function isRetryStatus(status: number): boolean {
+  return (RETRY_STATUSES as readonly number[]).includes(status);
+}
+
+/**
+ * Answers that say the instance cannot serve right now (bad gateway, unavailable or draining, timed out): the
+ * passive health check takes the color out of rotation for its window. A 500 is one request failing inside a
+ * running instance (a faulty model version, say): it is retried, but it does not eject the color, because the
+ * release analysis judges that version on its own error ratio and needs it to keep its share of traffic;
+ * ejecting it on every 500 would starve the analysis into "inconclusive" instead of a rollback.
+ */
+export function isUnavailableStatus(status: number): boolean {
+  return status === 502 || status === 503 || status === 504;
+}

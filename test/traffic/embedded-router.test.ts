@@ -96,6 +96,43 @@ describe('embedded router', () => {
     expect((await predict()).color).toBe('blue');
   });
 
+  it('retries a 500 on the other color without taking the answering color out of rotation', async () => {
+    const retried = async () => Number(new RegExp(`${ROUTER_METRICS.retries}\\{from="blue",to="green"\\} (\\d+)`).exec(await router.metrics.metrics())?.[1]);
+    const before = await retried();
+    blue.failNext = { status: 500, count: 1 };
+    expect(await predict()).toMatchObject({ status: 200, color: 'green' });
+    expect(await retried()).toBe(before + 1);
+    // A 500 is one request failing in a running instance: the release analysis judges it, blue keeps its share.
+    expect(router.health().blue.healthy).toBe(true);
+    expect((await predict()).color).toBe('blue');
+  });
+
+  it('shows a preview-pinned request the named color\'s own 500', async () => {
+    green.failNext = { status: 500, count: 1 };
+    const before = blue.predicts;
+    const r = await predict({ [PREVIEW_HEADER]: 'green' });
+    expect(r).toMatchObject({ status: 500, body: { message: 'failing on purpose' } });
+    expect(blue.predicts).toBe(before);
+  });
+
+  it('never retries a 4xx: the caller gets the answer', async () => {
+    blue.failNext = { status: 422, count: 1 };
+    const before = green.predicts;
+    expect((await predict()).status).toBe(422);
+    expect(green.predicts).toBe(before);
+    expect(router.health().blue.healthy).toBe(true);
+  });
+
+  it('passes a 5xx through when the other color is unhealthy', async () => {
+    green.ready = false;
+    await new Promise((r) => setTimeout(r, 250));
+    expect(router.health().green.healthy).toBe(false);
+    const before = green.predicts;
+    blue.failNext = { status: 500, count: 1 };
+    expect((await predict()).status).toBe(500);
+    expect(green.predicts).toBe(before);
+  });
+
   it('takes a color that fails its readiness check out of rotation', async () => {
     await router.setWeights({ blue: 50, green: 50 });
     green.ready = false;

@@ -17,7 +17,7 @@ describe('nginx config rendering', () => {
       /upstream bgserve_green_first \{\n\s+server 127.0.0.1:8002 max_fails=1 fail_timeout=2s;\n\s+server 127.0.0.1:8001 backup max_fails=1 fail_timeout=2s;/,
     );
     expect(text).not.toMatch(/weight=0/);
-    expect(text).toContain('proxy_next_upstream error timeout http_502 http_503 non_idempotent;');
+    expect(text).toContain('proxy_next_upstream error timeout http_500 http_502 http_503 http_504 non_idempotent;');
     expect(text).toContain('proxy_next_upstream_tries 2;');
     expect(text).toMatch(/map \$http_x_bgserve_color \$bgserve_preview \{\n\s+blue mlservice_blue;\n\s+green mlservice_green;/);
     expect(text).toContain('if (-f /p/live/current/green-$bgserve_bucket) {');

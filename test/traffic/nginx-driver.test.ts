@@ -78,8 +78,15 @@ describe('nginx driver (managed nginx)', () => {
     expect(await colors(5, { [PREVIEW_HEADER]: 'green' })).toEqual({ green: 5 });
   });
 
-  it('replays a POST answered 503 on the other color', async () => {
-    blue.failNext = { status: 503, count: 1 };
+  it('passes a 4xx through without a replay', async () => {
+    blue.failNext = { status: 422, count: 1 };
+    const before = green.predicts;
+    expect((await predict()).status).toBe(422);
+    expect(green.predicts).toBe(before);
+  });
+
+  it.each([500, 503, 504])('replays a POST answered %i on the other color', async (status) => {
+    blue.failNext = { status, count: 1 };
     expect(await predict()).toEqual({ status: 200, color: 'green' });
     // Passive health: blue sits out fail_timeout (1 s here), its share going to the backup, then returns.
     expect(await predict()).toEqual({ status: 200, color: 'green' });

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
   activeColor,
+  isRetryStatus,
+  isUnavailableStatus,
   parseWeightArgs,
   routeAround,
   ShareSampler,
@@ -102,5 +104,11 @@ describe('mirror and health', () => {
     expect(routeAround('blue', (c) => c !== 'blue')).toBe('green');
     expect(routeAround('blue', () => false)).toBe('blue');
     expect(routeAround('blue', () => true)).toBe('blue');
+  });
+
+  it('retries every 5xx nginx can name; ejects a color on gateway-type answers only, never on a 4xx', () => {
+    const codes = [200, 400, 404, 413, 422, 429, 500, 501, 502, 503, 504, 505];
+    expect(codes.filter(isRetryStatus)).toEqual([500, 502, 503, 504]);
+    expect(codes.filter(isUnavailableStatus)).toEqual([502, 503, 504]);
   });
 });
