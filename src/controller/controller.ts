@@ -86,7 +86,7 @@ export class ReleaseController {
 
   constructor(private readonly opts: ControllerOptions) {
     this.clock = opts.clock ?? Date.now;
-    this.metrics = new ControllerMetrics(opts.registry);
+    this.metrics = new ControllerMetrics(opts.registry, () => opts.traffic.state().weights);
   }
 
   private log(message: string, fields?: Record<string, unknown>): void {

@@ -42,6 +42,14 @@ describe('release routes', () => {
     expect((await app.inject({ method: 'GET', url: '/api/releases', headers: { authorization: 'Bearer nope' } })).statusCode).toBe(403);
   });
 
+  it('exports every release outcome at 0 and the weights in force before any release', async () => {
+    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(text).toMatch(/bgserve_releases_total\{strategy="bluegreen",outcome="rolled_back"\} 0/);
+    expect(text).toMatch(/bgserve_releases_total\{strategy="canary",outcome="failed"\} 0/);
+    expect(text).toMatch(/bgserve_controller_weight\{color="blue"\} 100/);
+    expect(text).toMatch(/bgserve_controller_weight\{color="green"\} 0/);
+  });
+
   it('404 with a hint before any release', async () => {
     const res = await app.inject({ method: 'GET', url: '/api/releases/current', headers: auth });
     expect(res.statusCode).toBe(404);
@@ -95,5 +103,9 @@ describe('release routes', () => {
     const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(text).toMatch(/bgserve_releases_total\{strategy="canary",outcome="succeeded"\} 1/);
     expect(text).toMatch(/bgserve_controller_weight\{color="green"\} 100/);
+    // Set by hand, not by a release: the gauge still shows the weights in force.
+    await stack.router.setWeights({ blue: 30, green: 70 });
+    const after = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(after).toMatch(/bgserve_controller_weight\{color="blue"\} 30/);
   });
 });
