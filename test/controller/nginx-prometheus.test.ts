@@ -18,7 +18,7 @@ let prom: LocalPrometheus;
 let controller: ReleaseController;
 
 beforeAll(async () => {
-  stack = await startStack({ '1.0.1-slow': { latencyMs: 25 } }, 'nginx');
+  stack = await startStack({ '1.0.1-slow': { latencyMs: 25 }, '1.0.1-errors': { errorRate: 0.25 } }, 'nginx');
   prom = await startLocalPrometheus({
     port: await freePort(),
     dataDir: path.join(stack.dir, 'prometheus'),
@@ -66,6 +66,17 @@ describe('nginx router + Prometheus analysis', () => {
     expect(state.status).toBe('rolled_back');
     expect(state.reason).toMatch(/latency/);
     expect(stack.router.state().weights).toEqual({ blue: 0, green: 100 });
+    expect(load.failed, load.failures.join('\n')).toBe(0);
+  });
+
+  it('rolls a version answering 500s back on the error ratio, 0 failed requests (nginx replays each 500)', async () => {
+    const errors = await deriveBundle(path.join(stack.dir, 'bundles'), { version: '1.0.1-errors' });
+    // nginx counts a replayed 500 as a failed attempt (max_fails): the faulty color sits out fail_timeout after
+    // each one and gets far less than its share, so the verdict waits for minSamples past a short window.
+    const { state, load } = await release(errors, { strategy: 'canary', steps: [50], analysisMs: 10_000, inconclusiveGraceMs: 60_000 });
+    expect(state.status, state.reason ?? '').toBe('rolled_back');
+    expect(state.reason).toMatch(/error-ratio/);
+    expect(stack.router.state().weights[state.spec.stableColor]).toBe(100);
     expect(load.failed, load.failures.join('\n')).toBe(0);
   });
 });
