@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { registerCommands } from './commands.js';
+import { PACKAGE_VERSION } from '../config/package-version.js';
 
 const program = new Command();
 program
   .name('bgserve')
   .description('Serve an ML model over HTTP and release new versions blue-green or canary.')
+  .version(PACKAGE_VERSION)
   .showHelpAfterError();
 registerCommands(program);
 

@@ -1,5 +1,5 @@
 /**
- * export-onnx and import-onnx. The modules load on use: export needs onnx-proto (a build-time dependency), and
+ * export-onnx and import-onnx. The modules load on use: export needs onnx-proto (protobufjs), and
  * neither should weigh on `serve`'s start-up.
  */
 import type { Command } from 'commander';

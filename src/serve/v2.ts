@@ -10,7 +10,7 @@
  * counted in predict_errors_total (and, on the infer routes, predict_requests_total) exactly as /predict's are;
  * answered inferences feed the same latency and prediction-value series, labelled by route.
  */
-import { createRequire } from 'node:module';
+import { PACKAGE_VERSION } from '../config/package-version.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PREDICTION_ROUTE, type ServePluginOptions, type ServeContext } from './context.js';
 import { ApiError, toApiError } from './errors.js';
@@ -21,7 +21,7 @@ import { inferResponse, parseInferRequest, V2_OUTPUT_NAME, V2RequestError } from
 export const V2_INFER_ROUTES = ['/v2/models/:name/infer', '/v2/models/:name/versions/:version/infer'] as const;
 const SERVER_NAME = 'bgserve';
 /** src/serve and dist/serve are both two levels below the package root. */
-const SERVER_VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+const SERVER_VERSION = PACKAGE_VERSION;
 
 /** The protocol's answer for each error: 400 for the caller's bad request, other statuses kept. */
 const V2_STATUS: Partial<Record<string, number>> = { invalid_input: 400, invalid_json: 400, non_finite_prediction: 400 };
