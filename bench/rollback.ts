@@ -63,4 +63,4 @@ const [l1, l5] = os.loadavg();
 console.log(`rollback bench (${routerKind} router, ${os.cpus().length} cpus, load avg ${l1.toFixed(2)} ${l5.toFixed(2)})`);
 console.log(`  failing verdict -> 100% stable: ${summary(verdict)}`);
 console.log(`  rollback command -> 100% stable: ${summary(command)}`);
-console.log(`  client requests: ${load.sent} sent, ${load.failed} failed (500s of the faulty version before each verdict), ${clientFailuresAfterRollback} failed after a rollback`);
+console.log(`  client requests: ${load.sent} sent, ${load.failed} failed (the router replays the faulty version's 500s on the stable color), ${clientFailuresAfterRollback} failed after a rollback`);
