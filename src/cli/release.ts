@@ -20,6 +20,7 @@ interface DeployCliOptions extends Opts {
   shadowPercent?: number;
   analysis?: number;
   goldenMargin?: number;
+  inconclusiveGrace?: number;
   wait?: boolean;
   timeout: number;
 }
@@ -116,7 +117,10 @@ function print(opts: Opts, value: unknown, text: string): void {
   process.stdout.write(opts.json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
 }
 
-/** Prints new events until the release ends or the timeout passes; returns its final state. */
+/**
+ * Prints new events until the release ends, pauses (it then waits for a person: following on would hang a
+ * script) or the timeout passes; returns the state it stopped at.
+ */
 async function follow(client: ControlClient, id: string, opts: Opts, timeoutMs: number, shown = 0): Promise<ReleaseState> {
   const deadline = Date.now() + timeoutMs;
   let next = shown;
@@ -124,7 +128,7 @@ async function follow(client: ControlClient, id: string, opts: Opts, timeoutMs: 
     const page = await client.get<{ release: ReleaseState; events: ReleaseEvent[]; next: number }>(`/api/releases/${encodeURIComponent(id)}/events?after=${next}`);
     if (!opts.json) for (const e of page.events) process.stdout.write(`${formatEvent(e, page.release.createdAt)}\n`);
     next = page.next;
-    if (!isLive(page.release.status)) return page.release;
+    if (!isLive(page.release.status) || page.release.status === 'paused') return page.release;
     if (Date.now() > deadline) throw new Error(`release ${id} still ${page.release.status} after ${seconds(timeoutMs)}; follow it with \`bgserve release ${id}\``);
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -143,6 +147,7 @@ async function runDeploy(bundle: string, opts: DeployCliOptions): Promise<void> 
     ...(opts.shadowPercent !== undefined ? { shadowPercent: opts.shadowPercent } : {}),
     ...(opts.analysis !== undefined ? { analysisMs: opts.analysis } : {}),
     ...(opts.goldenMargin !== undefined ? { goldenRmseMargin: opts.goldenMargin } : {}),
+    ...(opts.inconclusiveGrace !== undefined ? { inconclusiveGraceMs: opts.inconclusiveGrace } : {}),
   };
   const client = await ControlClient.connect(opts);
   const started = await client.post<ReleaseView>('/api/releases', body);
@@ -159,7 +164,8 @@ async function runDeploy(bundle: string, opts: DeployCliOptions): Promise<void> 
   } else {
     process.stdout.write(`\n${formatReleaseSummary(final)}\n`);
   }
-  if (final.status !== 'succeeded') process.exitCode = 2;
+  if (final.status === 'paused') process.exitCode = 3;
+  else if (final.status !== 'succeeded') process.exitCode = 2;
 }
 
 async function runCommand(command: ReleaseCommand, opts: Opts): Promise<void> {
@@ -189,7 +195,8 @@ export function registerRelease(program: Command): void {
       .option('--shadow-percent <n>', 'share of traffic mirrored during the shadow phase', percent)
       .option('--analysis <duration>', 'analysis window per step / after the switch, e.g. 30s', duration)
       .option('--golden-margin <rmse>', 'golden-set gate: RMSE may be worse than the stable version by at most this', nonNegative)
-      .option('--wait', 'follow the release until it ends; exit 2 unless it succeeded')
+      .option('--inconclusive-grace <duration>', 'too little traffic to judge: pause this long after the window (default 30s)', duration)
+      .option('--wait', 'follow the release until it ends; exit 2 unless it succeeded, 3 when it pauses for a person (resume or promote)')
       .option('--timeout <duration>', 'with --wait: give up following after this long', duration, 15 * 60_000)
       .option('--json', 'print JSON'),
   ).action(runDeploy);
