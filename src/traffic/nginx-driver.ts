@@ -283,6 +283,8 @@ export class NginxDriver implements TrafficDriver {
       this.child.kill('SIGHUP');
       return;
     }
+    // The external master's workers too: a fresh connection may still land on one until it takes the quit.
+    this.oldWorkers = await masterPid(this.paths.pid).then((pid) => (pid === null ? [] : workerPids(pid)));
     const [cmd, ...args] = mode.reloadCommand;
     await run(cmd, args, { timeout: 10_000 });
   }
@@ -335,6 +337,16 @@ export class NginxDriver implements TrafficDriver {
       await new Promise((r) => setTimeout(r, 10));
     }
     throw new Error(`nginx did not serve generation ${generation} in time (${last}); see ${this.paths.errorLog}`);
+  }
+}
+
+/** The master's PID from nginx's pid file, or null when there is none (yet) to read. */
+async function masterPid(pidFile: string): Promise<number | null> {
+  try {
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
   }
 }
 
