@@ -6,6 +6,8 @@ import { LOCAL_STACK_DEFAULTS, startLocalStack, stateFiles, type LocalStack, typ
 import { releasePlugin } from '../control/release-routes.js';
 import { liveStatsPlugin, statusPagePlugin } from '../control/status-page.js';
 import { prometheusBannerLine, startStackPrometheus, type LocalPrometheus } from '../monitoring/local-prometheus.js';
+import { describeExit, type InstanceProcess } from '../stack/instances.js';
+import { assertPortsFree } from '../stack/reclaim.js';
 
 interface UpCliOptions {
   router: string;
@@ -27,13 +29,17 @@ function port(value: string): number {
   return n;
 }
 
+function pidNote(instance: InstanceProcess): string {
+  return `pid ${instance.pid}${instance.adopted ? ' (adopted: left running by the previous `up`)' : ''}`;
+}
+
 export function upBanner(stack: LocalStack): string {
   const { instances, traffic } = stack;
   return [
     'bgserve: local blue-green stack is up',
     `  router   ${traffic.url}   (${traffic.kind}; POST /predict, preview a color with header x-bgserve-color)`,
-    `  blue     ${instances.instances.blue.url}   pid ${instances.instances.blue.pid}`,
-    `  green    ${instances.instances.green.url}   pid ${instances.instances.green.pid}`,
+    `  blue     ${instances.instances.blue.url}   ${pidNote(instances.instances.blue)}`,
+    `  green    ${instances.instances.green.url}   ${pidNote(instances.instances.green)}`,
     `  control  ${stack.controlUrl}   (token in ${stack.tokenFile}; metrics at ${stack.controlUrl}/metrics)`,
     `  logs     ${stack.stateDir}/logs/`,
     `weights: ${traffic.state().weights.blue}% blue. Try \`bgserve status\`, \`bgserve switch green\`. Ctrl-C stops everything.`,
@@ -57,19 +63,24 @@ export async function runUp(
     controlPlugins: [...(opts.controlPlugins ?? []), releases, liveStatsPlugin()],
     publicControlPlugins: [...(opts.publicControlPlugins ?? []), statusPagePlugin],
     onInstanceExit: (color, exit) =>
-      process.stderr.write(`bgserve: ${color} exited (${exit.signal ?? `code ${exit.code}`}); not restarted. The router sends its traffic to the other color.\n`),
+      process.stderr.write(`bgserve: ${color} exited (${describeExit(exit)}); not restarted. The router sends its traffic to the other color.\n`),
+    log: (message) => process.stdout.write(`bgserve: ${message}\n`),
   });
   let prometheus: LocalPrometheus | undefined;
   try {
-    prometheus = opts.prometheus
-      ? await startStackPrometheus({
-          instances: { blue: stack.instances.instances.blue.url, green: stack.instances.instances.green.url },
-          control: stack.controlUrl,
-          port: opts.prometheusPort ?? PORTS.prometheus,
-          dataDir: path.join(files.dir, 'prometheus'),
-          warn: (message) => process.stderr.write(`bgserve: ${message}\n`),
-        })
-      : undefined;
+    if (opts.prometheus) {
+      const promPort = opts.prometheusPort ?? PORTS.prometheus;
+      // A previous run's Prometheus was stopped with the stack's other leftovers (it is in stack.json).
+      await assertPortsFree([{ what: 'Prometheus', flag: '--prometheus-port', host: '127.0.0.1', port: promPort }]);
+      prometheus = await startStackPrometheus({
+        instances: { blue: stack.instances.instances.blue.url, green: stack.instances.instances.green.url },
+        control: stack.controlUrl,
+        port: promPort,
+        dataDir: path.join(files.dir, 'prometheus'),
+        warn: (message) => process.stderr.write(`bgserve: ${message}\n`),
+      });
+      if (prometheus) await stack.record.add({ role: 'prometheus', pid: prometheus.pid, host: '127.0.0.1', port: promPort, stopSignal: 'SIGTERM' });
+    }
   } catch (err) {
     await stack.stop();
     throw err;

@@ -1,6 +1,8 @@
 /**
  * The composition root of the local stack: the one place a traffic driver is chosen. It starts both
  * instances, the router (embedded or a private nginx) and the control API, and stops them in reverse order.
+ * What it starts is recorded in <state-dir>/stack.json; a start after a crash reclaims the leftovers first
+ * (reclaim.ts: instances adopted, the rest stopped) and fails clearly on a port held by anything else.
  */
 import path from 'node:path';
 import { COLORS, DEFAULT_BUNDLE, DEFAULT_STATE_DIR, PORTS, type Color } from '../config/defaults.js';
@@ -9,7 +11,9 @@ import { startControlServer, type ControlPlugin, type ControlServer } from '../c
 import { startEmbeddedRouter } from '../traffic/embedded-router.js';
 import { NginxDriver, startNginxDriver } from '../traffic/nginx-driver.js';
 import type { DriverKind, TrafficDriver, Upstreams } from '../traffic/types.js';
-import { InstancePair, instanceSpecs, type CliCommand, type ExitInfo } from './instances.js';
+import { adoptInstance, currentCli, InstancePair, instanceSpecs, serveArgv, type CliCommand, type ExitInfo, type InstanceProcess } from './instances.js';
+import { assertPortsFree, reclaimStack, type PortUse, type WantedInstance } from './reclaim.js';
+import { StackRecorder, stackRecordPath } from './stack-record.js';
 
 export interface LocalStackOptions {
   router: DriverKind;
@@ -28,6 +32,8 @@ export interface LocalStackOptions {
   controlPlugins?: ControlPlugin[];
   publicControlPlugins?: ControlPlugin[];
   onInstanceExit?: (color: Color, exit: ExitInfo) => void;
+  /** What the start-up did with a previous run's leftovers (adopted, stopped). */
+  log?: (message: string) => void;
 }
 
 export const LOCAL_STACK_DEFAULTS: LocalStackOptions = {
@@ -48,6 +54,8 @@ export interface LocalStack {
   controlUrl: string;
   tokenFile: string;
   stateDir: string;
+  /** <state-dir>/stack.json: add what else is started with the stack (e.g. Prometheus). */
+  record: StackRecorder;
   /** Stops the control API, the router, then the instances (drained). Safe to call twice. */
   stop(): Promise<void>;
   /** Synchronous last resort (process exit): SIGKILL to the children still running. */
@@ -62,6 +70,7 @@ export function stateFiles(stateDir: string) {
     adminToken: path.join(dir, 'admin-token'),
     logs: path.join(dir, 'logs'),
     nginxPrefix: path.join(dir, 'nginx'),
+    stackRecord: stackRecordPath(dir),
   };
 }
 
@@ -73,17 +82,43 @@ export async function startLocalStack(options: Partial<LocalStackOptions> = {}):
   const ports: Record<Color, number> = { blue: opts.bluePort, green: opts.greenPort };
   const upstreams = Object.fromEntries(COLORS.map((c) => [c, { host: opts.host, port: ports[c] }])) as Upstreams;
 
-  const instances = await InstancePair.start(
-    instanceSpecs({
-      host: opts.host,
-      ports,
-      bundle: opts.bundle,
-      logDir: files.logs,
-      adminTokenFile: files.adminToken,
-      extraArgs: opts.instanceArgs,
-    }),
-    { cli: opts.cli, onUnexpectedExit: opts.onInstanceExit },
-  );
+  const specs = instanceSpecs({
+    host: opts.host,
+    ports,
+    bundle: opts.bundle,
+    logDir: files.logs,
+    adminTokenFile: files.adminToken,
+    extraArgs: opts.instanceArgs,
+  });
+  const cli = opts.cli ?? currentCli();
+  const wanted = {} as Record<Color, WantedInstance>;
+  for (const c of COLORS) wanted[c] = { argv: serveArgv(specs[c], cli), host: opts.host, port: ports[c] };
+  const reclaimed = await reclaimStack({ file: files.stackRecord, wanted, nginxPrefix: files.nginxPrefix, log: opts.log });
+  const adopted: Partial<Record<Color, InstanceProcess>> = {};
+  for (const c of COLORS) {
+    const entry = reclaimed[c];
+    if (entry) adopted[c] = adoptInstance(specs[c], entry, opts.onInstanceExit);
+  }
+  const binds: PortUse[] = [
+    ...COLORS.filter((c) => !adopted[c]).map((c) => ({ what: `${c} instance`, flag: `--${c}-port`, host: opts.host, port: ports[c] })),
+    { what: `router (${opts.router})`, flag: '--port', host: opts.host, port: opts.port },
+    { what: 'control API', flag: '--control-port', host: opts.host, port: opts.controlPort },
+  ];
+  const record = await StackRecorder.open(files.stackRecord, COLORS.flatMap((c) => reclaimed[c] ?? []));
+  let instances: InstancePair;
+  try {
+    await assertPortsFree(binds);
+    instances = await InstancePair.start(specs, {
+      cli,
+      adopted,
+      onUnexpectedExit: opts.onInstanceExit,
+      onSpawn: (i) => record.add({ role: i.color, pid: i.pid ?? -1, host: i.spec.host, port: i.spec.port, argv: i.argv, stopSignal: 'SIGTERM' }),
+    });
+  } catch (err) {
+    await Promise.all(Object.values(adopted).map((i) => i.stop()));
+    await record.remove();
+    throw err;
+  }
 
   let traffic: TrafficDriver | undefined;
   try {
@@ -91,6 +126,9 @@ export async function startLocalStack(options: Partial<LocalStackOptions> = {}):
       opts.router === 'nginx'
         ? await startNginxDriver({ listen: { host: opts.host, port: opts.port }, upstreams, mode: { kind: 'managed', prefix: files.nginxPrefix } })
         : await startEmbeddedRouter({ host: opts.host, port: opts.port, upstreams });
+    if (traffic instanceof NginxDriver && traffic.pid) {
+      await record.add({ role: 'nginx', pid: traffic.pid, host: opts.host, port: opts.port, stopSignal: 'SIGQUIT' });
+    }
     const control = await startControlServer({
       host: opts.host,
       port: opts.controlPort,
@@ -110,20 +148,24 @@ export async function startLocalStack(options: Partial<LocalStackOptions> = {}):
       controlUrl: control.url,
       tokenFile: files.token,
       stateDir: files.dir,
+      record,
       stop: () =>
         (stopping ??= (async () => {
           await control.app.close();
           await router.close();
           await instances.stop();
+          await record.remove();
         })()),
       killNow: () => {
         if (router instanceof NginxDriver) router.killNow();
         instances.killNow();
+        record.removeSync();
       },
     };
   } catch (err) {
     await traffic?.close();
     await instances.stop();
+    await record.remove();
     throw err;
   }
 }

@@ -2,6 +2,8 @@
  * Blue and green instances as child processes of `bgserve up`: started by re-running this same CLI with
  * `serve`, waited for until /ready, stopped by PID (SIGTERM, the instance drains, then SIGKILL past the
  * grace). Restart policy: none. An exit nobody asked for is reported, and the router routes around it.
+ * An instance left running by a crashed `up` can be adopted instead: same supervision, its exit seen by
+ * polling its PID (it is no longer anybody's child here).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
@@ -10,6 +12,10 @@ import path from 'node:path';
 import { request } from 'undici';
 import { COLORS, type Color } from '../config/defaults.js';
 import type { InstanceProcessInfo, StackView } from '../control/server.js';
+import { liveness, type ProcessIdentity } from './proc.js';
+
+/** How often an adopted instance's PID is checked for its exit. */
+export const ADOPTED_POLL_MS = 250;
 
 /** How to run the bgserve CLI: by default the very command this process runs (works from dist and via tsx). */
 export interface CliCommand {
@@ -54,9 +60,48 @@ export function instanceSpecs(o: {
   return { blue: spec('blue'), green: spec('green') };
 }
 
+/** Both null for an adopted process: only a parent learns how a process ended. */
 export interface ExitInfo {
   code: number | null;
   signal: NodeJS.Signals | null;
+}
+
+/** What supervision needs of a process: its PID, its end, a way to signal it. */
+export interface ProcessHandle {
+  readonly pid: number | null;
+  readonly exited: Promise<ExitInfo>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+function childHandle(child: ChildProcess): ProcessHandle {
+  const exited = new Promise<ExitInfo>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  return { pid: child.pid ?? null, exited, kill: (signal) => void child.kill(signal) };
+}
+
+/** A process this one did not start: its end is seen by polling /proc (PID and start time). */
+export function adoptedHandle(recorded: ProcessIdentity, pollMs = ADOPTED_POLL_MS): ProcessHandle {
+  let gone = false;
+  const exited = new Promise<ExitInfo>((resolve) => {
+    const poll = async () => {
+      if ((await liveness(recorded)) === 'gone') {
+        gone = true;
+        resolve({ code: null, signal: null });
+      } else setTimeout(poll, pollMs).unref();
+    };
+    void poll();
+  });
+  return {
+    pid: recorded.pid,
+    exited,
+    kill: (signal) => {
+      if (gone) return; // its PID may name another process by now
+      try {
+        process.kill(recorded.pid, signal);
+      } catch {
+        // exited meanwhile
+      }
+    },
+  };
 }
 
 export class InstanceProcess {
@@ -66,15 +111,17 @@ export class InstanceProcess {
 
   constructor(
     readonly spec: InstanceSpec,
-    readonly child: ChildProcess,
+    private readonly handle: ProcessHandle,
+    /** The command line it runs (compared when a later `up` considers adopting it). */
+    readonly argv: string[],
     onUnexpectedExit?: (color: Color, exit: ExitInfo) => void,
+    /** Left running by a previous `up` and supervised by this one. */
+    readonly adopted = false,
   ) {
-    this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.exit = { code, signal };
-        if (!this.stopping) onUnexpectedExit?.(spec.color, this.exit);
-        resolve(this.exit);
-      });
+    this.exited = handle.exited.then((exit) => {
+      this.exit = exit;
+      if (!this.stopping) onUnexpectedExit?.(spec.color, exit);
+      return exit;
     });
   }
 
@@ -87,7 +134,7 @@ export class InstanceProcess {
   }
 
   get pid(): number | null {
-    return this.child.pid ?? null;
+    return this.handle.pid;
   }
 
   get running(): boolean {
@@ -121,11 +168,16 @@ export class InstanceProcess {
   async stop(graceMs = 15_000): Promise<ExitInfo> {
     this.stopping = true;
     if (!this.running) return this.exit as ExitInfo;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    this.handle.kill('SIGTERM');
+    const timer = setTimeout(() => this.handle.kill('SIGKILL'), graceMs);
     const exit = await this.exited;
     clearTimeout(timer);
     return exit;
+  }
+
+  /** A signal, no questions asked (tests kill an instance; killNow). */
+  kill(signal: NodeJS.Signals): void {
+    if (this.running) this.handle.kill(signal);
   }
 
   async logTail(lines = 20): Promise<string> {
@@ -137,18 +189,16 @@ export class InstanceProcess {
   }
 }
 
-function describeExit(exit: ExitInfo | null): string {
+export function describeExit(exit: ExitInfo | null): string {
   if (!exit) return 'running';
-  return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+  if (exit.signal) return `signal ${exit.signal}`;
+  return exit.code === null ? 'exit status unknown: adopted, not a child of this process' : `code ${exit.code}`;
 }
 
-export async function startInstance(
-  spec: InstanceSpec,
-  cli: CliCommand = currentCli(),
-  onUnexpectedExit?: (color: Color, exit: ExitInfo) => void,
-): Promise<InstanceProcess> {
-  await mkdir(path.dirname(spec.logFile), { recursive: true });
-  const args = [
+/** The command line that runs `serve` for a spec. */
+export function serveArgv(spec: InstanceSpec, cli: CliCommand = currentCli()): string[] {
+  return [
+    cli.command,
     ...cli.args,
     'serve',
     '--bundle', spec.bundle,
@@ -158,29 +208,69 @@ export async function startInstance(
     ...(spec.adminTokenFile ? ['--admin-token-file', spec.adminTokenFile] : []),
     ...(spec.extraArgs ?? []),
   ];
+}
+
+export async function startInstance(
+  spec: InstanceSpec,
+  cli: CliCommand = currentCli(),
+  onUnexpectedExit?: (color: Color, exit: ExitInfo) => void,
+): Promise<InstanceProcess> {
+  await mkdir(path.dirname(spec.logFile), { recursive: true });
+  const argv = serveArgv(spec, cli);
   const log = openSync(spec.logFile, 'a');
   try {
     // Own process group: Ctrl-C reaches `up` alone, which then stops the instances in order.
-    const child = spawn(cli.command, args, { stdio: ['ignore', log, log], detached: true });
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', log, log], detached: true });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);
     });
-    return new InstanceProcess(spec, child, onUnexpectedExit);
+    return new InstanceProcess(spec, childHandle(child), argv, onUnexpectedExit);
   } finally {
     closeSync(log);
   }
+}
+
+/** Supervises an instance a crashed `up` left running (the caller verified it: see reclaim.ts). */
+export function adoptInstance(
+  spec: InstanceSpec,
+  recorded: ProcessIdentity & { argv: string[] },
+  onUnexpectedExit?: (color: Color, exit: ExitInfo) => void,
+): InstanceProcess {
+  return new InstanceProcess(spec, adoptedHandle(recorded), recorded.argv, onUnexpectedExit, true);
 }
 
 /** Both colors, started together and stopped together. */
 export class InstancePair implements StackView {
   constructor(readonly instances: Record<Color, InstanceProcess>) {}
 
+  /**
+   * Starts the colors not given in `adopted`, then waits until both are ready. `onSpawn` runs right after each
+   * spawn (before readiness), so a crash while they start leaves them on record. On failure both are stopped.
+   */
   static async start(
     specs: Record<Color, InstanceSpec>,
-    opts: { cli?: CliCommand; readyTimeoutMs?: number; onUnexpectedExit?: (color: Color, exit: ExitInfo) => void } = {},
+    opts: {
+      cli?: CliCommand;
+      readyTimeoutMs?: number;
+      onUnexpectedExit?: (color: Color, exit: ExitInfo) => void;
+      adopted?: Partial<Record<Color, InstanceProcess>>;
+      onSpawn?: (instance: InstanceProcess) => Promise<void>;
+    } = {},
   ): Promise<InstancePair> {
-    const started = await Promise.allSettled(COLORS.map((c) => startInstance(specs[c], opts.cli, opts.onUnexpectedExit)));
+    const begin = async (c: Color) => {
+      const adopted = opts.adopted?.[c];
+      if (adopted) return adopted;
+      const instance = await startInstance(specs[c], opts.cli, opts.onUnexpectedExit);
+      try {
+        await opts.onSpawn?.(instance);
+      } catch (err) {
+        await instance.stop();
+        throw err;
+      }
+      return instance;
+    };
+    const started = await Promise.allSettled(COLORS.map(begin));
     const ok = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failure = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failure) {
@@ -207,6 +297,6 @@ export class InstancePair implements StackView {
 
   /** Last resort on process exit: synchronous SIGKILL to any instance still running. */
   killNow(): void {
-    for (const c of COLORS) if (this.instances[c].running) this.instances[c].child.kill('SIGKILL');
+    for (const c of COLORS) this.instances[c].kill('SIGKILL');
   }
 }

@@ -112,7 +112,7 @@ export function switchingSuite(kind: DriverKind): void {
       await driver.setWeights({ blue: 50, green: 50 });
       const load = startLoad(driver.url, { deadlineMs: 20_000 });
       await sleep(500);
-      pair.instances.green.child.kill('SIGKILL');
+      pair.instances.green.kill('SIGKILL');
       await sleep(1_500);
       expect(driver.health().green.healthy).toBe(false);
       expect(driver.health().green.lastError).toBeTruthy();
