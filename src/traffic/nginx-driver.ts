@@ -283,7 +283,9 @@ export class NginxDriver implements TrafficDriver {
       this.child.kill('SIGHUP');
       return;
     }
-    // The external master's workers too: a fresh connection may still land on one until it takes the quit.
+    // The external master's workers too: a fresh connection may still land on one until it takes the quit. The
+    // reload command may also decide not to reload (compose's watcher skips an unchanged file), so waiting for
+    // them is bounded (EXTERNAL_OLD_WORKER_WAIT_MS).
     this.oldWorkers = await masterPid(this.paths.pid).then((pid) => (pid === null ? [] : workerPids(pid)));
     const [cmd, ...args] = mode.reloadCommand;
     await run(cmd, args, { timeout: 10_000 });
@@ -314,7 +316,8 @@ export class NginxDriver implements TrafficDriver {
 
   /** Polls the version location on fresh connections until the reloaded workers answer the generation. */
   private async waitInEffect(generation: number): Promise<void> {
-    const deadline = Date.now() + (this.opts.inEffectTimeoutMs ?? 10_000);
+    const started = Date.now();
+    const deadline = started + (this.opts.inEffectTimeoutMs ?? 10_000);
     let last = '';
     while (Date.now() < deadline) {
       try {
@@ -324,6 +327,7 @@ export class NginxDriver implements TrafficDriver {
           // New workers answer; old ones may still serve their keep-alive clients until they take the quit.
           const serving = await stillServing(this.oldWorkers);
           if (serving.length === 0) return;
+          if (this.opts.mode.kind === 'external' && Date.now() - started > EXTERNAL_OLD_WORKER_WAIT_MS) return;
           last = `old workers ${serving.join(', ')} still serving`;
         } else if (res.statusCode === 200) {
           last = `generation ${text}`;
@@ -339,6 +343,8 @@ export class NginxDriver implements TrafficDriver {
     throw new Error(`nginx did not serve generation ${generation} in time (${last}); see ${this.paths.errorLog}`);
   }
 }
+
+const EXTERNAL_OLD_WORKER_WAIT_MS = 2_000;
 
 /** The master's PID from nginx's pid file, or null when there is none (yet) to read. */
 async function masterPid(pidFile: string): Promise<number | null> {
