@@ -65,13 +65,13 @@ afterEach(async () => {
 describe('nginx driver (managed nginx)', () => {
   it('serves the weights it renders and switches in effect when setWeights resolves', async () => {
     expect(await colors(10)).toEqual({ blue: 10 });
-    const started = Date.now();
+    // How fast a switch takes effect is measured by `npm run bench`; here: in effect once setWeights resolves.
     await driver.setWeights({ blue: 0, green: 100 });
-    expect(Date.now() - started).toBeLessThan(1_000);
     expect(await colors(10)).toEqual({ green: 10 });
     await driver.setWeights({ blue: 90, green: 10 });
-    const split = await colors(200);
-    expect(Math.abs((split.green ?? 0) / 200 - 0.1)).toBeLessThanOrEqual(0.03);
+    // Buckets come from a random request id: 2000 requests put 3 points at 4.5 standard deviations.
+    const split = await colors(2000);
+    expect(Math.abs((split.green ?? 0) / 2000 - 0.1)).toBeLessThanOrEqual(0.03);
   });
 
   it('routes the preview header to the color at weight 0', async () => {
