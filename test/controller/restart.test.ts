@@ -1,8 +1,10 @@
 /**
  * (c) kill -9 of the controller mid-release: `bgserve up` (router + control API + release controller in one
- * process) is killed while a canary holds 50% on blue; after a restart on the same state directory the
- * release is rolled back, says so in an event, the stable color serves its release's model again and has
- * 100% of the traffic with no mirror. The first release goes through the CLI (`deploy --wait`, `history`).
+ * process) is killed while a canary holds 50% on blue; `up` again on the same state directory, with nothing
+ * stopped by hand, adopts the instances the killed `up` left running, rolls the release back and says so in an
+ * event; the stable color, which kept its model, has 100% of the traffic with no mirror. Then the whole stack
+ * dies at once (up and instances, as in a reboot): the next `up` starts fresh instances and reloads the stable
+ * release's model on the stable color. The first release goes through the CLI (`deploy --wait`, `history`).
  */
 import { describe, it, expect, afterAll } from 'vitest';
 import fs from 'node:fs';
@@ -10,16 +12,18 @@ import os from 'node:os';
 import path from 'node:path';
 import type { StatusReport } from '../../src/control/traffic-routes.js';
 import type { ReleaseView } from '../../src/control/release-routes.js';
+import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import { freePort, startCli, stopAll, waitForHttp, type Started } from '../support/processes.js';
 import { GOOD_BUNDLE } from './bundles.js';
 import { startLoad } from './stack.js';
 
 const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bgserve-restart-'));
-const orphans: number[] = [];
+/** Every instance PID of every run: none may be left at the end. */
+const pids = new Set<number>();
 
 afterAll(async () => {
   await stopAll();
-  for (const pid of orphans) {
+  for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -37,16 +41,40 @@ async function api<T>(base: string, route: string, init: RequestInit = {}): Prom
   return body;
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !/^\S+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+function instancePids(report: StatusReport): { blue: number; green: number } {
+  const pid = (c: 'blue' | 'green') => report.colors[c].process?.pid ?? -1;
+  for (const c of ['blue', 'green'] as const) pids.add(pid(c));
+  return { blue: pid('blue'), green: pid('green') };
+}
+
+async function exited(proc: Started): Promise<void> {
+  if (proc.child.exitCode === null && proc.child.signalCode === null) await new Promise((r) => proc.child.once('exit', r));
+}
+
+async function predicts(router: string): Promise<string> {
+  const res = await fetch(`${router}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(WINE_EXAMPLE) });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { color: string }).color;
+}
+
 describe('controller restart mid-release', () => {
-  it('CLI release, then kill -9 during a canary step, restart: rolled back, reconciled, stable model and traffic restored', async () => {
+  it('CLI release, kill -9 during a canary step, up again (instances adopted): rolled back, reconciled; whole stack killed: fresh instances, stable model reloaded', async () => {
     const ports = { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort() };
     const args = ['up', '--port', String(ports.router), '--blue-port', String(ports.blue), '--green-port', String(ports.green), '--control-port', String(ports.control), '--state-dir', stateDir];
     const control = `http://127.0.0.1:${ports.control}`;
     const router = `http://127.0.0.1:${ports.router}`;
     let up: Started = startCli(args);
     await waitForHttp(`${control}/healthz`, { proc: up, timeoutMs: 40_000 });
-    const before = await api<StatusReport>(control, '/api/status');
-    for (const c of ['blue', 'green'] as const) if (before.colors[c].process?.pid) orphans.push(before.colors[c].process!.pid!);
+    const first = instancePids(await api<StatusReport>(control, '/api/status'));
 
     const load = await startLoad(router, 2, 90_000);
     try {
@@ -77,30 +105,56 @@ describe('controller restart mid-release', () => {
       expect((await api<StatusReport>(control, '/api/status')).weights).toEqual({ blue: 50, green: 50 });
 
       up.child.kill('SIGKILL');
-      await new Promise((r) => up.child.once('exit', r));
-      // The instances are detached children of `up` and outlive it: stop them so the restart can bind.
-      for (const pid of orphans.splice(0)) process.kill(pid, 'SIGTERM');
-      await new Promise((r) => setTimeout(r, 1_500));
+      await exited(up);
+      // The instances are detached children of `up` and outlive it; nobody stops them by hand: `up` adopts them.
+      expect([first.blue, first.green].every(alive)).toBe(true);
 
       up = startCli(args);
       await waitForHttp(`${control}/healthz`, { proc: up, timeoutMs: 40_000 });
       const after = await api<StatusReport>(control, '/api/status');
-      for (const c of ['blue', 'green'] as const) if (after.colors[c].process?.pid) orphans.push(after.colors[c].process!.pid!);
-      // Green is stable again and, though its instance restarted with the start-up bundle, serves 1.1.0.
+      expect(instancePids(after)).toEqual(first);
+      expect(up.output()).toContain(`adopted green (pid ${first.green}`);
+      // Green is stable again and, adopted with the model it had, serves 1.1.0 without a reload.
       expect(after.weights).toEqual({ blue: 0, green: 100 });
       expect(after.colors.green.model?.version).toBe('1.1.0');
       expect(after.mirror).toEqual({ target: null, percent: 0 });
-      const view = await api<ReleaseView>(control, `/api/releases/${id}`);
+      expect(await predicts(router)).toBe('green');
+      let view = await api<ReleaseView>(control, `/api/releases/${id}`);
       expect(view.release.status).toBe('rolled_back');
       expect(view.release.reason).toMatch(/controller restarted during step/);
       const reconciled = view.events.find((e) => e.type === 'reconciled');
       expect(reconciled?.values).toMatchObject({ decision: 'rolled-back', targetWeight: 50 });
+      expect(view.events.filter((e) => e.values?.decision === 'reloaded')).toEqual([]);
+
+      // The whole stack dies at once: its record names processes that are gone; fresh instances start with
+      // the start-up bundle and the reconcile puts the stable release's model back on green.
+      up.child.kill('SIGKILL');
+      for (const pid of [first.blue, first.green]) process.kill(pid, 'SIGKILL');
+      await exited(up);
+      up = startCli(args);
+      await waitForHttp(`${control}/healthz`, { proc: up, timeoutMs: 40_000 });
+      const fresh = await api<StatusReport>(control, '/api/status');
+      const second = instancePids(fresh);
+      expect(second.blue).not.toBe(first.blue);
+      expect(second.green).not.toBe(first.green);
+      expect(up.output()).not.toContain('adopted');
+      expect(fresh.weights).toEqual({ blue: 0, green: 100 });
+      expect(fresh.colors.green.model?.version).toBe('1.1.0');
+      expect(await predicts(router)).toBe('green');
+      view = await api<ReleaseView>(control, `/api/releases/${id}`);
+      expect(view.release.status).toBe('rolled_back');
       expect(view.events.find((e) => e.values?.decision === 'reloaded')?.reason).toMatch(/reloaded 1\.1\.0 on green/);
       // A new release can start right away: nothing is left half-way.
       const next = await api<ReleaseView>(control, '/api/releases', { method: 'POST', body: JSON.stringify({ bundle: GOOD_BUNDLE, analysisMs: 1_000 }) });
       expect(next.release.status).toBe('running');
+
+      up.child.kill('SIGTERM');
+      await exited(up);
+      expect(up.child.exitCode).toBe(0);
+      expect([...pids].filter(alive)).toEqual([]);
+      expect(fs.existsSync(path.join(stateDir, 'stack.json'))).toBe(false);
     } finally {
       await load.stop();
     }
-  }, 150_000);
+  }, 200_000);
 });

@@ -15,7 +15,9 @@ import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import { identify, liveness, portHolders, stopProcessByPid } from '../../src/stack/proc.js';
 import { assertPortsFree, judge, PortInUseError, type Probe } from '../../src/stack/reclaim.js';
 import { readStackRecordSync, stackRecordPath, type RecordedProcess } from '../../src/stack/stack-record.js';
-import { freePort, ROOT, startCli, stopAll, stopProcess, waitForHttp, type Started } from '../support/processes.js';
+import { freePort, ROOT, startCli, stopAll, stopProcess, type Started } from '../support/processes.js';
+import { startLoad } from '../controller/stack.js';
+import { findPrometheus } from '../../src/monitoring/local-prometheus.js';
 
 const others: ChildProcess[] = [];
 /** Every PID any run here started: none may survive the tests. */
@@ -149,11 +151,24 @@ describe('process identity and ports (/proc)', () => {
 });
 
 async function ports() {
-  return { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort() };
+  return { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort(), prometheus: await freePort() };
 }
 
+/** The embedded runs add a real Prometheus (when installed): a killed `up` leaves it running too. */
+const withPrometheus = (await findPrometheus()) !== undefined;
+
 function upArgs(p: Awaited<ReturnType<typeof ports>>, dir: string, router: string, more: string[] = []): string[] {
-  return ['up', '--router', router, '--port', String(p.router), '--blue-port', String(p.blue), '--green-port', String(p.green), '--control-port', String(p.control), '--state-dir', dir, ...more];
+  const prometheus = router === 'embedded' && withPrometheus ? ['--prometheus', '--prometheus-port', String(p.prometheus)] : [];
+  return ['up', '--router', router, '--port', String(p.router), '--blue-port', String(p.blue), '--green-port', String(p.green), '--control-port', String(p.control), '--state-dir', dir, ...prometheus, ...more];
+}
+
+/** The banner's last line comes after everything is started and recorded. */
+async function upAndRunning(proc: Started, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!proc.output().includes('Ctrl-C stops everything')) {
+    if (proc.child.exitCode !== null || Date.now() > deadline) throw new Error(`bgserve up did not come up:\n${proc.output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 async function predict(routerPort: number): Promise<{ status: number; body: { color?: string } }> {
@@ -181,9 +196,9 @@ describe.each(['embedded', 'nginx'])('bgserve up --router %s after kill -9', (ro
     try {
       const p = await ports();
       const first = startCli(upArgs(p, dir, router));
-      await waitForHttp(`http://127.0.0.1:${p.control}/healthz`, { proc: first, timeoutMs: 60_000 });
+      await upAndRunning(first);
       const before = recorded(dir);
-      expect(Object.keys(before).sort()).toEqual(router === 'nginx' ? ['blue', 'green', 'nginx'] : ['blue', 'green']);
+      expect(Object.keys(before).sort()).toEqual(router === 'nginx' ? ['blue', 'green', 'nginx'] : withPrometheus ? ['blue', 'green', 'prometheus'] : ['blue', 'green']);
       expect(readStackRecordSync(stackRecordPath(dir))?.owner.pid).toBe(first.child.pid);
 
       if (router === 'embedded') {
@@ -194,35 +209,53 @@ describe.each(['embedded', 'nginx'])('bgserve up --router %s after kill -9', (ro
         expect(Object.values(before).every(alive)).toBe(true);
       }
 
+      if (router === 'nginx') {
+        // A release before the crash: green serves 1.1.0 with all the traffic (a little load lets it be judged).
+        const load = await startLoad(`http://127.0.0.1:${p.router}`, 2, 60_000);
+        const deploy = startCli(['deploy', path.join(ROOT, 'models/wine-quality/1.1.0'), '--analysis', '1s', '--wait', '--state-dir', dir], { BGSERVE_CONTROL_URL: `http://127.0.0.1:${p.control}` });
+        const code = await exited(deploy, 90_000);
+        await load.stop();
+        expect(code, deploy.output()).toBe(0);
+      }
+
       first.child.kill('SIGKILL');
       await exited(first);
       // What kill -9 leaves: the detached instances (and the managed nginx) keep running.
       expect(Object.values(before).filter(alive)).toEqual(Object.values(before));
 
-      // embedded: same options, so both instances are adopted. nginx: another bundle, so they are replaced.
-      const more = router === 'nginx' ? ['--bundle', path.join(ROOT, 'models/wine-quality/1.1.0')] : [];
+      // embedded: same options, so both instances are adopted. nginx: the start-up bundle named by its absolute
+      // path is another command line, so they are replaced (and green's release model has to be reloaded).
+      const more = router === 'nginx' ? ['--bundle', path.join(ROOT, 'models/wine-quality/1.0.0')] : [];
       const again = startCli(upArgs(p, dir, router, more));
-      await waitForHttp(`http://127.0.0.1:${p.control}/healthz`, { proc: again, timeoutMs: 60_000 });
+      await upAndRunning(again);
       const after = recorded(dir);
       const report = await status(p.control, dir);
       if (router === 'embedded') {
-        expect(after).toEqual(before);
+        expect([after.blue, after.green]).toEqual([before.blue, before.green]);
+        if (withPrometheus) {
+          expect(again.output()).toContain(`stopped the previous prometheus (pid ${before.prometheus})`);
+          expect(after.prometheus).not.toBe(before.prometheus);
+          expect((await fetch(`http://127.0.0.1:${p.prometheus}/-/ready`)).status).toBe(200);
+        }
         expect(again.output()).toContain(`adopted blue (pid ${before.blue}`);
         expect(again.output()).toContain(`adopted green (pid ${before.green}`);
         expect(again.output()).toMatch(/blue .* pid \d+ \(adopted/);
         expect(report.colors.blue.model?.version).toBe('1.0.0');
+        expect((await predict(p.router)).body.color).toBe('blue');
       } else {
         for (const role of ['blue', 'green', 'nginx']) expect(after[role]).not.toBe(before[role]);
         expect(again.output()).toContain(`stopped the previous blue (pid ${before.blue}): started with other options`);
         expect(again.output()).toContain(`stopped the previous nginx (pid ${before.nginx})`);
         expect(await gone(Object.values(before))).toEqual([]);
-        expect(report.colors.blue.model?.version).toBe('1.1.0');
+        // The release log reconciles: traffic back on green, its release's model reloaded on the fresh instance.
+        expect(again.output()).toMatch(/reloaded 1\.1\.0 on green \(it served 1\.0\.0\)/);
+        expect(report.weights).toEqual({ blue: 0, green: 100 });
+        expect(report.colors.green.model?.version).toBe('1.1.0');
+        expect((await predict(p.router)).body.color).toBe('green');
       }
       expect(report.colors.blue.process?.pid).toBe(after.blue);
       expect(report.colors.green.healthy).toBe(true);
-      const res = await predict(p.router);
-      expect(res.status).toBe(200);
-      expect(res.body.color).toBe('blue');
+      expect((await predict(p.router)).status).toBe(200);
 
       again.child.kill('SIGTERM');
       expect(await exited(again)).toBe(0);
