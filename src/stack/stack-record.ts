@@ -45,9 +45,14 @@ export async function readStackRecord(file: string): Promise<StackRecord | null>
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
-  const record = JSON.parse(text) as StackRecord;
-  if (record?.version !== 1 || typeof record.owner?.pid !== 'number' || typeof record.processes !== 'object') {
-    throw new Error(`${file} is not a bgserve stack record (version 1); remove it if no bgserve process from it runs`);
+  let record: StackRecord | undefined;
+  try {
+    record = JSON.parse(text) as StackRecord;
+  } catch {
+    // falls through to the error below
+  }
+  if (record?.version !== 1 || typeof record.owner?.pid !== 'number' || typeof record.processes !== 'object' || record.processes === null) {
+    throw new Error(`${file} is not a bgserve stack record (version 1): stop the processes it names, if any still run, and remove it`);
   }
   return record;
 }
@@ -82,11 +87,6 @@ export class StackRecorder {
   async add(entry: Omit<RecordedProcess, keyof ProcessIdentity | 'startedAt' | 'argv'> & { pid: number; argv?: string[] }): Promise<void> {
     const argv = entry.argv ?? (await commandArgv(entry.pid));
     this.record.processes[entry.role] = { ...entry, argv, ...(await identify(entry.pid)), startedAt: new Date().toISOString() };
-    await this.flush();
-  }
-
-  async forget(role: StackRole): Promise<void> {
-    delete this.record.processes[role];
     await this.flush();
   }
 
