@@ -96,15 +96,15 @@ export async function startLocalStack(options: Partial<LocalStackOptions> = {}):
   const reclaimed = await reclaimStack({ file: files.stackRecord, wanted, nginxPrefix: files.nginxPrefix, log: opts.log });
   const adopted: Partial<Record<Color, InstanceProcess>> = {};
   for (const c of COLORS) {
-    const entry = reclaimed[c];
+    const entry = reclaimed.adopted[c];
     if (entry) adopted[c] = adoptInstance(specs[c], entry, opts.onInstanceExit);
   }
+  const routerPort: PortUse = { what: `router (${opts.router})`, flag: '--port', host: opts.host, port: opts.port };
   const binds: PortUse[] = [
     ...COLORS.filter((c) => !adopted[c]).map((c) => ({ what: `${c} instance`, flag: `--${c}-port`, host: opts.host, port: ports[c] })),
-    { what: `router (${opts.router})`, flag: '--port', host: opts.host, port: opts.port },
     { what: 'control API', flag: '--control-port', host: opts.host, port: opts.controlPort },
   ];
-  const record = await StackRecorder.open(files.stackRecord, COLORS.flatMap((c) => reclaimed[c] ?? []));
+  const record = await StackRecorder.open(files.stackRecord, COLORS.flatMap((c) => reclaimed.adopted[c] ?? []));
   let instances: InstancePair;
   try {
     await assertPortsFree(binds);
@@ -116,12 +116,15 @@ export async function startLocalStack(options: Partial<LocalStackOptions> = {}):
     });
   } catch (err) {
     await Promise.all(Object.values(adopted).map((i) => i.stop()));
+    await reclaimed.stopRouter();
     await record.remove();
     throw err;
   }
 
   let traffic: TrafficDriver | undefined;
   try {
+    await reclaimed.stopRouter();
+    await assertPortsFree([routerPort]);
     traffic =
       opts.router === 'nginx'
         ? await startNginxDriver({ listen: { host: opts.host, port: opts.port }, upstreams, mode: { kind: 'managed', prefix: files.nginxPrefix } })

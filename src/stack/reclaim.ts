@@ -91,20 +91,32 @@ export interface ReclaimOptions {
   log?: (message: string) => void;
 }
 
-/** Adopts or stops what a crashed `up` left; returns the instances to adopt (their records). */
-export async function reclaimStack(o: ReclaimOptions): Promise<Partial<Record<Color, RecordedProcess>>> {
+export interface Reclaimed {
+  /** The instances to adopt (their records). */
+  adopted: Partial<Record<Color, RecordedProcess>>;
+  /**
+   * Stops the previous router (the managed nginx), left to the caller: it keeps serving while the instances are
+   * adopted or replaced (same ports), and is stopped just before the new router binds its port.
+   */
+  stopRouter(): Promise<void>;
+}
+
+/** Adopts or stops what a crashed `up` left (all but the router, see Reclaimed.stopRouter). */
+export async function reclaimStack(o: ReclaimOptions): Promise<Reclaimed> {
   const log = o.log ?? (() => undefined);
   const record = await readStackRecord(o.file);
   const adopted: Partial<Record<Color, RecordedProcess>> = {};
   const stops: Promise<void>[] = [];
+  const routerStops: (() => Promise<void>)[] = [];
   const grace = (role: StackRole) => o.graceMs?.[role] ?? RECLAIM_GRACE_MS[role];
-  const stop = (what: string, entry: Pick<RecordedProcess, 'pid' | 'startTime' | 'bootId' | 'stopSignal' | 'role'>, reason: string, verified: boolean) =>
-    stops.push(
-      (async () => {
-        const stopped = await stopProcessByPid(entry, entry.stopSignal, grace(entry.role), verified);
-        log(stopped ? `stopped ${what} (pid ${entry.pid}): ${reason}` : `${what} (pid ${entry.pid}) had already exited`);
-      })(),
-    );
+  const stop = (what: string, entry: Pick<RecordedProcess, 'pid' | 'startTime' | 'bootId' | 'stopSignal' | 'role'>, reason: string, verified: boolean) => {
+    const run = async () => {
+      const stopped = await stopProcessByPid(entry, entry.stopSignal, grace(entry.role), verified);
+      log(stopped ? `stopped ${what} (pid ${entry.pid}): ${reason}` : `${what} (pid ${entry.pid}) had already exited`);
+    };
+    if (entry.role === 'nginx') routerStops.push(run);
+    else stops.push(run());
+  };
 
   if (record) {
     await assertOwnerGone(record, o.file);
@@ -133,7 +145,7 @@ export async function reclaimStack(o: ReclaimOptions): Promise<Partial<Record<Co
     }
   }
   await Promise.all(stops);
-  return adopted;
+  return { adopted, stopRouter: async () => void (await Promise.all(routerStops.splice(0).map((run) => run()))) };
 }
 
 export interface PortUse {
