@@ -4,7 +4,7 @@
  * cleanup, and a foreign listener on a color port.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -222,6 +222,12 @@ describe.each(['embedded', 'nginx'])('bgserve up --router %s after kill -9', (ro
       await exited(first);
       // What kill -9 leaves: the detached instances (and the managed nginx) keep running.
       expect(Object.values(before).filter(alive)).toEqual(Object.values(before));
+      if (router === 'nginx') {
+        // As if `up` died between starting nginx and recording it: its pid file under the prefix still finds it.
+        const record = readStackRecordSync(stackRecordPath(dir))!;
+        delete record.processes.nginx;
+        writeFileSync(stackRecordPath(dir), JSON.stringify(record));
+      }
 
       // embedded: same options, so both instances are adopted. nginx: the start-up bundle named by its absolute
       // path is another command line, so they are replaced (and green's release model has to be reloaded).
@@ -245,7 +251,7 @@ describe.each(['embedded', 'nginx'])('bgserve up --router %s after kill -9', (ro
       } else {
         for (const role of ['blue', 'green', 'nginx']) expect(after[role]).not.toBe(before[role]);
         expect(again.output()).toContain(`stopped the previous blue (pid ${before.blue}): started with other options`);
-        expect(again.output()).toContain(`stopped the previous nginx (pid ${before.nginx})`);
+        expect(again.output()).toContain(`stopped managed nginx (pid ${before.nginx}): its prefix is ${path.join(dir, 'nginx')}`);
         expect(await gone(Object.values(before))).toEqual([]);
         // The release log reconciles: traffic back on green, its release's model reloaded on the fresh instance.
         expect(again.output()).toMatch(/reloaded 1\.1\.0 on green \(it served 1\.0\.0\)/);
