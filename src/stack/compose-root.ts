@@ -11,7 +11,7 @@ import { startControlServer, type ControlPlugin, type ControlServer } from '../c
 import { startEmbeddedRouter } from '../traffic/embedded-router.js';
 import { NginxDriver, startNginxDriver } from '../traffic/nginx-driver.js';
 import type { DriverKind, TrafficDriver, Upstreams } from '../traffic/types.js';
-import { adoptInstance, currentCli, InstancePair, instanceSpecs, serveArgv, type CliCommand, type ExitInfo, type InstanceProcess } from './instances.js';
+import { adoptInstance, currentCli, InstancePair, instanceSpecs, serveArgv, type CliCommand, type ExitInfo, type InstanceProcess, type InstanceSpec } from './instances.js';
 import { assertPortsFree, reclaimStack, type PortUse, type WantedInstance } from './reclaim.js';
 import { StackRecorder, stackRecordPath } from './stack-record.js';
 
@@ -74,6 +74,46 @@ export function stateFiles(stateDir: string) {
   };
 }
 
+/**
+ * Takes over what a crashed `up` left on this state dir (reclaim.ts), records this run in stack.json, and has
+ * both instances running: adopted or started. The previous router is left to the caller to stop.
+ */
+async function startInstances(
+  opts: LocalStackOptions,
+  specs: Record<Color, InstanceSpec>,
+): Promise<{ instances: InstancePair; record: StackRecorder; stopPreviousRouter: () => Promise<void> }> {
+  const files = stateFiles(opts.stateDir);
+  const cli = opts.cli ?? currentCli();
+  const wanted = {} as Record<Color, WantedInstance>;
+  for (const c of COLORS) wanted[c] = { argv: serveArgv(specs[c], cli), host: opts.host, port: specs[c].port };
+  const reclaimed = await reclaimStack({ file: files.stackRecord, wanted, nginxPrefix: files.nginxPrefix, log: opts.log });
+  const adopted: Partial<Record<Color, InstanceProcess>> = {};
+  for (const c of COLORS) {
+    const entry = reclaimed.adopted[c];
+    if (entry) adopted[c] = adoptInstance(specs[c], entry, opts.onInstanceExit);
+  }
+  const binds: PortUse[] = [
+    ...COLORS.filter((c) => !adopted[c]).map((c) => ({ what: `${c} instance`, flag: `--${c}-port`, host: opts.host, port: specs[c].port })),
+    { what: 'control API', flag: '--control-port', host: opts.host, port: opts.controlPort },
+  ];
+  const record = await StackRecorder.open(files.stackRecord, COLORS.flatMap((c) => reclaimed.adopted[c] ?? []));
+  try {
+    await assertPortsFree(binds);
+    const instances = await InstancePair.start(specs, {
+      cli,
+      adopted,
+      onUnexpectedExit: opts.onInstanceExit,
+      onSpawn: (i) => record.add({ role: i.color, pid: i.pid ?? -1, host: i.spec.host, port: i.spec.port, argv: i.argv, stopSignal: 'SIGTERM' }),
+    });
+    return { instances, record, stopPreviousRouter: reclaimed.stopRouter };
+  } catch (err) {
+    await Promise.all(Object.values(adopted).map((i) => i.stop()));
+    await reclaimed.stopRouter();
+    await record.remove();
+    throw err;
+  }
+}
+
 export async function startLocalStack(options: Partial<LocalStackOptions> = {}): Promise<LocalStack> {
   const opts = { ...LOCAL_STACK_DEFAULTS, ...options };
   const files = stateFiles(opts.stateDir);
@@ -90,41 +130,12 @@ export async function startLocalStack(options: Partial<LocalStackOptions> = {}):
     adminTokenFile: files.adminToken,
     extraArgs: opts.instanceArgs,
   });
-  const cli = opts.cli ?? currentCli();
-  const wanted = {} as Record<Color, WantedInstance>;
-  for (const c of COLORS) wanted[c] = { argv: serveArgv(specs[c], cli), host: opts.host, port: ports[c] };
-  const reclaimed = await reclaimStack({ file: files.stackRecord, wanted, nginxPrefix: files.nginxPrefix, log: opts.log });
-  const adopted: Partial<Record<Color, InstanceProcess>> = {};
-  for (const c of COLORS) {
-    const entry = reclaimed.adopted[c];
-    if (entry) adopted[c] = adoptInstance(specs[c], entry, opts.onInstanceExit);
-  }
-  const routerPort: PortUse = { what: `router (${opts.router})`, flag: '--port', host: opts.host, port: opts.port };
-  const binds: PortUse[] = [
-    ...COLORS.filter((c) => !adopted[c]).map((c) => ({ what: `${c} instance`, flag: `--${c}-port`, host: opts.host, port: ports[c] })),
-    { what: 'control API', flag: '--control-port', host: opts.host, port: opts.controlPort },
-  ];
-  const record = await StackRecorder.open(files.stackRecord, COLORS.flatMap((c) => reclaimed.adopted[c] ?? []));
-  let instances: InstancePair;
-  try {
-    await assertPortsFree(binds);
-    instances = await InstancePair.start(specs, {
-      cli,
-      adopted,
-      onUnexpectedExit: opts.onInstanceExit,
-      onSpawn: (i) => record.add({ role: i.color, pid: i.pid ?? -1, host: i.spec.host, port: i.spec.port, argv: i.argv, stopSignal: 'SIGTERM' }),
-    });
-  } catch (err) {
-    await Promise.all(Object.values(adopted).map((i) => i.stop()));
-    await reclaimed.stopRouter();
-    await record.remove();
-    throw err;
-  }
+  const { instances, record, stopPreviousRouter } = await startInstances(opts, specs);
 
   let traffic: TrafficDriver | undefined;
   try {
-    await reclaimed.stopRouter();
-    await assertPortsFree([routerPort]);
+    await stopPreviousRouter();
+    await assertPortsFree([{ what: `router (${opts.router})`, flag: '--port', host: opts.host, port: opts.port }]);
     traffic =
       opts.router === 'nginx'
         ? await startNginxDriver({ listen: { host: opts.host, port: opts.port }, upstreams, mode: { kind: 'managed', prefix: files.nginxPrefix } })
