@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 
-/** In the order a reader wants them: the model, one instance, the routers, interop, releases. */
-const BENCHMARKS = ['inference', 'serve', 'router', 'onnx', 'rollback'] as const;
+/** In the order a reader wants them: training, the model, one instance, the routers, interop, releases. */
+const BENCHMARKS = ['train', 'inference', 'serve', 'router', 'onnx', 'rollback'] as const;
 
 function machine(): string {
   const cpus = os.cpus();

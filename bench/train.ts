@@ -1,0 +1,45 @@
+/**
+ * Training time of the default bundle: `bgserve train` with the options recorded in
+ * models/wine-quality/1.0.0/manifest.json, median of a few runs (the target is <= 10 s on this kind of machine).
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Manifest } from '../src/model/types.js';
+import type { MaxFeatures } from '../src/model/trainer.js';
+import { trainBundle } from '../src/model/train-bundle.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BUNDLE = path.join(ROOT, 'models/wine-quality/1.0.0');
+const RUNS = 3;
+
+const recorded = JSON.parse(await readFile(path.join(BUNDLE, 'manifest.json'), 'utf8')) as Manifest;
+const params = recorded.training.params as Record<string, unknown>;
+const root = await mkdtemp(path.join(tmpdir(), 'bgserve-bench-train-'));
+try {
+  const times: number[] = [];
+  let rmse = NaN;
+  for (let run = 0; run < RUNS; run++) {
+    const { trainMs, manifest } = await trainBundle({
+      dataFile: path.join(ROOT, recorded.training.data.file),
+      outDir: path.join(root, String(run), 'wine-quality', '1.0.0'),
+      seed: recorded.training.seed,
+      trees: params.trees as number,
+      maxDepth: params.maxDepth as number | null,
+      minSamplesLeaf: params.minSamplesLeaf as number,
+      maxFeatures: params.maxFeatures as MaxFeatures,
+      testFraction: recorded.training.split!.test,
+      createdAt: recorded.createdAt,
+    });
+    times.push(trainMs);
+    rmse = manifest.training.metrics.rmse;
+  }
+  times.sort((a, b) => a - b);
+  process.stdout.write(
+    `train (wine-quality 1.0.0 options: ${String(params.trees)} trees, ${recorded.training.split!.trainRows} rows): ` +
+      `median ${(times[Math.floor(RUNS / 2)] / 1000).toFixed(2)} s of ${RUNS} runs (min ${(times[0] / 1000).toFixed(2)} s), held-out RMSE ${rmse.toFixed(4)}\n`,
+  );
+} finally {
+  await rm(root, { recursive: true, force: true });
+}
