@@ -8,6 +8,8 @@ program
   .name('bgserve')
   .description('Serve an ML model over HTTP and release new versions blue-green or canary.')
   .version(PACKAGE_VERSION)
+  // Program options only before the command: `export-onnx --version 2.0.0` is the command's own option.
+  .enablePositionalOptions()
   .showHelpAfterError();
 registerCommands(program);
 
