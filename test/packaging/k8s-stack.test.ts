@@ -4,6 +4,7 @@
  * mounted Secret and volume to a private directory. The router the `bgserve-active` Service points at must
  * answer, and a switch through the controller must move traffic.
  */
+import type { StatusReport } from '../../src/control/traffic-routes.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
@@ -101,6 +102,15 @@ describe('plain Kubernetes containers, run natively', () => {
 
   it('moves traffic when the controller is told to switch', async () => {
     const token = (await readFile(path.join(tmp, 'state/token'), 'utf8')).trim();
+    // The router keeps a color out of rotation until its readiness check passes (green may have been starting
+    // when the router first asked); traffic to an out-of-rotation color goes to the healthy one instead.
+    const bothInRotation = async () => {
+      const res = await fetch(`http://127.0.0.1:${controlPort}/api/status`, { headers: { authorization: `Bearer ${token}` } });
+      const status = (await res.json()) as StatusReport;
+      return status.colors.blue.healthy && status.colors.green.healthy;
+    };
+    for (const giveUp = Date.now() + 30_000; !(await bothInRotation()) && Date.now() < giveUp; ) await new Promise((r) => setTimeout(r, 100));
+    expect(await bothInRotation()).toBe(true);
     const res = await fetch(`http://127.0.0.1:${controlPort}/api/switch`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
