@@ -7,8 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Manifest } from '../src/model/types.js';
-import type { MaxFeatures } from '../src/model/trainer.js';
-import { trainBundle } from '../src/model/train-bundle.js';
+import { recordedTrainOptions, trainBundle } from '../src/model/train-bundle.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUNDLE = path.join(ROOT, 'models/wine-quality/1.0.0');
@@ -24,13 +23,7 @@ try {
     const { trainMs, manifest } = await trainBundle({
       dataFile: path.join(ROOT, recorded.training.data.file),
       outDir: path.join(root, String(run), 'wine-quality', '1.0.0'),
-      seed: recorded.training.seed,
-      trees: params.trees as number,
-      maxDepth: params.maxDepth as number | null,
-      minSamplesLeaf: params.minSamplesLeaf as number,
-      maxFeatures: params.maxFeatures as MaxFeatures,
-      testFraction: recorded.training.split!.test,
-      createdAt: recorded.createdAt,
+      ...recordedTrainOptions(recorded),
     });
     times.push(trainMs);
     rmse = manifest.training.metrics.rmse;

@@ -26,6 +26,23 @@ export interface TrainBundleOptions extends Partial<TrainOptions> {
   createdAt?: string;
 }
 
+/**
+ * The options a bundle was trained with, as its manifest records them: trainBundle with these and the same
+ * data gives the same bundle (what the reproducibility test and the training benchmark rely on).
+ */
+export function recordedTrainOptions(manifest: Manifest): Omit<TrainBundleOptions, 'dataFile' | 'outDir'> {
+  const params = manifest.training.params ?? {};
+  return {
+    seed: manifest.training.seed,
+    trees: params.trees as number,
+    maxDepth: params.maxDepth as number | null,
+    minSamplesLeaf: params.minSamplesLeaf as number,
+    maxFeatures: params.maxFeatures as TrainOptions['maxFeatures'],
+    testFraction: manifest.training.split?.test,
+    createdAt: manifest.createdAt,
+  };
+}
+
 export interface TrainBundleResult {
   manifest: Manifest;
   model: TrainedModel;

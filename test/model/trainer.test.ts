@@ -6,7 +6,7 @@ import { loadBundle } from '../../src/model/bundle.js';
 import { parseDataset, readDataset } from '../../src/model/csv.js';
 import { LEAF, deserializeForest, forestProblem } from '../../src/model/forest.js';
 import { regressionMetrics } from '../../src/model/metrics.js';
-import { resolveCreatedAt, trainBundle } from '../../src/model/train-bundle.js';
+import { recordedTrainOptions, resolveCreatedAt, trainBundle } from '../../src/model/train-bundle.js';
 import {
   type MaxFeatures,
   TrainOptionsError,
@@ -117,20 +117,13 @@ describe('committed bundles', () => {
   it('1.0.0 retrains byte-identically from the data and its recorded options, within 10 s', async () => {
     const dir = BUNDLES[0];
     const recorded = await manifestOf(dir);
-    const p = recorded.training.params as Record<string, unknown>;
     const root = await mkdtemp(path.join(tmpdir(), 'bgserve-retrain-'));
     tmpRoots.push(root);
     const out = path.join(root, 'wine-quality', '1.0.0');
     const { manifest, model } = await trainBundle({
       dataFile: path.join(ROOT, recorded.training.data.file),
       outDir: out,
-      seed: recorded.training.seed,
-      trees: p.trees as number,
-      maxDepth: p.maxDepth as number | null,
-      minSamplesLeaf: p.minSamplesLeaf as number,
-      maxFeatures: p.maxFeatures as MaxFeatures,
-      testFraction: recorded.training.split!.test,
-      createdAt: recorded.createdAt,
+      ...recordedTrainOptions(recorded),
     });
     expect(manifest.files).toEqual(recorded.files);
     expect({ ...manifest, training: { ...manifest.training, data: { ...manifest.training.data, file: recorded.training.data.file } } }).toEqual(recorded);
