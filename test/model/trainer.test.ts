@@ -139,7 +139,7 @@ describe('committed bundles', () => {
     model.testRows.forEach((r, k) => rows.set(data.x.subarray(r * nf, (r + 1) * nf), k * nf));
     const runtimePredictions = await loaded.runtime.predict(rows, model.testRows.length);
     expect(runtimePredictions).toEqual(model.testPredictions);
-    expect(deserializeForest(await readFile(path.join(dir, 'forest.bin'))).nTrees).toBe(p.trees);
+    expect(deserializeForest(await readFile(path.join(dir, 'forest.bin'))).nTrees).toBe(recorded.training.params?.trees);
   });
 
   it('the same seed gives the same forest, another seed another one', () => {
