@@ -8,10 +8,16 @@ import type { RouterMetrics } from './metrics.js';
 import type { Upstreams } from './types.js';
 
 export interface AccessRecord {
-  /** Colors tried, in order (two when nginx retried on the other color). */
+  /** Colors tried, in order (two when nginx retried or replayed on the other color). */
   attempts: Array<{ color: Color | null; seconds: number | null }>;
   status: number;
 }
+
+/**
+ * nginx lists attempts with ", " between servers of one upstream and " : " across an internal redirect (a 500
+ * replayed through error_page: "500 : 200"). Both are attempts in order; addresses keep their own bare ":".
+ */
+const ATTEMPT_SEPARATOR = /\s*,\s*|\s+:\s+/;
 
 /** One log line -> record; null for lines that are not ours. */
 export function parseAccessLine(line: string, upstreams: Upstreams): AccessRecord | null {
@@ -21,8 +27,8 @@ export function parseAccessLine(line: string, upstreams: Upstreams): AccessRecor
   const code = Number(status);
   if (!Number.isInteger(code)) return null;
   const byAddr = new Map<string, Color>(COLORS.map((c) => [`${upstreams[c].host}:${upstreams[c].port}`, c]));
-  const timeList = times.split(/\s*,\s*/);
-  const attempts = addrs === '-' ? [] : addrs.split(/\s*,\s*/).map((addr, i) => {
+  const timeList = times.split(ATTEMPT_SEPARATOR);
+  const attempts = addrs === '-' ? [] : addrs.split(ATTEMPT_SEPARATOR).map((addr, i) => {
     const seconds = Number(timeList[i]);
     return { color: byAddr.get(addr.trim()) ?? null, seconds: Number.isFinite(seconds) ? seconds : null };
   });

@@ -13,11 +13,14 @@
  * mirror); bgserve_blue_first / bgserve_green_first hold both colors with the other one as `backup` (a 0%
  * color cannot be weight=0), so a failed prediction is replayed on the other color.
  *
- * nginx counts every status named in proxy_next_upstream as a failed attempt towards max_fails, a 500 too (the
- * embedded router ejects on 502/503/504 and connection errors only): a color answering 500s sits out
- * fail_timeout after each one in the worker that saw it, so a faulty canary gets less than its share.
+ * A 500 is replayed apart from the other retry statuses: nginx counts every status named in proxy_next_upstream
+ * as a failed attempt towards max_fails, so a color answering 500s would sit out fail_timeout after each one and a
+ * faulty canary would get less than its share (its release verdict late). Like the embedded router, which ejects
+ * on 502/503/504 and connection errors only, a 500 is intercepted instead (error_page -> @bgserve_replay) and sent
+ * once to the other color's own upstream: the client gets no 500, the canary keeps its share. Preview requests
+ * leave `location /` before any interception, so they show the named color's real answer, a 500 included.
  */
-import { COLORS, PREVIEW_HEADER, type Color } from '../config/defaults.js';
+import { COLORS, otherColor, PREVIEW_HEADER, type Color } from '../config/defaults.js';
 import { RETRY_STATUSES } from './policy.js';
 import type { TrafficState, Upstream, Upstreams } from './types.js';
 
@@ -30,6 +33,10 @@ export const STATUS_PATH = '/nginx_status';
 export const ACCESS_LOG_FORMAT = '$upstream_addr|$upstream_status|$status|$upstream_response_time';
 /** Name of the symlink, inside the live directory, to the generation being served. */
 export const LIVE_CURRENT = 'current';
+/** Replayed through error_page on the other color rather than by proxy_next_upstream (see above). */
+export const REPLAYED_STATUS = 500;
+/** Statuses nginx itself retries on the backup server; these count towards max_fails. */
+export const NEXT_UPSTREAM_STATUSES = RETRY_STATUSES.filter((code) => code !== REPLAYED_STATUS);
 
 export interface NginxPaths {
   pid: string;
@@ -54,6 +61,19 @@ export interface NginxRenderOptions {
   failTimeoutS?: number;
   keepaliveConnections?: number;
   clientMaxBodySize?: string;
+}
+
+/** How every location reaches an upstream held in `variable`. */
+function proxyTo(variable: string, indent: string): string[] {
+  return [
+    `proxy_pass http://${variable};`,
+    'proxy_http_version 1.1;',
+    'proxy_set_header Connection "";',
+    'proxy_set_header Host $host;',
+    'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+    'proxy_connect_timeout 1s;',
+    'proxy_read_timeout 30s;',
+  ].map((line) => indent + line);
 }
 
 function server(u: Upstream): string {
@@ -134,6 +154,12 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     '    default "";',
     '  }',
     '',
+    '  # The color a replayed 500 goes to: the other one than the request was sent to.',
+    '  map $bgserve_upstream $bgserve_replay_to {',
+    ...COLORS.map((color) => `    ${PREFER_UPSTREAM[color]} ${COLOR_UPSTREAM[otherColor(color)]};`),
+    '    default "";',
+    '  }',
+    '',
   ];
   if (sticky) {
     lines.push(
@@ -175,9 +201,6 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     `    if (-f ${live}/green-$bgserve_bucket) {`,
     `      set $bgserve_upstream ${PREFER_UPSTREAM.green};`,
     '    }',
-    '    if ($bgserve_preview) {',
-    '      set $bgserve_upstream $bgserve_preview;',
-    '    }',
     '',
     `    location = ${VERSION_PATH} {`,
     '      access_log off;',
@@ -195,18 +218,31 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     '    }',
     '',
     '    location / {',
+    '      # A preview request leaves before any interception (418 never reaches a client).',
+    '      error_page 418 = @bgserve_preview;',
+    '      if ($bgserve_preview) {',
+    '        return 418;',
+    '      }',
     '      mirror /__bgserve_mirror;',
     '      mirror_request_body on;',
-    '      proxy_pass http://$bgserve_upstream;',
-    '      proxy_http_version 1.1;',
-    '      proxy_set_header Connection "";',
-    '      proxy_set_header Host $host;',
-    '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+    ...proxyTo('$bgserve_upstream', '      '),
     '      # Predictions have no side effects: a POST that failed on one color is replayed once on the other.',
-    `      proxy_next_upstream error timeout ${RETRY_STATUSES.map((code) => `http_${code}`).join(' ')} non_idempotent;`,
+    `      proxy_next_upstream error timeout ${NEXT_UPSTREAM_STATUSES.map((code) => `http_${code}`).join(' ')} non_idempotent;`,
     '      proxy_next_upstream_tries 2;',
-    '      proxy_connect_timeout 1s;',
-    '      proxy_read_timeout 30s;',
+    `      # A ${REPLAYED_STATUS} is replayed without counting towards max_fails; other statuses pass through unchanged.`,
+    '      proxy_intercept_errors on;',
+    `      error_page ${REPLAYED_STATUS} = @bgserve_replay;`,
+    '    }',
+    '',
+    '    location @bgserve_preview {',
+    '      mirror /__bgserve_mirror;',
+    '      mirror_request_body on;',
+    ...proxyTo('$bgserve_preview', '      '),
+    '    }',
+    '',
+    '    # Whatever the other color answers goes to the client (no interception here).',
+    '    location @bgserve_replay {',
+    ...proxyTo('$bgserve_replay_to', '      '),
     '    }',
     '',
     '    # Shadow copy: answered 204 inside nginx unless this request falls in the mirrored share.',

@@ -20,7 +20,7 @@ async function predict(headers: Record<string, string> = {}) {
     body: JSON.stringify({ alcohol: 9.4 }),
   });
   const body = (await res.body.json()) as any;
-  return { status: res.statusCode, color: body.color as string | undefined };
+  return { status: res.statusCode, color: body.color as string | undefined, body };
 }
 
 async function colors(n: number, headers: Record<string, string> = {}) {
@@ -78,18 +78,51 @@ describe('nginx driver (managed nginx)', () => {
     expect(await colors(5, { [PREVIEW_HEADER]: 'green' })).toEqual({ green: 5 });
   });
 
-  it('passes a 4xx through without a replay', async () => {
+  it('shows a preview request the real 500 of the named color, without a replay', async () => {
+    green.failNext = { status: 500, count: 1 };
+    const before = blue.predicts;
+    const res = await predict({ [PREVIEW_HEADER]: 'green' });
+    expect(res.status).toBe(500);
+    expect(res.body).toEqual({ error: 'unavailable', message: 'failing on purpose' });
+    expect(blue.predicts).toBe(before);
+  });
+
+  it('passes a 4xx through without a replay, its body unchanged', async () => {
     blue.failNext = { status: 422, count: 1 };
     const before = green.predicts;
-    expect((await predict()).status).toBe(422);
+    const res = await predict();
+    expect(res.status).toBe(422);
+    expect(res.body).toEqual({ error: 'unavailable', message: 'failing on purpose' });
     expect(green.predicts).toBe(before);
   });
 
-  it.each([500, 503, 504])('replays a POST answered %i on the other color', async (status) => {
+  it('replays a 500 on the other color (body included) and keeps the failing color in rotation', async () => {
+    blue.failNext = { status: 500, count: 1 };
+    const res = await predict();
+    expect(res).toMatchObject({ status: 200, color: 'green' });
+    expect(res.body.echo).toEqual({ alcohol: 9.4 });
+    // Not a failed attempt for max_fails: the very next request goes to blue again.
+    expect(await predict()).toMatchObject({ status: 200, color: 'blue' });
+    // With blue at 0% (backup in bgserve_green_first) the replay goes the other way.
+    await driver.setWeights({ blue: 0, green: 100 });
+    green.failNext = { status: 500, count: 1 };
+    expect(await predict()).toMatchObject({ status: 200, color: 'blue' });
+    expect(await predict()).toMatchObject({ status: 200, color: 'green' });
+  });
+
+  it('answers the second 500 when both colors fail', async () => {
+    blue.failNext = { status: 500, count: 1 };
+    green.failNext = { status: 500, count: 1 };
+    const res = await predict();
+    expect(res.status).toBe(500);
+    expect(res.body).toEqual({ error: 'unavailable', message: 'failing on purpose' });
+  });
+
+  it.each([503, 504])('replays a POST answered %i on the other color', async (status) => {
     blue.failNext = { status, count: 1 };
-    expect(await predict()).toEqual({ status: 200, color: 'green' });
+    expect(await predict()).toMatchObject({ status: 200, color: 'green' });
     // Passive health: blue sits out fail_timeout (1 s here), its share going to the backup, then returns.
-    expect(await predict()).toEqual({ status: 200, color: 'green' });
+    expect(await predict()).toMatchObject({ status: 200, color: 'green' });
     const deadline = Date.now() + 3_000;
     let back = false;
     while (!back && Date.now() < deadline) {
@@ -135,5 +168,20 @@ describe('nginx driver (managed nginx)', () => {
     const match = /bgserve_router_requests_total\{color="blue",code="200"\} (\d+)/.exec(text);
     expect(Number(match?.[1])).toBeGreaterThanOrEqual(5);
     expect(text).toContain('bgserve_router_weight{color="blue"} 100');
+  });
+
+  it('counts a replayed 500 as a retry and a 200 of the color that answered', async () => {
+    const count = (text: string, re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+    const retries = /bgserve_router_retries_total\{from="blue",to="green"\} (\d+)/;
+    const greenOk = /bgserve_router_requests_total\{color="green",code="200"\} (\d+)/;
+    const before = await driver.metrics.metrics();
+    blue.failNext = { status: 500, count: 1 };
+    expect(await predict()).toMatchObject({ status: 200, color: 'green' });
+    await new Promise((r) => setTimeout(r, 2_300));
+    const after = await driver.metrics.metrics();
+    expect(count(after, retries) - count(before, retries)).toBe(1);
+    expect(count(after, greenOk) - count(before, greenOk)).toBe(1);
+    const blue500 = /bgserve_router_requests_total\{color="blue",code="500"\} (\d+)/;
+    expect(count(after, blue500)).toBe(count(before, blue500));
   });
 });
