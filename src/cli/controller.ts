@@ -15,6 +15,7 @@ import { startEmbeddedRouter } from '../traffic/embedded-router.js';
 import type { NginxPaths } from '../traffic/nginx-config.js';
 import { startNginxDriver } from '../traffic/nginx-driver.js';
 import type { TrafficDriver, Upstream, Upstreams } from '../traffic/types.js';
+import { port } from './option-parsers.js';
 
 /**
  * Where the official nginx image keeps its files, as the nginx process sees them (the controller only writes
@@ -48,12 +49,6 @@ export interface ControllerCliOptions {
   nginxTempDir: string;
   nginxTestCommand: string;
   nginxReloadCommand: string;
-}
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > 65535) throw new InvalidArgumentError('expected a port from 1 to 65535');
-  return n;
 }
 
 function hostPort(value: string): Upstream {

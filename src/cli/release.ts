@@ -10,6 +10,7 @@ import { parseDuration, normalizeSteps, SpecError } from '../release/spec.js';
 import type { CheckResult, Command as ReleaseCommand, ReleaseEvent, ReleaseState } from '../release/types.js';
 import { isLive } from '../release/engine.js';
 import { ControlClient, withControlOptions, type ControlConnectionOptions } from './control-client.js';
+import { nonNegative, percent } from './option-parsers.js';
 
 type Opts = ControlConnectionOptions & { json?: boolean };
 
@@ -40,18 +41,6 @@ function steps(value: string): number[] {
     if (err instanceof SpecError) throw new InvalidArgumentError(err.message);
     throw err;
   }
-}
-
-function nonNegative(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a non-negative number');
-  return n;
-}
-
-function percent(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 100) throw new InvalidArgumentError('expected a whole percent from 1 to 100');
-  return n;
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
@@ -192,7 +181,7 @@ export function registerRelease(program: Command): void {
       .option('--strategy <kind>', 'bluegreen (default) | canary')
       .option('--steps <list>', 'canary weight steps in percent, e.g. 10,25,50 (100 is added; implies canary)', steps)
       .option('--shadow <duration>', 'bluegreen: mirror live traffic to the new color for this long first, e.g. 30s', duration)
-      .option('--shadow-percent <n>', 'share of traffic mirrored during the shadow phase', percent)
+      .option('--shadow-percent <n>', 'share of traffic mirrored during the shadow phase', percent(1))
       .option('--analysis <duration>', 'analysis window per step / after the switch, e.g. 30s', duration)
       .option('--golden-margin <rmse>', 'golden-set gate: RMSE may be worse than the stable version by at most this', nonNegative)
       .option('--inconclusive-grace <duration>', 'too little traffic to judge: pause this long after the window (default 30s)', duration)

@@ -7,6 +7,7 @@ import { COLORS, DEFAULT_BUNDLE, PORTS, isColor } from '../config/defaults.js';
 import { loadBundle } from '../model/bundle.js';
 import { buildApp, SERVE_DEFAULTS } from '../serve/app.js';
 import { DRAIN_DEFAULTS, listenAndDrainOnSignal } from '../serve/server.js';
+import { integer } from './option-parsers.js';
 
 /** Color label of an instance started without --color. */
 export const STANDALONE_COLOR = 'standalone';
@@ -22,16 +23,6 @@ export interface ServeCliOptions {
   bodyLimit: number;
   drainDelayMs: number;
   logLevel: string;
-}
-
-function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
-    }
-    return n;
-  };
 }
 
 function color(value: string): string {

@@ -7,18 +7,13 @@ import type { TrafficState } from '../traffic/types.js';
 import { ControlClient, withControlOptions, type ControlConnectionOptions } from './control-client.js';
 import type { ReleaseView } from '../control/release-routes.js';
 import { formatReleaseSummary } from './release.js';
+import { percent } from './option-parsers.js';
 
 type Applied = TrafficState & { inEffectMs?: number };
 
 function colorArg(value: string): Color {
   if (!isColor(value)) throw new InvalidArgumentError(`expected ${COLORS.join(' or ')}`);
   return value;
-}
-
-function percentArg(value: string): number {
-  const n = Number(value);
-  if (!/^\d{1,3}$/.test(value) || n > 100) throw new InvalidArgumentError('expected a whole percent from 0 to 100');
-  return n;
 }
 
 export function formatWeights(w: { blue: number; green: number }): string {
@@ -108,7 +103,7 @@ export function registerTraffic(program: Command): void {
       .command('mirror')
       .description('Copy a share of requests to a color, answers discarded (`bgserve mirror green --percent 20`, `bgserve mirror off`)')
       .argument('<target>', `${COLORS.join(' | ')} | off`)
-      .option('--percent <n>', 'share of requests copied', percentArg, 100)
+      .option('--percent <n>', 'share of requests copied', percent(0), 100)
       .option('--json', 'print the new state as JSON'),
   ).action(async (target: string, opts: Opts & { percent: number }) => {
     if (target !== 'off' && !isColor(target)) throw new InvalidArgumentError(`mirror target must be ${COLORS.join(', ')} or off`);

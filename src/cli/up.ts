@@ -8,25 +8,14 @@ import { liveStatsPlugin, statusPagePlugin } from '../control/status-page.js';
 import { prometheusBannerLine, startStackPrometheus, type LocalPrometheus } from '../monitoring/local-prometheus.js';
 import { describeExit, type InstanceProcess } from '../stack/instances.js';
 import { assertPortsFree } from '../stack/reclaim.js';
+import { port } from './option-parsers.js';
 
-interface UpCliOptions {
+interface UpCliOptions extends Pick<LocalStackOptions, 'host' | 'port' | 'bluePort' | 'greenPort' | 'controlPort' | 'bundle' | 'stateDir'> {
+  /** Checked against the driver kinds before use. */
   router: string;
-  port: number;
-  bluePort: number;
-  greenPort: number;
-  controlPort: number;
-  bundle: string;
-  stateDir: string;
-  host: string;
   prometheus?: boolean;
   prometheusPort: number;
   releaseMetrics: string;
-}
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > 65535) throw new InvalidArgumentError('expected a port from 1 to 65535');
-  return n;
 }
 
 function pidNote(instance: InstanceProcess): string {
