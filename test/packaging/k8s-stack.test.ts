@@ -82,12 +82,25 @@ describe('plain Kubernetes containers, run natively', () => {
     const controller = run(args);
     await waitForHttp(`http://127.0.0.1:${controlPort}/healthz`, { proc: controller, timeoutMs: 60_000 });
     await Promise.all(['blue', 'green'].map((c) => waitForHttp(`http://127.0.0.1:${ports[c]}/ready`, { timeoutMs: 60_000 })));
+    // The router keeps a color out of rotation until its own readiness check passes (either color may have been
+    // starting when the router first asked), and sends that color's share to the healthy one meanwhile; the
+    // tests below assert which color answers, so they start once the router has both in rotation.
+    const token = await controlToken();
+    const bothInRotation = async () => {
+      const res = await fetch(`http://127.0.0.1:${controlPort}/api/status`, { headers: { authorization: `Bearer ${token}` } });
+      const status = (await res.json()) as StatusReport;
+      return status.colors.blue.healthy && status.colors.green.healthy;
+    };
+    for (const giveUp = Date.now() + 30_000; !(await bothInRotation()) && Date.now() < giveUp; ) await new Promise((r) => setTimeout(r, 100));
+    expect(await bothInRotation(), 'the router has both colors in rotation').toBe(true);
   }, 120_000);
 
   afterAll(async () => {
     for (const p of procs.reverse()) await stopProcess(p, 10_000);
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });
+
+  const controlToken = async () => (await readFile(path.join(tmp, 'state/token'), 'utf8')).trim();
 
   const predict = async () => {
     const res = await fetch(`http://127.0.0.1:${routerPort}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(WINE_EXAMPLE) });
@@ -101,16 +114,7 @@ describe('plain Kubernetes containers, run natively', () => {
   });
 
   it('moves traffic when the controller is told to switch', async () => {
-    const token = (await readFile(path.join(tmp, 'state/token'), 'utf8')).trim();
-    // The router keeps a color out of rotation until its readiness check passes (green may have been starting
-    // when the router first asked); traffic to an out-of-rotation color goes to the healthy one instead.
-    const bothInRotation = async () => {
-      const res = await fetch(`http://127.0.0.1:${controlPort}/api/status`, { headers: { authorization: `Bearer ${token}` } });
-      const status = (await res.json()) as StatusReport;
-      return status.colors.blue.healthy && status.colors.green.healthy;
-    };
-    for (const giveUp = Date.now() + 30_000; !(await bothInRotation()) && Date.now() < giveUp; ) await new Promise((r) => setTimeout(r, 100));
-    expect(await bothInRotation()).toBe(true);
+    const token = await controlToken();
     const res = await fetch(`http://127.0.0.1:${controlPort}/api/switch`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
