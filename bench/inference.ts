@@ -1,12 +1,15 @@
 /**
  * Inference micro-benchmark of the native runtime on the default bundle: µs per row for single rows and for
- * 1000-row batches, the median of several timed rounds after a warm-up.
+ * 1000-row batches, the median of several timed rounds after a warm-up. For a native bundle the same rounds
+ * time, as the baseline in the same run, the plain tree walk the trainer uses (forest.ts, predictScaledRow).
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadBundle } from '../src/model/bundle.js';
 import { readDataset } from '../src/model/csv.js';
-import type { ModelRuntime } from '../src/model/types.js';
+import { deserializeForest, predictScaledRow } from '../src/model/forest.js';
+import type { LoadedModel, ModelRuntime } from '../src/model/types.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_BENCH_BUNDLE = path.join(ROOT, 'models/wine-quality/1.0.0');
@@ -22,6 +25,8 @@ export interface InferenceBenchResult {
   /** The same in CPU time of this process: less sensitive to other processes sharing the cores. */
   singleCpuUsPerRow: number;
   batchCpuUsPerRow: number;
+  /** The plain tree walk on the same rows (native bundles only): the baseline of the same run. */
+  plain: { singleUsPerRow: number; batchUsPerRow: number } | null;
   rounds: number;
 }
 
@@ -45,6 +50,27 @@ function benchRows(source: Float64Array, nSource: number, nf: number, n: number)
   const out = new Float64Array(n * nf);
   for (let r = 0; r < n; r++) out.set(source.subarray((r % nSource) * nf, (r % nSource + 1) * nf), r * nf);
   return out;
+}
+
+/** The trainer's own walk, scaling included, behind the runtime interface. */
+async function plainWalk(bundleDir: string, model: LoadedModel): Promise<ModelRuntime | null> {
+  const { format, preprocessing } = model.manifest;
+  if (format !== 'native-forest' || preprocessing.kind !== 'standard-scaler') return null;
+  const forest = deserializeForest(await readFile(path.join(bundleDir, model.manifest.modelFile)));
+  const nf = forest.nFeatures;
+  const x = new Float64Array(nf);
+  return {
+    kind: 'native-forest',
+    nFeatures: nf,
+    predict(rows: Float64Array, nRows: number): Float64Array {
+      const out = new Float64Array(nRows);
+      for (let r = 0; r < nRows; r++) {
+        for (let j = 0; j < nf; j++) x[j] = (rows[r * nf + j] - preprocessing.mean[j]) / preprocessing.scale[j];
+        out[r] = predictScaledRow(forest, x);
+      }
+      return out;
+    },
+  };
 }
 
 async function timeRound(runtime: ModelRuntime, rows: Float64Array, nRows: number, nf: number, calls: number, rowsPerCall: number): Promise<{ wall: number; cpu: number }> {
@@ -78,11 +104,21 @@ export async function runInferenceBench(opts: InferenceBenchOptions = {}): Promi
     const rows = benchRows(data.x, data.nRows, nf, nRows);
     const single: { wall: number; cpu: number }[] = [];
     const batch: { wall: number; cpu: number }[] = [];
-    await timeRound(model.runtime, rows, nRows, nf, singleCalls, 1); // warm-up: JIT and caches
-    await timeRound(model.runtime, rows, nRows, nf, 2, 1000);
+    const plain = await plainWalk(bundleDir, model);
+    const plainSingle: number[] = [];
+    const plainBatch: number[] = [];
+    for (const runtime of [model.runtime, plain]) {
+      if (!runtime) continue;
+      await timeRound(runtime, rows, nRows, nf, singleCalls, 1); // warm-up: JIT and caches
+      await timeRound(runtime, rows, nRows, nf, 2, 1000);
+    }
     for (let r = 0; r < rounds; r++) {
       single.push(await timeRound(model.runtime, rows, nRows, nf, singleCalls, 1));
       batch.push(await timeRound(model.runtime, rows, nRows, nf, batchCalls, 1000));
+      if (plain) {
+        plainSingle.push((await timeRound(plain, rows, nRows, nf, singleCalls, 1)).wall);
+        plainBatch.push((await timeRound(plain, rows, nRows, nf, batchCalls, 1000)).wall);
+      }
     }
     const trees = model.manifest.training.params?.trees;
     return {
@@ -93,6 +129,7 @@ export async function runInferenceBench(opts: InferenceBenchOptions = {}): Promi
       batchUsPerRow: median(batch.map((m) => m.wall)),
       singleCpuUsPerRow: median(single.map((m) => m.cpu)),
       batchCpuUsPerRow: median(batch.map((m) => m.cpu)),
+      plain: plain ? { singleUsPerRow: median(plainSingle), batchUsPerRow: median(plainBatch) } : null,
       rounds,
     };
   } finally {
@@ -105,7 +142,12 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   process.stdout.write(
     `inference (${result.bundle}, ${result.runtime}, ${result.trees ?? '?'} trees, median of ${result.rounds} rounds): ` +
       `single row ${result.singleUsPerRow.toFixed(2)} µs (cpu ${result.singleCpuUsPerRow.toFixed(2)}), ` +
-      `1000-row batch ${result.batchUsPerRow.toFixed(2)} µs/row (cpu ${result.batchCpuUsPerRow.toFixed(2)})\n`,
+      `1000-row batch ${result.batchUsPerRow.toFixed(2)} µs/row (cpu ${result.batchCpuUsPerRow.toFixed(2)})\n` +
+      (result.plain
+        ? `  baseline, the plain tree walk in the same rounds: single row ${result.plain.singleUsPerRow.toFixed(2)} µs ` +
+          `(${(result.plain.singleUsPerRow / result.singleUsPerRow).toFixed(2)}x slower), batch ${result.plain.batchUsPerRow.toFixed(2)} µs/row ` +
+          `(${(result.plain.batchUsPerRow / result.batchUsPerRow).toFixed(2)}x slower)\n`
+        : ''),
   );
 }
 

@@ -1,5 +1,6 @@
 import { type FlatForest, LEAF, deserializeForest, predictScaledRow } from './forest.js';
 import type { ModelRuntime, Preprocessing } from './types.js';
+import { ForestKernel } from './wasm/forest-kernel.js';
 
 /**
  * The forest compiled for fast, exact traversal.
@@ -10,10 +11,11 @@ import type { ModelRuntime, Preprocessing } from './types.js';
  *
  * Each node is one int32: right-child distance (high bits, signed) | threshold bin + 1 | feature (low bits).
  * Trees are renumbered in preorder so the left child is i + 1 and the right one i + 1 + distance. A leaf is
- * bin field 0 and distance -1: every row goes "right" onto the leaf itself, and its word is negative. Walks
- * step with masks instead of branches (a mispredicted branch per node costs more than the node) and walk four
- * trees (one row) or four rows (a batch, tree by tree) at once so the CPU overlaps their loads; a group stops
- * when all four words are negative, i.e. all four walks sit on leaves.
+ * bin field 0 and distance -1: every row goes "right" onto the leaf itself, and its word is negative. The
+ * walk itself (wasm/forest-kernel.wat) steps with masks instead of branches (a mispredicted branch per node
+ * costs more than the node) and walks four trees (one row) or four rows (a batch, tree by tree) at once so
+ * the CPU overlaps their loads; a group stops when all four words are negative, i.e. all four walks sit on
+ * leaves.
  */
 export interface CompiledForest {
   nTrees: number;
@@ -110,7 +112,8 @@ export function lowerBound(sorted: Float64Array, x: number): number {
 }
 
 /**
- * The native tree-ensemble runtime: standard scaling, then forest traversal over typed arrays.
+ * The native tree-ensemble runtime: standard scaling and binning here, then the forest walk in WebAssembly
+ * (wasm/forest-kernel.wat) over the compiled layout above.
  *
  * Exactness: scaling is the trainer's arithmetic, (x - mean) / scale in float64; the bin test is equivalent to
  * x <= threshold; each row sums its trees in tree order before dividing by their number. So predictions equal
@@ -122,11 +125,11 @@ export class NativeForestRuntime implements ModelRuntime {
   /** 'compiled' normally; 'plain' for a forest too large for 32-bit node words. */
   readonly layout: 'compiled' | 'plain';
   private readonly compiled: CompiledForest | null;
+  private readonly kernel: ForestKernel | null;
   private readonly mean: Float64Array;
   private readonly scale: Float64Array;
-  private scaled: Float64Array;
-  private bins: Int32Array;
-  private readonly leaves = new Int32Array(4);
+  /** The plain walk's scaled rows. */
+  private scaled = new Float64Array(0);
 
   constructor(
     private readonly forest: FlatForest,
@@ -145,9 +148,8 @@ export class NativeForestRuntime implements ModelRuntime {
       this.scale = new Float64Array(nf).fill(1);
     }
     this.compiled = compileForest(forest);
+    this.kernel = this.compiled ? new ForestKernel(this.compiled) : null;
     this.layout = this.compiled ? 'compiled' : 'plain';
-    this.scaled = new Float64Array(nf * 64);
-    this.bins = new Int32Array(nf * 64);
   }
 
   /** Builds the runtime from forest.bin bytes. */
@@ -160,121 +162,35 @@ export class NativeForestRuntime implements ModelRuntime {
     if (!Number.isInteger(nRows) || nRows < 0 || rows.length < nRows * nf) {
       throw new RangeError(`predict: ${rows.length} values cannot hold ${nRows} rows of ${nf} features`);
     }
-    if (this.scaled.length < nRows * nf) {
-      this.scaled = new Float64Array(nRows * nf);
-      this.bins = new Int32Array(nRows * nf);
-    }
-    this.scaleInto(rows, nRows);
     const out = new Float64Array(nRows);
     const c = this.compiled;
-    if (c === null) {
+    const kernel = this.kernel;
+    if (c === null || kernel === null) {
+      if (this.scaled.length < nRows * nf) this.scaled = new Float64Array(nRows * nf);
+      for (let r = 0; r < nRows; r++) {
+        for (let j = 0; j < nf; j++) this.scaled[r * nf + j] = this.scaledValue(rows, r, j);
+      }
       for (let r = 0; r < nRows; r++) out[r] = predictScaledRow(this.forest, this.scaled, r * nf);
       return out;
     }
-    this.binInto(c, nRows);
-    if (nRows < 8) {
-      for (let r = 0; r < nRows; r++) out[r] = this.sumOneRow(c, r * nf);
-    } else {
-      this.sumBatch(c, nRows, out);
+    const bins = kernel.binsFor(nRows);
+    for (let r = 0; r < nRows; r++) {
+      for (let j = 0; j < nf; j++) bins[r * nf + j] = lowerBound(c.cuts[j], this.scaledValue(rows, r, j));
     }
-    for (let r = 0; r < nRows; r++) out[r] /= c.nTrees;
+    // Few rows: each walks four trees at once; more: four rows at once, tree by tree.
+    if (nRows < 8) {
+      for (let r = 0; r < nRows; r++) out[r] = kernel.sumRow(r) / c.nTrees;
+    } else {
+      const sums = kernel.sumRows(nRows);
+      for (let r = 0; r < nRows; r++) out[r] = sums[r] / c.nTrees;
+    }
     return out;
   }
 
-  private scaleInto(rows: Float64Array, nRows: number): void {
-    const nf = this.nFeatures;
-    const x = this.scaled;
-    const { mean, scale } = this;
-    for (let r = 0; r < nRows; r++) {
-      const o = r * nf;
-      for (let j = 0; j < nf; j++) {
-        const v = (rows[o + j] - mean[j]) / scale[j];
-        // No split can place NaN (the callers validate inputs; this guards the contract).
-        if (v !== v) throw new RangeError(`predict: row ${r}, feature ${j} is NaN`);
-        x[o + j] = v;
-      }
-    }
-  }
-
-  private binInto(c: CompiledForest, nRows: number): void {
-    const nf = this.nFeatures;
-    const x = this.scaled;
-    const b = this.bins;
-    for (let r = 0; r < nRows; r++) {
-      for (let j = 0; j < nf; j++) b[r * nf + j] = lowerBound(c.cuts[j], x[r * nf + j]);
-    }
-  }
-
-  /**
-   * Walks four (tree, row) pairs at once from the given nodes, at most d steps, and leaves the four leaf
-   * indices in this.leaves. (bin field - 1 - bin(x)) >> 31 is -1 exactly when x > threshold: it masks in
-   * the right-child distance. The four words ANDed are negative only when all four walks sit on leaves.
-   */
-  private walk4(c: CompiledForest, i0: number, i1: number, i2: number, i3: number, o0: number, o1: number, o2: number, o3: number, d: number): void {
-    const { nodes, featureBits: fb, featureMask: fm, binMask: bm, distanceShift: ds } = c;
-    const b = this.bins;
-    for (let s = 0; s < d; s++) {
-      const w0 = nodes[i0];
-      const w1 = nodes[i1];
-      const w2 = nodes[i2];
-      const w3 = nodes[i3];
-      if ((w0 & w1 & w2 & w3) < 0) break;
-      i0 += 1 + ((w0 >> ds) & ((((w0 >>> fb) & bm) - 1 - b[o0 + (w0 & fm)]) >> 31));
-      i1 += 1 + ((w1 >> ds) & ((((w1 >>> fb) & bm) - 1 - b[o1 + (w1 & fm)]) >> 31));
-      i2 += 1 + ((w2 >> ds) & ((((w2 >>> fb) & bm) - 1 - b[o2 + (w2 & fm)]) >> 31));
-      i3 += 1 + ((w3 >> ds) & ((((w3 >>> fb) & bm) - 1 - b[o3 + (w3 & fm)]) >> 31));
-    }
-    const leaves = this.leaves;
-    leaves[0] = i0;
-    leaves[1] = i1;
-    leaves[2] = i2;
-    leaves[3] = i3;
-  }
-
-  /** The leaf reached by tree t for the binned row at offset o. */
-  private walk(c: CompiledForest, t: number, o: number): number {
-    const { nodes, featureBits: fb, featureMask: fm, binMask: bm, distanceShift: ds } = c;
-    const b = this.bins;
-    let i = c.roots[t];
-    for (let w = nodes[i]; w >= 0; w = nodes[i]) i += 1 + ((w >> ds) & ((((w >>> fb) & bm) - 1 - b[o + (w & fm)]) >> 31));
-    return i;
-  }
-
-  /** Sum of the trees' leaf values for the binned row at offset o, four trees walked at once. */
-  private sumOneRow(c: CompiledForest, o: number): number {
-    const { roots, depths, leafValue, nTrees } = c;
-    const leaves = this.leaves;
-    let sum = 0;
-    let t = 0;
-    for (; t + 3 < nTrees; t += 4) {
-      const d = Math.max(depths[t], depths[t + 1], depths[t + 2], depths[t + 3]);
-      this.walk4(c, roots[t], roots[t + 1], roots[t + 2], roots[t + 3], o, o, o, o, d);
-      sum += leafValue[leaves[0]];
-      sum += leafValue[leaves[1]];
-      sum += leafValue[leaves[2]];
-      sum += leafValue[leaves[3]];
-    }
-    for (; t < nTrees; t++) sum += leafValue[this.walk(c, t, o)];
-    return sum;
-  }
-
-  /** Adds every tree's leaf value to out[r], tree by tree (one tree stays in cache), four rows walked at once. */
-  private sumBatch(c: CompiledForest, nRows: number, out: Float64Array): void {
-    const { roots, depths, leafValue, nTrees } = c;
-    const nf = this.nFeatures;
-    const leaves = this.leaves;
-    const blocked = nRows - (nRows % 4);
-    for (let t = 0; t < nTrees; t++) {
-      const root = roots[t];
-      for (let r = 0; r < blocked; r += 4) {
-        const o = r * nf;
-        this.walk4(c, root, root, root, root, o, o + nf, o + 2 * nf, o + 3 * nf, depths[t]);
-        out[r] += leafValue[leaves[0]];
-        out[r + 1] += leafValue[leaves[1]];
-        out[r + 2] += leafValue[leaves[2]];
-        out[r + 3] += leafValue[leaves[3]];
-      }
-      for (let r = blocked; r < nRows; r++) out[r] += leafValue[this.walk(c, t, r * nf)];
-    }
+  private scaledValue(rows: Float64Array, r: number, j: number): number {
+    const v = (rows[r * this.nFeatures + j] - this.mean[j]) / this.scale[j];
+    // No split can place NaN (the callers validate inputs; this guards the contract).
+    if (v !== v) throw new RangeError(`predict: row ${r}, feature ${j} is NaN`);
+    return v;
   }
 }

@@ -122,6 +122,32 @@ describe('NativeForestRuntime', () => {
     }
   });
 
+  it('is exact for a tree count that is no multiple of four, and as batches grow and shrink its buffers', async () => {
+    const { forest: full, mean, scale } = await committedForest();
+    // The first seven trees: node indices are absolute, so a prefix of the arrays is a forest of its own.
+    const end = full.treeOffsets[7];
+    const seven: FlatForest = {
+      ...full,
+      nTrees: 7,
+      treeOffsets: full.treeOffsets.slice(0, 8),
+      feature: full.feature.slice(0, end),
+      threshold: full.threshold.slice(0, end),
+      left: full.left.slice(0, end),
+      right: full.right.slice(0, end),
+      value: full.value.slice(0, end),
+    };
+    const nf = full.nFeatures;
+    const rows = Float64Array.from({ length: 1500 * nf }, (_, i) => mean[i % nf] + scale[i % nf] * Math.sin(i * 12.9898) * 3);
+    for (const forest of [seven, full]) {
+      const rt = new NativeForestRuntime(forest, { kind: 'standard-scaler', mean, scale });
+      expect(rt.layout).toBe('compiled');
+      for (const n of [1000, 3, 1500, 9, 1, 65]) {
+        const got = rt.predict(rows, n);
+        expect(got).toEqual(reference(forest, mean, scale, rows, n));
+      }
+    }
+  });
+
   it('handles infinities like the <= rule, refuses NaN and short input', async () => {
     const { forest, mean, scale } = await committedForest();
     const rt = new NativeForestRuntime(forest, { kind: 'standard-scaler', mean, scale });
