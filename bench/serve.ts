@@ -2,9 +2,11 @@
  * Service benchmark: autocannon against one instance's POST /predict at 1, 16 and 64 connections, and in the
  * same run against a constant-response Fastify route (same JSON body parsed, fixed answer) as the ceiling.
  * Both servers run as child processes so the RSS reported is the instance's own; the load generator shares
- * the machine's cores with them, as a router would.
+ * the machine's cores with them, as a router would. At each connection count the two targets are measured in
+ * alternating rounds, and the figures are medians over the rounds: on a machine whose speed drifts within
+ * seconds, one measurement of each gives ratios from 60% to 80% for the same code.
  *
- *   node --import tsx bench/serve.ts [--duration 5] [--connections 1,16,64] [--from-source] [--node-flags '--max-semi-space-size=8']
+ *   node --import tsx bench/serve.ts [--duration 3] [--rounds 3] [--connections 1,16,64] [--from-source] [--node-flags '--max-semi-space-size=8']
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -30,8 +32,10 @@ process.on('SIGTERM', () => app.close().then(() => process.exit(0)));
 `;
 
 export interface ServeBenchOptions {
-  /** Seconds per measurement (default 5). */
+  /** Seconds per measurement (default 3). */
   durationSeconds?: number;
+  /** Alternating measurements of each target per connection count (default 3). */
+  rounds?: number;
   connections?: number[];
   bundle?: string;
   /** Run the instance from src through tsx even when dist/ is built. */
@@ -59,9 +63,13 @@ export interface BenchRow {
 }
 
 export interface ServeBenchResult {
+  /** Medians over the rounds, per target and connection count. */
   rows: BenchRow[];
-  /** /predict req/s over constant req/s, by connection count. */
+  /** Median over the rounds of /predict req/s over the constant route's req/s in the same round, by connection count. */
   ratio: Record<number, number>;
+  /** Each round's ratio, by connection count. */
+  roundRatios: Record<number, number[]>;
+  rounds: number;
   runner: 'dist' | 'tsx';
   nodeFlags: string[];
   loadAverage: number[];
@@ -154,8 +162,29 @@ async function measure(target: BenchRow['target'], server: Server, connections: 
   };
 }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** One row of medians from the rounds of one target (failures summed, memory from the last round). */
+function medianRow(rounds: BenchRow[]): BenchRow {
+  const last = rounds[rounds.length - 1];
+  const m = (key: 'reqPerSec' | 'p50Ms' | 'p99Ms' | 'cpuUsPerRequest') => median(rounds.map((r) => r[key]));
+  return {
+    ...last,
+    reqPerSec: m('reqPerSec'),
+    p50Ms: m('p50Ms'),
+    p99Ms: m('p99Ms'),
+    cpuUsPerRequest: m('cpuUsPerRequest'),
+    failures: rounds.reduce((sum, r) => sum + r.failures, 0),
+  };
+}
+
 export async function runServeBench(opts: ServeBenchOptions = {}): Promise<ServeBenchResult> {
-  const seconds = opts.durationSeconds ?? 5;
+  const seconds = opts.durationSeconds ?? 3;
+  const rounds = opts.rounds ?? 3;
   const connectionCounts = opts.connections ?? [1, 16, 64];
   const dist = path.join(ROOT, 'dist/cli/main.js');
   const runner = !opts.fromSource && existsSync(dist) ? 'dist' : 'tsx';
@@ -169,17 +198,20 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
     // Warm both up (JIT, connection pools) before measuring.
     await Promise.all([cannon(instance.url, 16, 1), cannon(constant.url, 16, 1)].map((p) => p.catch(() => undefined)));
     const rows: BenchRow[] = [];
-    for (const c of connectionCounts) {
-      rows.push(await measure('predict', instance, c, seconds));
-      rows.push(await measure('constant', constant, c, seconds));
-    }
     const ratio: Record<number, number> = {};
+    const roundRatios: Record<number, number[]> = {};
     for (const c of connectionCounts) {
-      const p = rows.find((r) => r.target === 'predict' && r.connections === c)!;
-      const k = rows.find((r) => r.target === 'constant' && r.connections === c)!;
-      ratio[c] = p.reqPerSec / k.reqPerSec;
+      const predict: BenchRow[] = [];
+      const constantRows: BenchRow[] = [];
+      for (let round = 0; round < rounds; round++) {
+        predict.push(await measure('predict', instance, c, seconds));
+        constantRows.push(await measure('constant', constant, c, seconds));
+      }
+      rows.push(medianRow(predict), medianRow(constantRows));
+      roundRatios[c] = predict.map((p, i) => p.reqPerSec / constantRows[i].reqPerSec);
+      ratio[c] = median(roundRatios[c]);
     }
-    return { rows, ratio, runner, nodeFlags, loadAverage: os.loadavg(), cpus: os.cpus().length };
+    return { rows, ratio, roundRatios, rounds, runner, nodeFlags, loadAverage: os.loadavg(), cpus: os.cpus().length };
   } finally {
     await Promise.all([stopServer(instance), stopServer(constant)]);
   }
@@ -188,7 +220,8 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
 export function formatServeBench(result: ServeBenchResult): string {
   const lines = [
     `serve benchmark (instance from ${result.runner}${result.nodeFlags.length ? ` with ${result.nodeFlags.join(' ')}` : ''}; ` +
-      `${result.cpus} CPUs, load average ${result.loadAverage.map((l) => l.toFixed(2)).join(' ')}; latency at autocannon's 1 ms resolution)`,
+      `${result.cpus} CPUs, load average ${result.loadAverage.map((l) => l.toFixed(2)).join(' ')}; medians of ${result.rounds} alternating rounds; ` +
+      `latency at autocannon's 1 ms resolution)`,
     'target    conns    req/s   p50 ms   p99 ms  failures  CPU us/req  RSS MB  peak MB',
   ];
   for (const r of result.rows) {
@@ -207,7 +240,8 @@ export function formatServeBench(result: ServeBenchResult): string {
     );
   }
   for (const [c, ratio] of Object.entries(result.ratio)) {
-    lines.push(`/predict vs constant at ${c} connection(s): ${(ratio * 100).toFixed(1)}%`);
+    const each = result.roundRatios[Number(c)].map((r) => `${(r * 100).toFixed(0)}%`).join(', ');
+    lines.push(`/predict vs constant at ${c} connection(s): ${(ratio * 100).toFixed(1)}% (median; rounds: ${each})`);
   }
   return lines.join('\n');
 }
@@ -219,9 +253,11 @@ function argValue(name: string): string | undefined {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
   const duration = argValue('--duration');
+  const rounds = argValue('--rounds');
   const connections = argValue('--connections');
   runServeBench({
     durationSeconds: duration ? Number(duration) : undefined,
+    rounds: rounds ? Number(rounds) : undefined,
     connections: connections ? connections.split(',').map(Number) : undefined,
     fromSource: process.argv.includes('--from-source'),
     nodeFlags: argValue('--node-flags')?.split(' ').filter(Boolean),
