@@ -1,15 +1,17 @@
 /**
  * Inference micro-benchmark of the native runtime on the default bundle: µs per row for single rows and for
  * 1000-row batches, the median of several timed rounds after a warm-up. For a native bundle the same rounds
- * time, as the baseline in the same run, the plain tree walk the trainer uses (forest.ts, predictScaledRow).
+ * time, as the baseline in the same run, the runtime's plain walk: the trainer's own (forest.ts, predictScaledRow).
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadBundle } from '../src/model/bundle.js';
 import { readDataset } from '../src/model/csv.js';
-import { deserializeForest, predictScaledRow } from '../src/model/forest.js';
+import { deserializeForest } from '../src/model/forest.js';
+import { NativeForestRuntime } from '../src/model/native-runtime.js';
 import type { LoadedModel, ModelRuntime } from '../src/model/types.js';
+import { median } from './stats.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_BENCH_BUNDLE = path.join(ROOT, 'models/wine-quality/1.0.0');
@@ -39,12 +41,6 @@ export interface InferenceBenchOptions {
   batchCalls?: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
 /** Rows to predict: the bundle's own golden set (real, varied rows), repeated to the needed count. */
 function benchRows(source: Float64Array, nSource: number, nf: number, n: number): Float64Array {
   const out = new Float64Array(n * nf);
@@ -52,25 +48,11 @@ function benchRows(source: Float64Array, nSource: number, nf: number, n: number)
   return out;
 }
 
-/** The trainer's own walk, scaling included, behind the runtime interface. */
+/** The same bundle on the runtime's plain walk (the trainer's), for a native bundle. */
 async function plainWalk(bundleDir: string, model: LoadedModel): Promise<ModelRuntime | null> {
-  const { format, preprocessing } = model.manifest;
-  if (format !== 'native-forest' || preprocessing.kind !== 'standard-scaler') return null;
+  if (model.manifest.format !== 'native-forest') return null;
   const forest = deserializeForest(await readFile(path.join(bundleDir, model.manifest.modelFile)));
-  const nf = forest.nFeatures;
-  const x = new Float64Array(nf);
-  return {
-    kind: 'native-forest',
-    nFeatures: nf,
-    predict(rows: Float64Array, nRows: number): Float64Array {
-      const out = new Float64Array(nRows);
-      for (let r = 0; r < nRows; r++) {
-        for (let j = 0; j < nf; j++) x[j] = (rows[r * nf + j] - preprocessing.mean[j]) / preprocessing.scale[j];
-        out[r] = predictScaledRow(forest, x);
-      }
-      return out;
-    },
-  };
+  return new NativeForestRuntime(forest, model.manifest.preprocessing, 'plain');
 }
 
 async function timeRound(runtime: ModelRuntime, rows: Float64Array, nRows: number, nf: number, calls: number, rowsPerCall: number): Promise<{ wall: number; cpu: number }> {

@@ -11,13 +11,13 @@ import path from 'node:path';
 import { isLive } from '../src/release/engine.js';
 import { deriveBundle, GOOD_BUNDLE } from '../test/controller/bundles.js';
 import { startController, startLoad, startStack, waitFor } from '../test/controller/stack.js';
+import { median } from './stats.js';
 
 const runs = Number(process.argv[2] ?? 5);
 const routerKind = process.argv[3] === 'nginx' ? 'nginx' : 'embedded';
 
 function summary(ms: number[]): string {
-  const s = [...ms].sort((a, b) => a - b);
-  return `n=${s.length} p50=${s[Math.floor((s.length - 1) / 2)].toFixed(1)}ms max=${s[s.length - 1].toFixed(1)}ms`;
+  return `n=${ms.length} p50=${median(ms).toFixed(1)}ms max=${Math.max(...ms).toFixed(1)}ms`;
 }
 
 const stack = await startStack({ '1.0.1-errors': { errorRate: 0.25 } }, routerKind);

@@ -16,6 +16,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
 import { DEFAULT_BUNDLE } from '../src/config/defaults.js';
 import { WINE_EXAMPLE } from '../src/model/wine.js';
+import { median } from './stats.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BODY = JSON.stringify(WINE_EXAMPLE);
@@ -160,12 +161,6 @@ async function measure(target: BenchRow['target'], server: Server, connections: 
     rssMb: mem.rss,
     peakRssMb: mem.peak,
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 /** One row of medians from the rounds of one target (failures summed, memory from the last round). */

@@ -12,7 +12,7 @@ import { ForestKernel } from './wasm/forest-kernel.js';
  * Each node is one int32: right-child distance (high bits, signed) | threshold bin + 1 | feature (low bits).
  * Trees are renumbered in preorder so the left child is i + 1 and the right one i + 1 + distance. A leaf is
  * bin field 0 and distance -1: every row goes "right" onto the leaf itself, and its word is negative. The
- * walk itself (wasm/forest-kernel.wat) steps with masks instead of branches (a mispredicted branch per node
+ * walk itself (wasm/forest-kernel-wat.ts) steps with masks instead of branches (a mispredicted branch per node
  * costs more than the node) and walks four trees (one row) or four rows (a batch, tree by tree) at once so
  * the CPU overlaps their loads; a group stops when all four words are negative, i.e. all four walks sit on
  * leaves.
@@ -113,7 +113,7 @@ export function lowerBound(sorted: Float64Array, x: number): number {
 
 /**
  * The native tree-ensemble runtime: standard scaling and binning here, then the forest walk in WebAssembly
- * (wasm/forest-kernel.wat) over the compiled layout above.
+ * (wasm/forest-kernel-wat.ts) over the compiled layout above.
  *
  * Exactness: scaling is the trainer's arithmetic, (x - mean) / scale in float64; the bin test is equivalent to
  * x <= threshold; each row sums its trees in tree order before dividing by their number. So predictions equal
@@ -122,18 +122,20 @@ export function lowerBound(sorted: Float64Array, x: number): number {
 export class NativeForestRuntime implements ModelRuntime {
   readonly kind = 'native-forest' as const;
   readonly nFeatures: number;
-  /** 'compiled' normally; 'plain' for a forest too large for 32-bit node words. */
+  /** 'compiled' normally; 'plain' for a forest too large for 32-bit node words, or when asked for. */
   readonly layout: 'compiled' | 'plain';
-  private readonly compiled: CompiledForest | null;
-  private readonly kernel: ForestKernel | null;
+  /** The compiled forest and the kernel holding its copy; null for the plain walk. */
+  private readonly compiled: { forest: CompiledForest; kernel: ForestKernel } | null;
   private readonly mean: Float64Array;
   private readonly scale: Float64Array;
   /** The plain walk's scaled rows. */
   private scaled = new Float64Array(0);
 
+  /** `layout: 'plain'` forces the trainer's plain walk (the benchmark's baseline). */
   constructor(
     private readonly forest: FlatForest,
     preprocessing: Preprocessing,
+    layout: 'compiled' | 'plain' = 'compiled',
   ) {
     const nf = forest.nFeatures;
     this.nFeatures = nf;
@@ -147,9 +149,9 @@ export class NativeForestRuntime implements ModelRuntime {
       this.mean = new Float64Array(nf);
       this.scale = new Float64Array(nf).fill(1);
     }
-    this.compiled = compileForest(forest);
-    this.kernel = this.compiled ? new ForestKernel(this.compiled) : null;
-    this.layout = this.compiled ? 'compiled' : 'plain';
+    const compiled = layout === 'compiled' ? compileForest(forest) : null;
+    this.compiled = compiled ? { forest: compiled, kernel: new ForestKernel(compiled) } : null;
+    this.layout = compiled ? 'compiled' : 'plain';
   }
 
   /** Builds the runtime from forest.bin bytes. */
@@ -163,9 +165,7 @@ export class NativeForestRuntime implements ModelRuntime {
       throw new RangeError(`predict: ${rows.length} values cannot hold ${nRows} rows of ${nf} features`);
     }
     const out = new Float64Array(nRows);
-    const c = this.compiled;
-    const kernel = this.kernel;
-    if (c === null || kernel === null) {
+    if (this.compiled === null) {
       if (this.scaled.length < nRows * nf) this.scaled = new Float64Array(nRows * nf);
       for (let r = 0; r < nRows; r++) {
         for (let j = 0; j < nf; j++) this.scaled[r * nf + j] = this.scaledValue(rows, r, j);
@@ -173,6 +173,7 @@ export class NativeForestRuntime implements ModelRuntime {
       for (let r = 0; r < nRows; r++) out[r] = predictScaledRow(this.forest, this.scaled, r * nf);
       return out;
     }
+    const { forest: c, kernel } = this.compiled;
     const bins = kernel.binsFor(nRows);
     for (let r = 0; r < nRows; r++) {
       for (let j = 0; j < nf; j++) bins[r * nf + j] = lowerBound(c.cuts[j], this.scaledValue(rows, r, j));

@@ -145,6 +145,10 @@ describe('NativeForestRuntime', () => {
         const got = rt.predict(rows, n);
         expect(got).toEqual(reference(forest, mean, scale, rows, n));
       }
+      // The plain walk on request (the benchmark's baseline) gives the same answers.
+      const plain = new NativeForestRuntime(forest, { kind: 'standard-scaler', mean, scale }, 'plain');
+      expect(plain.layout).toBe('plain');
+      expect(plain.predict(rows, 65)).toEqual(rt.predict(rows, 65));
     }
   });
 

@@ -32,16 +32,16 @@ const LAYOUT = ['nodes', 'leaf', 'roots', 'depths', 'nTrees', 'fb', 'fm', 'bm', 
 const layoutLocals = LAYOUT.map((g) => `(local $${g} i32)`).join(' ');
 const loadLayout = LAYOUT.map((g) => `(local.set $${g} (global.get $${g}))`).join(' ');
 const loadI32 = (base: string, index: string) => `(i32.load ${add(base, `(i32.shl ${index} ${int(2)})`)})`;
-const leafValue = (node: string) => `(f64.load ${add('(local.get $leaf)', `(i32.shl ${node} ${int(3)})`)})`;
-const root = (tree: string) => loadI32('(local.get $roots)', tree);
-const depth = (tree: string) => loadI32('(local.get $depths)', tree);
+const leafValue = (node: string) => `(f64.load ${add(get('leaf'), `(i32.shl ${node} ${int(3)})`)})`;
+const root = (tree: string) => loadI32(get('roots'), tree);
+const depth = (tree: string) => loadI32(get('depths'), tree);
 
 /** The node after node i (word w) for the binned row at address o: i + 1, plus the right-child distance when (bin field - 1 - bin(x)) >> 31 is -1, i.e. bin(x) > threshold bin. */
 function next(i: string, w: string, o: string): string {
-  const binField = `(i32.and (i32.shr_u ${get(w)} (local.get $fb)) (local.get $bm))`;
-  const rowBin = `(i32.load ${add(get(o), `(i32.shl (i32.and ${get(w)} (local.get $fm)) ${int(2)})`)})`;
+  const binField = `(i32.and (i32.shr_u ${get(w)} ${get('fb')}) ${get('bm')})`;
+  const rowBin = `(i32.load ${add(get(o), `(i32.shl (i32.and ${get(w)} ${get('fm')}) ${int(2)})`)})`;
   const goesRight = `(i32.shr_s (i32.sub (i32.sub ${binField} ${int(1)}) ${rowBin}) ${int(31)})`;
-  return add(add(get(i), int(1)), `(i32.and (i32.shr_s ${get(w)} (local.get $ds)) ${goesRight})`);
+  return add(add(get(i), int(1)), `(i32.and (i32.shr_s ${get(w)} ${get('ds')}) ${goesRight})`);
 }
 
 /** Walks i0..i3 over rows o0..o3 to their leaves, at most d steps (d is consumed). */
@@ -50,7 +50,7 @@ function walkLanes(label: string): string {
   return `(block $${label}
       (loop $${label}_step
         (br_if $${label} (i32.le_s ${get('d')} ${int(0)}))
-        ${lanes.map((k) => set(`w${k}`, loadI32('(local.get $nodes)', get(`i${k}`)))).join('\n        ')}
+        ${lanes.map((k) => set(`w${k}`, loadI32(get('nodes'), get(`i${k}`)))).join('\n        ')}
         (br_if $${label} (i32.lt_s ${allLeaves} ${int(0)}))
         ${lanes.map((k) => set(`i${k}`, next(`i${k}`, `w${k}`, `o${k}`))).join('\n        ')}
         ${set('d', `(i32.sub ${get('d')} ${int(1)})`)}
@@ -61,7 +61,7 @@ function walkLanes(label: string): string {
 function walkOne(label: string): string {
   return `(block $${label}
       (loop $${label}_step
-        ${set('w0', loadI32('(local.get $nodes)', get('i0')))}
+        ${set('w0', loadI32(get('nodes'), get('i0')))}
         (br_if $${label} (i32.lt_s ${get('w0')} ${int(0)}))
         ${set('i0', next('i0', 'w0', 'o0'))}
         (br $${label}_step)))`;
@@ -96,7 +96,7 @@ export function forestKernelWat(): string {
     ${lanes.map((k) => set(`o${k}`, get('o'))).join(' ')}
     (block $groups
       (loop $group
-        (br_if $groups (i32.gt_s ${tk(WIDTH)} (local.get $nTrees)))
+        (br_if $groups (i32.gt_s ${tk(WIDTH)} ${get('nTrees')}))
         ${lanes.map((k) => set(`i${k}`, root(tk(k)))).join('\n        ')}
         ${set('d', maxOf(lanes.map((k) => depth(tk(k)))))}
         ${walkLanes('trees')}
@@ -105,7 +105,7 @@ export function forestKernelWat(): string {
         (br $group)))
     (block $rest
       (loop $tree
-        (br_if $rest (i32.ge_s ${get('t')} (local.get $nTrees)))
+        (br_if $rest (i32.ge_s ${get('t')} ${get('nTrees')}))
         ${set('i0', root(get('t')))}
         ${walkOne('tree')}
         ${set('sum', `(f64.add ${get('sum')} ${leafValue(get('i0'))})`)}
@@ -121,7 +121,7 @@ export function forestKernelWat(): string {
     (memory.fill ${get('out')} ${int(0)} (i32.shl ${get('nRows')} ${int(3)}))
     (block $trees
       (loop $tree
-        (br_if $trees (i32.ge_s ${get('t')} (local.get $nTrees)))
+        (br_if $trees (i32.ge_s ${get('t')} ${get('nTrees')}))
         ${set('root', root(get('t')))}
         ${set('depth', depth(get('t')))}
         ${set('r', int(0))}

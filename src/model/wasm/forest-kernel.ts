@@ -1,5 +1,5 @@
 /**
- * The WebAssembly tree walk (forest-kernel.wat) bound to one compiled forest: the forest is copied into the
+ * The WebAssembly tree walk (forest-kernel-wat.ts) bound to one compiled forest: the forest is copied into the
  * instance's own memory once; each prediction writes binned rows into that memory and reads the sums back.
  */
 import type { CompiledForest } from '../native-runtime.js';
@@ -16,7 +16,7 @@ const align = (bytes: number) => (bytes + 63) & ~63;
 
 let compiled: WebAssembly.Module | undefined;
 
-/** Compiled once per process; synchronous, as the module is under a kilobyte. */
+/** Compiled once per process; synchronously, as the module is under two kilobytes. */
 function kernelModule(): WebAssembly.Module {
   compiled ??= new WebAssembly.Module(Buffer.from(FOREST_KERNEL_BASE64, 'base64'));
   return compiled;
