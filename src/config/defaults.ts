@@ -23,3 +23,16 @@ export const DEFAULT_BUNDLE = 'models/wine-quality/1.0.0';
 export const DEFAULT_STATE_DIR = '.bgserve';
 /** Header that routes a request to one color directly, whatever the weights (preview route). */
 export const PREVIEW_HEADER = 'x-bgserve-color';
+/**
+ * The preview route is private: a router honours PREVIEW_HEADER only with this header carrying the preview
+ * token (`<state-dir>/preview-token`); without it the request is refused with 403.
+ */
+export const PREVIEW_TOKEN_HEADER = 'x-bgserve-preview-token';
+export const PREVIEW_TOKEN_FILE = 'preview-token';
+/**
+ * Set by the routers on what they send to an instance that is not live traffic (client-sent values are
+ * stripped): instances label such requests apart (metric label `source`), so they never count as live.
+ */
+export const SOURCE_HEADER = 'x-bgserve-source';
+export const TRAFFIC_SOURCES = ['live', 'preview', 'mirror'] as const;
+export type TrafficSource = (typeof TRAFFIC_SOURCES)[number];
