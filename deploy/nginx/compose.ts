@@ -22,7 +22,10 @@ export const STATE_DIR = '/app/.bgserve';
 export const RENDER_PATH = `${STATE_DIR}/nginx/nginx.conf`;
 export const LIVE_DIR = `${STATE_DIR}/nginx/live`;
 
-/** What `bgserve controller --router nginx` renders with in compose (its defaults, the nginx image's layout). */
+/**
+ * What `bgserve controller --router nginx` renders with in compose (its defaults, the nginx image's layout),
+ * plus the preview token, which only the controller has.
+ */
 export const COMPOSE_NGINX_OPTIONS: NginxRenderOptions = {
   listen: EXTERNAL_NGINX_LISTEN,
   upstreams: {
@@ -32,7 +35,11 @@ export const COMPOSE_NGINX_OPTIONS: NginxRenderOptions = {
   paths: { ...EXTERNAL_NGINX_PATHS, liveDir: LIVE_DIR },
 };
 
-/** The first configuration: no sticky key; until the controller writes live files, all traffic goes to blue. */
+/**
+ * The first configuration: no sticky key; until the controller writes live files, all traffic goes to blue.
+ * No preview token either (the seed is public, in the image): nginx refuses every preview request until the
+ * controller renders the configuration with the token from its state dir.
+ */
 export function renderComposeSeed(): string {
   return renderNginxConfig(initialState(), COMPOSE_NGINX_OPTIONS);
 }

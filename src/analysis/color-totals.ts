@@ -1,11 +1,13 @@
 /**
  * Per-color cumulative totals of the instance metrics the analysis needs, and the window between two of them.
- * Series are summed over model_version and route: a color's window counts whatever it served.
+ * Series are summed over model_version and route: a color's window counts whatever it served. They are kept
+ * apart by traffic source: live traffic is what a release is judged on, mirrored (shadow) copies are judged
+ * only in the shadow phase, and preview requests (smoke checks, people trying the idle color) never count.
  */
 import { COLORS, type Color } from '../config/defaults.js';
 import { INSTANCE_METRICS } from '../config/metric-names.js';
 import type { ColorWindow, HistogramWindow, WindowStats } from '../release/types.js';
-import type { Sample } from './prom-text.js';
+import { parseSampleValue, type Sample } from './prom-text.js';
 
 export function emptyHistogram(): HistogramWindow {
   return { buckets: [], sum: 0, count: 0 };
@@ -16,7 +18,7 @@ export function emptyColorWindow(): ColorWindow {
 }
 
 /** Adds cumulative bucket counts by bound, keeping bounds ascending. */
-function addBucket(h: HistogramWindow, le: number, count: number): void {
+export function addBucket(h: HistogramWindow, le: number, count: number): void {
   const existing = h.buckets.find((b) => b.le === le);
   if (existing) existing.count += count;
   else {
@@ -27,18 +29,30 @@ function addBucket(h: HistogramWindow, le: number, count: number): void {
 
 function parseLe(text: string | undefined): number | null {
   if (text === undefined) return null;
-  if (text === '+Inf') return Infinity;
-  const v = Number(text);
-  return Number.isNaN(v) ? null : v;
+  const v = parseSampleValue(text);
+  return v === null || Number.isNaN(v) ? null : v;
 }
 
-/** Totals of one color from its samples (other colors' samples, if any, are ignored). */
-export function colorTotals(samples: readonly Sample[], color: Color): ColorWindow {
+/** The sources a window keeps apart; preview is read by nobody. */
+export type CountedSource = 'live' | 'mirror';
+
+/** The instance families the analysis reads: the parser skips every other line. */
+export const ANALYSIS_FAMILIES: readonly string[] = [INSTANCE_METRICS.requests, INSTANCE_METRICS.latency, INSTANCE_METRICS.predictionValue];
+
+/** A series' traffic source. Instances from before the `source` label served live traffic only. */
+export function sampleSource(labels: Record<string, string>): string {
+  const source = labels.source;
+  return source === undefined || source === '' ? 'live' : source;
+}
+
+/** Totals of one color's `source` traffic from its samples (other colors' samples, if any, are ignored). */
+export function colorTotals(samples: readonly Sample[], color: Color, source: CountedSource = 'live'): ColorWindow {
   const w = emptyColorWindow();
   const latency = INSTANCE_METRICS.latency;
   const predictions = INSTANCE_METRICS.predictionValue;
   for (const s of samples) {
     if (s.labels.color !== undefined && s.labels.color !== color) continue;
+    if (sampleSource(s.labels) !== source) continue;
     switch (s.name) {
       case INSTANCE_METRICS.requests:
         w.requests += s.value;
@@ -92,6 +106,7 @@ export function colorDelta(now: ColorWindow, then: ColorWindow): ColorWindow {
   };
 }
 
-export function windowStats(fromMs: number, toMs: number, colors: Record<Color, ColorWindow>): WindowStats {
-  return { fromMs, toMs, colors: Object.fromEntries(COLORS.map((c) => [c, colors[c]])) as Record<Color, ColorWindow> };
+export function windowStats(fromMs: number, toMs: number, colors: Record<Color, ColorWindow>, mirrored?: Record<Color, ColorWindow>): WindowStats {
+  const pick = (from: Record<Color, ColorWindow>) => Object.fromEntries(COLORS.map((c) => [c, from[c]])) as Record<Color, ColorWindow>;
+  return { fromMs, toMs, colors: pick(colors), ...(mirrored ? { mirrored: pick(mirrored) } : {}) };
 }

@@ -12,18 +12,33 @@ export interface Sample {
 
 export class ExpositionError extends Error {}
 
-function parseValue(text: string, line: string): number {
-  switch (text) {
-    case '+Inf':
-    case 'Inf':
-      return Infinity;
-    case '-Inf':
-      return -Infinity;
-    case 'NaN':
-      return Number.NaN;
-  }
+export interface ParseOptions {
+  /**
+   * Metric families to read (a histogram's family covers its _bucket, _sum and _count samples). Lines of
+   * other families are skipped before they are parsed, so a line the reader does not need can never fail it.
+   * Absent: every line is read.
+   */
+  families?: readonly string[];
+}
+
+const INF = /^[+-]?inf(inity)?$/i;
+const NAN = /^[+-]?nan$/i;
+
+/**
+ * Sample values as Prometheus reads them (Go's ParseFloat): NaN and Inf in any case (prom-client writes
+ * `Nan`), an optional sign, exponents.
+ */
+export function parseSampleValue(text: string): number | null {
+  if (NAN.test(text)) return Number.NaN;
+  if (INF.test(text)) return text.startsWith('-') ? -Infinity : Infinity;
+  if (text === '') return null;
   const v = Number(text);
-  if (text === '' || Number.isNaN(v)) throw new ExpositionError(`bad sample value "${text}" in: ${line}`);
+  return Number.isNaN(v) ? null : v;
+}
+
+function parseValue(text: string, line: string): number {
+  const v = parseSampleValue(text);
+  if (v === null) throw new ExpositionError(`bad sample value "${text}" in: ${line}`);
   return v;
 }
 
@@ -51,13 +66,30 @@ function parseLabels(line: string, start: number): { labels: Record<string, stri
   }
 }
 
-export function parseExposition(text: string): Sample[] {
+/** The metric name of a sample line: everything before its label set or value. */
+function sampleName(line: string): string {
+  let end = 0;
+  while (end < line.length && line[end] !== '{' && line[end] !== ' ' && line[end] !== '\t') end++;
+  return line.slice(0, end);
+}
+
+const SUFFIXES = ['_bucket', '_sum', '_count'];
+
+function familyFilter(families: readonly string[] | undefined): ((name: string) => boolean) | undefined {
+  if (!families) return undefined;
+  const names = new Set(families.flatMap((f) => [f, ...SUFFIXES.map((s) => f + s)]));
+  return (name) => names.has(name);
+}
+
+export function parseExposition(text: string, opts: ParseOptions = {}): Sample[] {
+  const wanted = familyFilter(opts.families);
   const samples: Sample[] = [];
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
+    if (wanted && !wanted(sampleName(line))) continue;
     const brace = line.indexOf('{');
-    const space = line.indexOf(' ');
+    const space = line.search(/[ \t]/);
     let name: string;
     let labels: Record<string, string> = {};
     let rest: string;

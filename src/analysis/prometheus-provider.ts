@@ -1,28 +1,29 @@
 /**
  * Analysis from a real Prometheus through its query API: the same window statistics as the direct scrape,
- * computed with increase() over the window. Bucket queries reuse the monitoring PromQL catalogue.
+ * computed with increase() over the window, live and mirrored traffic apart and preview left out. The
+ * queries come from the monitoring PromQL catalogue.
  */
 import { COLORS, isColor, type Color } from '../config/defaults.js';
 import { INSTANCE_METRICS } from '../config/metric-names.js';
 import { queryInstant, type InstantSample } from '../monitoring/prometheus-api.js';
-import { predictionBuckets } from '../monitoring/queries.js';
+import { increaseBySource } from '../monitoring/queries.js';
 import type { ColorWindow, HistogramWindow, WindowStats } from '../release/types.js';
-import { emptyColorWindow, windowStats } from './color-totals.js';
+import { addBucket, emptyColorWindow, sampleSource, type CountedSource, windowStats } from './color-totals.js';
+import { parseSampleValue } from './prom-text.js';
 import type { MetricsProvider } from './types.js';
 
 export interface PrometheusProviderOptions {
   url: string;
   /** Smallest range queried (seconds), so a window spans at least two scrapes; shorter windows come back empty. */
   minRangeSeconds?: number;
+  /** Attempts per query: a query that fails once (Prometheus restarting, a timeout) is tried again at once. */
+  attempts?: number;
+  retryDelayMs?: number;
+  /** Per query attempt. */
+  timeoutMs?: number;
 }
 
-function increaseByColor(metric: string, range: string, matchers = ''): string {
-  return `sum by (color) (increase(${metric}${matchers ? `{${matchers}}` : ''}[${range}]))`;
-}
-
-function bucketsByColor(metric: string, range: string): string {
-  return `sum by (color, le) (increase(${metric}_bucket[${range}]))`;
-}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class PrometheusProvider implements MetricsProvider {
   readonly kind = 'prometheus' as const;
@@ -34,47 +35,57 @@ export class PrometheusProvider implements MetricsProvider {
   }
 
   private async query(expr: string): Promise<InstantSample[]> {
-    const result = await queryInstant(this.opts.url, expr);
-    if (result.status !== 'success') throw new Error(`Prometheus refused ${expr}: ${result.errorType} ${result.error}`);
-    return result.samples;
+    const attempts = Math.max(1, this.opts.attempts ?? 3);
+    for (let i = 1; ; i++) {
+      try {
+        const result = await queryInstant(this.opts.url, expr, AbortSignal.timeout(this.opts.timeoutMs ?? 2_000));
+        if (result.status !== 'success') throw new Error(`Prometheus refused ${expr}: ${result.errorType} ${result.error}`);
+        return result.samples;
+      } catch (err) {
+        if (i >= attempts) throw new Error(`Prometheus query failed after ${attempts} attempts: ${(err as Error).message}`);
+        await sleep(this.opts.retryDelayMs ?? 200);
+      }
+    }
   }
 
   async window(fromMs: number, toMs: number): Promise<WindowStats> {
-    const colors = Object.fromEntries(COLORS.map((c) => [c, emptyColorWindow()])) as Record<Color, ColorWindow>;
+    const empty = () => Object.fromEntries(COLORS.map((c) => [c, emptyColorWindow()])) as Record<Color, ColorWindow>;
+    const windows: Record<CountedSource, Record<Color, ColorWindow>> = { live: empty(), mirror: empty() };
     // The range never reaches back before the window opened (it would count, say, the smoke checks' batches);
     // until it spans enough scrapes the window is empty, which the engine reads as inconclusive.
     const seconds = Math.floor((toMs - fromMs) / 1000);
-    if (seconds < (this.opts.minRangeSeconds ?? 5)) return windowStats(fromMs, toMs, colors);
-    const range = `${seconds}s`;
-    const [requests, errors, latBuckets, latSum, latCount, predBuckets, predSum, predCount] = await Promise.all([
-      this.query(increaseByColor(INSTANCE_METRICS.requests, range)),
-      this.query(increaseByColor(INSTANCE_METRICS.requests, range, 'status=~"5.."')),
-      this.query(bucketsByColor(INSTANCE_METRICS.latency, range)),
-      this.query(increaseByColor(`${INSTANCE_METRICS.latency}_sum`, range)),
-      this.query(increaseByColor(`${INSTANCE_METRICS.latency}_count`, range)),
-      this.query(predictionBuckets({ window: range })),
-      this.query(increaseByColor(`${INSTANCE_METRICS.predictionValue}_sum`, range)),
-      this.query(increaseByColor(`${INSTANCE_METRICS.predictionValue}_count`, range)),
+    if (seconds < (this.opts.minRangeSeconds ?? 5)) return windowStats(fromMs, toMs, windows.live, windows.mirror);
+    const window = `${seconds}s`;
+    const { requests, latency, predictionValue } = INSTANCE_METRICS;
+    const [reqs, errors, latBuckets, latSum, latCount, predBuckets, predSum, predCount] = await Promise.all([
+      this.query(increaseBySource(requests, { window })),
+      this.query(increaseBySource(requests, { window, extra: 'status=~"5.."' })),
+      this.query(increaseBySource(`${latency}_bucket`, { window })),
+      this.query(increaseBySource(`${latency}_sum`, { window })),
+      this.query(increaseBySource(`${latency}_count`, { window })),
+      this.query(increaseBySource(`${predictionValue}_bucket`, { window })),
+      this.query(increaseBySource(`${predictionValue}_sum`, { window })),
+      this.query(increaseBySource(`${predictionValue}_count`, { window })),
     ]);
     const each = (samples: InstantSample[], apply: (w: ColorWindow, s: InstantSample) => void) => {
-      for (const s of samples) if (isColor(s.labels.color)) apply(colors[s.labels.color], s);
+      for (const s of samples) {
+        const source = sampleSource(s.labels);
+        if (isColor(s.labels.color) && (source === 'live' || source === 'mirror')) apply(windows[source][s.labels.color], s);
+      }
     };
+    // Unlabelled series (older instances) and source="live" ones both count as live: values add up.
     const bucket = (h: HistogramWindow, s: InstantSample) => {
-      const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
-      if (!Number.isNaN(le)) h.buckets.push({ le, count: s.value });
+      const le = parseSampleValue(s.labels.le ?? '');
+      if (le !== null && !Number.isNaN(le)) addBucket(h, le, s.value);
     };
-    each(requests, (w, s) => (w.requests = s.value));
-    each(errors, (w, s) => (w.serverErrors = s.value));
+    each(reqs, (w, s) => (w.requests += s.value));
+    each(errors, (w, s) => (w.serverErrors += s.value));
     each(latBuckets, (w, s) => bucket(w.latency, s));
-    each(latSum, (w, s) => (w.latency.sum = s.value));
-    each(latCount, (w, s) => (w.latency.count = s.value));
+    each(latSum, (w, s) => (w.latency.sum += s.value));
+    each(latCount, (w, s) => (w.latency.count += s.value));
     each(predBuckets, (w, s) => bucket(w.predictions, s));
-    each(predSum, (w, s) => (w.predictions.sum = s.value));
-    each(predCount, (w, s) => (w.predictions.count = s.value));
-    for (const c of COLORS) {
-      colors[c].latency.buckets.sort((a, b) => a.le - b.le);
-      colors[c].predictions.buckets.sort((a, b) => a.le - b.le);
-    }
-    return windowStats(fromMs, toMs, colors);
+    each(predSum, (w, s) => (w.predictions.sum += s.value));
+    each(predCount, (w, s) => (w.predictions.count += s.value));
+    return windowStats(fromMs, toMs, windows.live, windows.mirror);
   }
 }

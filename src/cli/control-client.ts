@@ -1,9 +1,11 @@
 /** A small client for the control API, shared by every CLI verb that talks to a running stack. */
+import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { request } from 'undici';
 import { DEFAULT_STATE_DIR, PORTS } from '../config/defaults.js';
 import { readTokenFile } from '../control/auth.js';
+import { ACTOR_HEADER } from '../control/actor.js';
 
 export const CONTROL_URL_ENV = 'BGSERVE_CONTROL_URL';
 export const TOKEN_ENV = 'BGSERVE_TOKEN';
@@ -33,6 +35,18 @@ export function withControlOptions(cmd: Command): Command {
     .option('--control-url <url>', `control API (env ${CONTROL_URL_ENV})`)
     .option('--token <token>', `control API token (env ${TOKEN_ENV}; else read from <state-dir>/token)`)
     .option('--state-dir <dir>', 'state directory of the running stack', DEFAULT_STATE_DIR);
+}
+
+/** user@host, so a traffic change forced during a release records who made it. */
+export function cliActor(): string {
+  let user: string;
+  try {
+    user = os.userInfo().username;
+  } catch {
+    // No passwd entry (some containers run as a bare uid).
+    user = process.env.USER ?? `uid${process.getuid?.() ?? '?'}`;
+  }
+  return `${user}@${os.hostname()}`;
 }
 
 export class ControlClient {
@@ -79,6 +93,7 @@ export class ControlClient {
         method,
         headers: {
           authorization: `Bearer ${this.token}`,
+          [ACTOR_HEADER]: cliActor(),
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
         },
         body: body !== undefined ? JSON.stringify(body) : undefined,

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { COLORS, DEFAULT_STATE_DIR, PORTS, type Color } from '../config/defaults.js';
+import { COLORS, DEFAULT_STATE_DIR, PORTS, PREVIEW_TOKEN_FILE, type Color } from '../config/defaults.js';
 import { ensureTokenFile } from '../control/auth.js';
 import { releasePlugin } from '../control/release-routes.js';
 import { startControlServer } from '../control/server.js';
@@ -15,6 +15,11 @@ import { startEmbeddedRouter } from '../traffic/embedded-router.js';
 import type { NginxPaths } from '../traffic/nginx-config.js';
 import { startNginxDriver } from '../traffic/nginx-driver.js';
 import type { TrafficDriver, Upstream, Upstreams } from '../traffic/types.js';
+import { startupTraffic } from '../controller/local.js';
+import { RELEASE_LOG_FILE } from '../release/defaults.js';
+import { ReleaseStore } from '../store/release-store.js';
+
+type StartupTraffic = ReturnType<typeof startupTraffic>;
 import { port } from './option-parsers.js';
 
 /**
@@ -71,8 +76,8 @@ export function upstreamOf(url: string): Upstream {
 
 const words = (command: string) => command.trim().split(/\s+/);
 
-async function startTraffic(opts: ControllerCliOptions, upstreams: Upstreams): Promise<TrafficDriver> {
-  if (opts.router === 'embedded') return startEmbeddedRouter({ host: opts.routerHost ?? opts.host, port: opts.routerPort, upstreams });
+async function startTraffic(opts: ControllerCliOptions, upstreams: Upstreams, previewToken: string, initial: StartupTraffic): Promise<TrafficDriver> {
+  if (opts.router === 'embedded') return startEmbeddedRouter({ host: opts.routerHost ?? opts.host, port: opts.routerPort, upstreams, previewToken, initial });
   if (opts.router !== 'nginx') throw new InvalidArgumentError('--router must be embedded or nginx');
   const missing = (['nginxConfig', 'nginxLiveDir', 'nginxCheckUrl'] as const).filter((k) => opts[k] === undefined);
   if (missing.length > 0) {
@@ -81,6 +86,9 @@ async function startTraffic(opts: ControllerCliOptions, upstreams: Upstreams): P
   return startNginxDriver({
     listen: opts.nginxListen,
     upstreams,
+    // Rendered into the configuration nginx loads: until then (compose's seed), nginx refuses preview requests.
+    previewToken,
+    initial,
     checkUrl: opts.nginxCheckUrl,
     mode: {
       kind: 'external',
@@ -96,13 +104,23 @@ async function startTraffic(opts: ControllerCliOptions, upstreams: Upstreams): P
 export async function runController(opts: ControllerCliOptions): Promise<void> {
   const stateDir = path.resolve(opts.stateDir);
   const token = await ensureTokenFile(path.join(stateDir, 'token'));
+  const previewToken = await ensureTokenFile(path.join(stateDir, PREVIEW_TOKEN_FILE));
   const urls: Record<Color, string> = { blue: opts.blueUrl.replace(/\/+$/, ''), green: opts.greenUrl.replace(/\/+$/, '') };
   const upstreams = Object.fromEntries(COLORS.map((c) => [c, upstreamOf(urls[c])])) as Upstreams;
   const log = (message: string, fields?: Record<string, unknown>) =>
     process.stdout.write(`bgserve: ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
 
-  const traffic = await startTraffic(opts, upstreams);
+  // The router starts on what the release log says (the reconcile below then agrees), not on all-blue.
+  const store = ReleaseStore.open(path.join(stateDir, RELEASE_LOG_FILE), { onWarning: (message) => log(message) });
+  let traffic: TrafficDriver;
+  try {
+    traffic = await startTraffic(opts, upstreams, previewToken, startupTraffic(store.latest()));
+  } catch (err) {
+    store.close();
+    throw err;
+  }
   const releases = releasePlugin({
+    store,
     stateDir,
     adminTokenFile: path.resolve(opts.adminTokenFile ?? path.join(stateDir, 'admin-token')),
     ...(opts.prometheusUrl ? { prometheusUrl: opts.prometheusUrl } : {}),

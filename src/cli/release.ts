@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { ReleaseView } from '../control/release-routes.js';
+import type { ReleaseTraffic } from '../control/traffic-guard.js';
 import { parseDuration, normalizeSteps, SpecError } from '../release/spec.js';
 import type { CheckResult, Command as ReleaseCommand, ReleaseEvent, ReleaseState } from '../release/types.js';
 import { isLive } from '../release/engine.js';
@@ -69,8 +70,11 @@ export function formatEvent(e: ReleaseEvent, startedAt: number): string {
   return line;
 }
 
-/** A release in a few lines, for `status` and the end of `deploy --wait`. */
-export function formatReleaseSummary(r: ReleaseState): string {
+/**
+ * A release in a few lines, for `status` and the end of `deploy --wait`. With `traffic` (from status), a
+ * release whose traffic was moved outside it says so on its own status line.
+ */
+export function formatReleaseSummary(r: ReleaseState, traffic?: ReleaseTraffic): string {
   const { spec } = r;
   const where = isLive(r.status)
     ? `${r.phase}${r.phase === 'step' ? ` ${r.stepIndex + 1}/${spec.steps.length}` : ''}, ${spec.targetColor} at ${r.targetWeight}%`
@@ -79,6 +83,9 @@ export function formatReleaseSummary(r: ReleaseState): string {
     `release  ${spec.id}  ${spec.strategy}  ${spec.modelName} ${spec.version} -> ${spec.targetColor}  (stable ${spec.stableColor}${spec.stableVersion ? ` ${spec.stableVersion}` : ''})`,
     `status   ${r.status.toUpperCase()} (${where})${r.reason ? `: ${r.reason}` : ''}`,
   ];
+  if (traffic && traffic.releaseId === spec.id && !traffic.agrees) {
+    lines[1] += `  [BUT live traffic disagrees with it: ${traffic.message}]`;
+  }
   if (r.lastAnalysis && isLive(r.status)) {
     lines.push(`analysis ${r.lastAnalysis.outcome} on ${r.lastAnalysis.samples.target} requests: ${formatChecks(r.lastAnalysis.checks)}`);
   }

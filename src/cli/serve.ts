@@ -4,7 +4,7 @@ import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { pino } from 'pino';
 import { COLORS, DEFAULT_BUNDLE, PORTS, isColor } from '../config/defaults.js';
-import { loadBundle } from '../model/bundle.js';
+import { defaultBundleRoots, loadBundle } from '../model/bundle.js';
 import { buildApp, SERVE_DEFAULTS } from '../serve/app.js';
 import { DRAIN_DEFAULTS, listenAndDrainOnSignal } from '../serve/server.js';
 import { integer } from './option-parsers.js';
@@ -19,6 +19,8 @@ export interface ServeCliOptions {
   host: string;
   color?: string;
   adminTokenFile?: string;
+  /** Folders POST /admin/model may load from, besides the default ones. */
+  bundleRoot: string[];
   batchLimit: number;
   bodyLimit: number;
   drainDelayMs: number;
@@ -37,6 +39,16 @@ export async function readAdminToken(file: string | undefined, env: NodeJS.Proce
   return token;
 }
 
+/** Repeatable option: every value given, in order. */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** The default roots (models/ here, the start-up bundle's models folder) and those given, absolute. */
+export function bundleRootsFor(bundle: string, given: readonly string[], cwd = process.cwd()): string[] {
+  return [...new Set([...defaultBundleRoots(bundle, cwd), ...given.map((r) => path.resolve(cwd, r))])];
+}
+
 /** The port an instance listens on: as given, else its color's (blue 8001, green 8002), else 8080. */
 export function defaultPort(colorName: string | undefined): number {
   return colorName === 'blue' || colorName === 'green' ? PORTS[colorName] : PORTS.router;
@@ -47,10 +59,12 @@ export async function runServe(opts: ServeCliOptions): Promise<void> {
   const log = pino({ level: opts.logLevel, base: { pid: process.pid, color: colorName } });
   const model = await loadBundle(path.resolve(opts.bundle));
   const adminToken = await readAdminToken(opts.adminTokenFile);
+  const bundleRoots = bundleRootsFor(opts.bundle, opts.bundleRoot);
   const app = buildApp({
     model,
     color: colorName,
     adminToken,
+    bundleRoots,
     batchLimit: opts.batchLimit,
     bodyLimit: opts.bodyLimit,
     loggerInstance: log,
@@ -68,6 +82,7 @@ export async function runServe(opts: ServeCliOptions): Promise<void> {
       model: app.serving.holder.current.identity,
       bundle: model.dir,
       admin: adminToken === undefined ? 'disabled' : 'enabled',
+      bundleRoots,
     },
     'listening',
   );
@@ -82,6 +97,7 @@ export function registerServe(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--color <color>', `color label of this instance (${COLORS.join(' | ')})`, color)
     .option('--admin-token-file <file>', `bearer token of POST /admin/model (else env ${ADMIN_TOKEN_ENV}; neither: admin disabled)`)
+    .option('--bundle-root <dir>', 'a folder POST /admin/model may load bundles from (repeatable); ./models and the folder two above --bundle always are', collect, [])
     .option('--batch-limit <rows>', 'rows per /predict/batch request (more: 413)', integer(1), SERVE_DEFAULTS.batchLimit)
     .option('--body-limit <bytes>', 'bytes per request body (more: 413)', integer(1), SERVE_DEFAULTS.bodyLimit)
     .option('--drain-delay-ms <ms>', 'on SIGTERM, time between /ready turning 503 and closing the socket', integer(0), DRAIN_DEFAULTS.drainDelayMs)

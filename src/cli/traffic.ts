@@ -6,10 +6,14 @@ import { parseWeightArgs } from '../traffic/policy.js';
 import type { TrafficState } from '../traffic/types.js';
 import { ControlClient, withControlOptions, type ControlConnectionOptions } from './control-client.js';
 import type { ReleaseView } from '../control/release-routes.js';
+import type { ReleaseState } from '../release/types.js';
 import { formatReleaseSummary } from './release.js';
 import { percent } from './option-parsers.js';
 
-type Applied = TrafficState & { inEffectMs?: number };
+/** A traffic change's answer; `release` when a live release was paused (or ended) to make way for it. */
+type Applied = TrafficState & { inEffectMs?: number; release?: ReleaseState };
+
+const FORCE_HELP = 'move traffic even while a release is live: the release is paused (its reason names you)';
 
 function colorArg(value: string): Color {
   if (!isColor(value)) throw new InvalidArgumentError(`expected ${COLORS.join(' or ')}`);
@@ -40,9 +44,19 @@ export function formatStatus(r: StatusReport): string {
     `weights  ${formatWeights(r.weights)}${r.active ? `  (all on ${r.active})` : ''}`,
     `mirror   ${formatMirror(r.mirror)}`,
     `sticky   ${formatSticky(r.sticky)}`,
+  ];
+  // Right under the split it contradicts: a release's own status line further down is only half the story.
+  if (r.releaseTraffic && !r.releaseTraffic.agrees) lines.push(`traffic  DISAGREES: ${r.releaseTraffic.message}`);
+  const damage = r.releaseLog?.damage ?? [];
+  if (r.releaseLog && damage.length > 0) {
+    lines.push(`log      ${damage.length} damaged record${damage.length === 1 ? '' : 's'} skipped in ${r.releaseLog.file}`);
+    for (const d of damage.slice(0, 5)) lines.push(`           line ${d.line}: ${d.problem}`);
+    if (damage.length > 5) lines.push(`           ... and ${damage.length - 5} more`);
+  }
+  lines.push(
     '',
     `${pad('color', 7)}${pad('weight', 8)}${pad('router', 11)}${pad('instance', 10)}${pad('model', 22)}${pad('pid', 9)}url`,
-  ];
+  );
   const problems: string[] = [];
   for (const color of COLORS) {
     const c = r.colors[color];
@@ -63,10 +77,18 @@ export function formatStatus(r: StatusReport): string {
 
 function applied(state: Applied): string {
   const took = state.inEffectMs !== undefined ? ` (in effect after ${state.inEffectMs} ms)` : '';
-  return `weights ${formatWeights(state.weights)}${took}`;
+  return `weights ${formatWeights(state.weights)}${took}${yielded(state)}`;
+}
+
+function yielded(state: Applied): string {
+  const r = state.release;
+  return r ? `\nrelease ${r.spec.id} is now ${r.status}: ${r.reason ?? ''}` : '';
 }
 
 type Opts = ControlConnectionOptions & { json?: boolean };
+type ForceOpts = Opts & { force?: boolean };
+
+const force = (opts: ForceOpts) => (opts.force ? { force: true } : {});
 
 function print(opts: Opts, value: unknown, text: string): void {
   process.stdout.write(opts.json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
@@ -78,11 +100,12 @@ export function registerTraffic(program: Command): void {
       .command('weights')
       .description('Set the traffic split, e.g. `bgserve weights blue=90 green=10` (one color alone implies the other)')
       .argument('<split...>', 'blue=N and/or green=N, whole percents summing to 100')
+      .option('--force', FORCE_HELP)
       .option('--json', 'print the new state as JSON'),
-  ).action(async (split: string[], opts: Opts) => {
+  ).action(async (split: string[], opts: ForceOpts) => {
     const weights = parseWeightArgs(split);
     const client = await ControlClient.connect(opts);
-    const state = await client.put<Applied>('/api/weights', weights);
+    const state = await client.put<Applied>('/api/weights', { ...weights, ...force(opts) });
     print(opts, state, applied(state));
   });
 
@@ -91,10 +114,11 @@ export function registerTraffic(program: Command): void {
       .command('switch')
       .description('Send all traffic to one color (in effect when the command returns)')
       .argument('<color>', COLORS.join(' | '), colorArg)
+      .option('--force', FORCE_HELP)
       .option('--json', 'print the new state as JSON'),
-  ).action(async (color: Color, opts: Opts) => {
+  ).action(async (color: Color, opts: ForceOpts) => {
     const client = await ControlClient.connect(opts);
-    const state = await client.post<Applied>('/api/switch', { color });
+    const state = await client.post<Applied>('/api/switch', { color, ...force(opts) });
     print(opts, state, `switched to ${color}: ${applied(state)}`);
   });
 
@@ -104,13 +128,14 @@ export function registerTraffic(program: Command): void {
       .description('Copy a share of requests to a color, answers discarded (`bgserve mirror green --percent 20`, `bgserve mirror off`)')
       .argument('<target>', `${COLORS.join(' | ')} | off`)
       .option('--percent <n>', 'share of requests copied', percent(0), 100)
+      .option('--force', FORCE_HELP)
       .option('--json', 'print the new state as JSON'),
-  ).action(async (target: string, opts: Opts & { percent: number }) => {
+  ).action(async (target: string, opts: ForceOpts & { percent: number }) => {
     if (target !== 'off' && !isColor(target)) throw new InvalidArgumentError(`mirror target must be ${COLORS.join(', ')} or off`);
     const client = await ControlClient.connect(opts);
     const body = target === 'off' ? { target: null, percent: 0 } : { target, percent: opts.percent };
-    const state = await client.put<TrafficState>('/api/mirror', body);
-    print(opts, state, `mirror ${formatMirror(state.mirror)}`);
+    const state = await client.put<Applied>('/api/mirror', { ...body, ...force(opts) });
+    print(opts, state, `mirror ${formatMirror(state.mirror)}${yielded(state)}`);
   });
 
   withControlOptions(
@@ -136,6 +161,7 @@ export function registerTraffic(program: Command): void {
     const report = await client.get<StatusReport>('/api/status');
     // Release info (issue 5): the current or latest release, when the control API has one.
     const release = await client.get<ReleaseView>('/api/releases/current').then((v) => v.release, () => null);
-    print(opts, release ? { ...report, release } : report, release ? `${formatStatus(report)}\n\n${formatReleaseSummary(release)}` : formatStatus(report));
+    const summary = release ? `\n\n${formatReleaseSummary(release, report.releaseTraffic)}` : '';
+    print(opts, release ? { ...report, release } : report, `${formatStatus(report)}${summary}`);
   });
 }

@@ -4,6 +4,10 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { DEFAULT_BUNDLE, DEFAULT_STATE_DIR, PORTS } from '../config/defaults.js';
 import { LOCAL_STACK_DEFAULTS, startLocalStack, stateFiles, type LocalStack, type LocalStackOptions } from '../stack/compose-root.js';
 import { releasePlugin } from '../control/release-routes.js';
+import { startupTraffic } from '../controller/local.js';
+import { RELEASE_LOG_FILE } from '../release/defaults.js';
+import { ReleaseStore } from '../store/release-store.js';
+import { registerRouter } from './router.js';
 import { liveStatsPlugin, statusPagePlugin } from '../control/status-page.js';
 import { prometheusBannerLine, startStackPrometheus, type LocalPrometheus } from '../monitoring/local-prometheus.js';
 import { describeExit, type InstanceProcess } from '../stack/instances.js';
@@ -16,6 +20,7 @@ interface UpCliOptions extends Pick<LocalStackOptions, 'host' | 'port' | 'bluePo
   prometheus?: boolean;
   prometheusPort: number;
   releaseMetrics: string;
+  bundleRoot: string[];
 }
 
 function pidNote(instance: InstanceProcess): string {
@@ -26,7 +31,7 @@ export function upBanner(stack: LocalStack): string {
   const { instances, traffic } = stack;
   return [
     'bgserve: local blue-green stack is up',
-    `  router   ${traffic.url}   (${traffic.kind}; POST /predict, preview a color with header x-bgserve-color)`,
+    `  router   ${traffic.url}   (${traffic.kind}; POST /predict, preview a color with header x-bgserve-color + x-bgserve-preview-token from the state dir's preview-token)`,
     `  blue     ${instances.instances.blue.url}   ${pidNote(instances.instances.blue)}`,
     `  green    ${instances.instances.green.url}   ${pidNote(instances.instances.green)}`,
     `  control  ${stack.controlUrl}   (token in ${stack.tokenFile}; metrics at ${stack.controlUrl}/metrics)`,
@@ -40,7 +45,11 @@ export async function runUp(
 ): Promise<void> {
   // Release controller (issue 5): reconciles with the release log on start, serves /api/releases.
   const files = stateFiles(opts.stateDir ?? LOCAL_STACK_DEFAULTS.stateDir);
+  const log = (message: string) => process.stdout.write(`bgserve: ${message}\n`);
+  // Read once: the router starts on the traffic it says, and the controller then reconciles with the same log.
+  const store = ReleaseStore.open(path.join(files.dir, RELEASE_LOG_FILE), { onWarning: log });
   const releases = releasePlugin({
+    store,
     stateDir: files.dir,
     adminTokenFile: files.adminToken,
     // Release analysis through the stack's Prometheus (PromQL) when asked; else a direct scrape of the instances.
@@ -49,11 +58,15 @@ export async function runUp(
   });
   const stack = await startLocalStack({
     ...opts,
+    initialTraffic: startupTraffic(store.latest()) ?? null,
     controlPlugins: [...(opts.controlPlugins ?? []), releases, liveStatsPlugin()],
     publicControlPlugins: [...(opts.publicControlPlugins ?? []), statusPagePlugin],
     onInstanceExit: (color, exit) =>
       process.stderr.write(`bgserve: ${color} exited (${describeExit(exit)}); not restarted. The router sends its traffic to the other color.\n`),
-    log: (message) => process.stdout.write(`bgserve: ${message}\n`),
+    log,
+  }).catch((err: unknown) => {
+    store.close();
+    throw err;
   });
   let prometheus: LocalPrometheus | undefined;
   try {
@@ -101,6 +114,8 @@ export async function runUp(
 }
 
 export function registerUp(program: Command): void {
+  // The hidden command `up` spawns its embedded router with (see stack/router-process.ts).
+  registerRouter(program);
   program
     .command('up')
     .description('Start the local stack: blue and green instances, the router and the control API')
@@ -112,6 +127,7 @@ export function registerUp(program: Command): void {
     .option('--bundle <dir>', 'model bundle both colors start with', DEFAULT_BUNDLE)
     .option('--state-dir <dir>', 'token, logs and nginx files', DEFAULT_STATE_DIR)
     .option('--host <host>', 'address every part listens on', '127.0.0.1')
+    .option('--bundle-root <dir>', 'a folder releases may load bundles from, besides models/ and the state dir (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--prometheus', 'also start a local Prometheus (when installed) scraping the stack, with the alert rules')
     .option('--prometheus-port <port>', 'its port', port, PORTS.prometheus)
     .option('--release-metrics <source>', 'what releases are judged on: scrape (the instances directly) | prometheus (needs --prometheus)', 'scrape')
@@ -119,7 +135,8 @@ export function registerUp(program: Command): void {
       if (o.router !== 'embedded' && o.router !== 'nginx') throw new InvalidArgumentError('--router must be embedded or nginx');
       if (o.releaseMetrics !== 'scrape' && o.releaseMetrics !== 'prometheus') throw new InvalidArgumentError('--release-metrics must be scrape or prometheus');
       if (o.releaseMetrics === 'prometheus' && !o.prometheus) throw new InvalidArgumentError('--release-metrics prometheus needs --prometheus');
-      await runUp({ ...o, router: o.router, releaseMetrics: o.releaseMetrics });
+      const { bundleRoot, ...rest } = o;
+      await runUp({ ...rest, router: o.router, releaseMetrics: o.releaseMetrics, bundleRoots: bundleRoot });
       process.exit(0);
     });
 }

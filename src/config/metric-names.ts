@@ -3,13 +3,13 @@
  * system's names; rules, dashboards and analysis queries import these rather than spelling them again.
  */
 export const INSTANCE_METRICS = {
-  /** counter {color, model_version, route, status}: prediction requests answered (any status). */
+  /** counter {color, model_version, route, status, source}: prediction requests answered (any status). */
   requests: 'predict_requests_total',
-  /** histogram {color, model_version, route}: time spent in inference + validation, seconds. */
+  /** histogram {color, model_version, route, source}: time spent in inference + validation, seconds. */
   latency: 'prediction_latency_seconds',
-  /** counter {color, model_version, route, reason}: rejected or failed prediction requests. */
+  /** counter {color, model_version, route, reason, source}: rejected or failed prediction requests. */
   errors: 'predict_errors_total',
-  /** histogram {color, model_version}: predicted values, to compare colors. */
+  /** histogram {color, model_version, source}: predicted values, to compare colors. source: live | preview | mirror. */
   predictionValue: 'prediction_value',
   /** gauge {color, model_name, model_version, sha256, format}: 1 for the bundle being served. */
   modelInfo: 'model_info',

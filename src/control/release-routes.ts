@@ -7,11 +7,14 @@
  *   GET  /releases/:id/events      its events from ?after=N on (for progress following)
  *   POST /releases/current/:command  promote | abort | rollback | pause | resume
  */
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { createLocalController, type LocalControllerOptions } from '../controller/local.js';
 import { DeployError, type DeployOptions, type ReleaseController } from '../controller/controller.js';
+import { RELEASE_LOG_FILE } from '../release/defaults.js';
 import type { Command, ReleaseEvent, ReleaseState } from '../release/types.js';
-import { ControlError, type ControlPlugin } from './server.js';
+import { ReleaseStore } from '../store/release-store.js';
+import { ControlError, type ControlPlugin, type ReleasePort } from './server.js';
 
 export const COMMANDS: readonly Command[] = ['promote', 'abort', 'rollback', 'pause', 'resume'];
 
@@ -107,16 +110,36 @@ export function releaseRoutes(controller: ReleaseController): ControlPlugin {
   };
 }
 
+/** What the traffic routes and status see of the controller (see ReleasePort). */
+export function releasePort(controller: ReleaseController, store: ReleaseStore): ReleasePort {
+  return {
+    current: () => controller.current(),
+    async yieldTraffic(reason) {
+      let out = await controller.command('pause', { reason });
+      if (out.state.status === 'running') {
+        // Before its checks pass (loading, smoke) a release cannot pause: it would still move traffic itself
+        // once they pass. It has moved none yet, so ending it undoes nothing of the manual change.
+        out = await controller.command('abort', { reason });
+      }
+      return out.state;
+    },
+    log: { file: store.file, damage: store.damage },
+  };
+}
+
 /**
- * The plugin `up` registers: builds the local controller from the control API's context, reconciles with
- * the release log, and closes it with the server.
+ * The plugin `up` registers: opens the release log (its warnings to `log`), builds the local controller from
+ * the control API's context, reconciles with the log, hands the traffic routes their release port, and
+ * closes it all with the server.
  */
 export function releasePlugin(opts: LocalControllerOptions & { onReady?: (controller: ReleaseController) => void }): ControlPlugin {
   return async (api, { ctx }) => {
-    const controller = await createLocalController({ traffic: ctx.traffic, colors: ctx.colors, metrics: ctx.metrics }, opts);
+    const store = opts.store ?? ReleaseStore.open(path.join(opts.stateDir, RELEASE_LOG_FILE), { onWarning: (message) => opts.log?.(message) });
+    const controller = await createLocalController({ traffic: ctx.traffic, colors: ctx.colors, metrics: ctx.metrics }, { ...opts, store });
     const reconciled = await controller.start();
     for (const e of reconciled) opts.log?.(`release ${e.releaseId}: ${e.reason}`, { type: e.type });
     api.addHook('onClose', async () => controller.close());
+    ctx.releases = releasePort(controller, store);
     opts.onReady?.(controller);
     await releaseRoutes(controller)(api, { ctx });
   };

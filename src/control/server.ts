@@ -6,6 +6,8 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Color } from '../config/defaults.js';
+import type { ReleaseState } from '../release/types.js';
+import type { LogDamage } from '../store/release-store.js';
 import { NginxConfigError } from '../traffic/nginx-driver.js';
 import { TrafficInputError } from '../traffic/policy.js';
 import type { TrafficDriver } from '../traffic/types.js';
@@ -37,8 +39,26 @@ export interface StackView {
   processes(): Record<Color, InstanceProcessInfo>;
 }
 
+/**
+ * What the traffic routes and the status report need of the release controller. Set by the release plugin
+ * when it starts, so the traffic half of the API works without releases and never imports the controller.
+ */
+export interface ReleasePort {
+  /** The live release, else the latest one, as users see it. */
+  current(): ReleaseState | undefined;
+  /**
+   * Someone moves traffic by hand while a release is live: the release stops moving traffic (paused, or
+   * aborted before it moved any), recording `reason`. Resolves with the release's new state.
+   */
+  yieldTraffic(reason: string): Promise<ReleaseState>;
+  /** The release log and the lines skipped as damaged when it was opened. */
+  log: { file: string; damage: readonly LogDamage[] };
+}
+
 export interface ControlContext {
   traffic: TrafficDriver;
+  /** The release controller, once the release plugin has started it. */
+  releases?: ReleasePort;
   /** Base URL of each color's instance (for /health, admin calls). */
   colors: Record<Color, { url: string }>;
   stack?: StackView;

@@ -81,7 +81,7 @@ function renderWeights(w) {
   }
 }
 
-function renderRelease(view) {
+function renderRelease(view, traffic) {
   const box = $('release');
   const r = view && view.release;
   $('no-release').hidden = !!r;
@@ -94,8 +94,10 @@ function renderRelease(view) {
   text(field(box, 'model'), s.modelName + ' ' + s.version + ' → ' + s.targetColor);
   text(field(box, 'strategy'), s.strategy);
   const status = field(box, 'status');
-  text(status, r.status);
-  status.className = r.status === 'rolled_back' || r.status === 'failed' ? 'bad' : r.status === 'succeeded' ? 'ok' : '';
+  // A release never reads as done (or green) while the router's traffic says otherwise.
+  const disagrees = !!traffic && !traffic.agrees && traffic.releaseId === s.id;
+  text(status, r.status + (disagrees ? ' (but live traffic disagrees)' : ''));
+  status.className = disagrees || r.status === 'rolled_back' || r.status === 'failed' ? 'bad' : r.status === 'succeeded' ? 'ok' : '';
   text(field(box, 'phase'), r.phase);
   text(field(box, 'step'), r.phase === 'step' ? (r.stepIndex + 1) + ' of ' + s.steps.length + ' (' + s.steps[r.stepIndex] + '%)' : null);
   text(field(box, 'target-weight'), r.targetWeight + '% on ' + s.targetColor);
@@ -114,6 +116,19 @@ function renderRelease(view) {
     const li = el('li', when(e.at) + '  ' + e.type + (e.reason ? ': ' + e.reason : ''));
     return li;
   }));
+}
+
+function renderWarnings(s) {
+  const t = s.releaseTraffic;
+  const warning = $('traffic-warning');
+  warning.hidden = !t || t.agrees;
+  text(warning, t && !t.agrees ? 'Traffic disagrees with the release: ' + t.message : '');
+  const log = s.releaseLog;
+  const damage = log ? log.damage : [];
+  const box = $('log-damage');
+  box.hidden = damage.length === 0;
+  text(field(box, 'summary'), damage.length + ' damaged record' + (damage.length === 1 ? '' : 's') + ' skipped in ' + (log ? log.file : ''));
+  $('damage').replaceChildren(...damage.slice(0, 20).map((d) => el('li', 'line ' + d.line + ': ' + d.problem)));
 }
 
 function renderHistory(list) {
@@ -137,7 +152,8 @@ async function refresh() {
     if (status.status !== 200) throw new Error(status.body.message || 'status ' + status.status);
     for (const c of COLORS) renderColor(c, status.body.colors[c], live.status === 200 ? live.body : null);
     renderWeights(status.body.weights);
-    renderRelease(current.status === 200 ? current.body : null);
+    renderRelease(current.status === 200 ? current.body : null, status.body.releaseTraffic);
+    renderWarnings(status.body);
     renderHistory(history.status === 200 ? history.body.releases : []);
     text($('conn'), 'updated ' + new Date().toLocaleTimeString());
     $('login').hidden = true;
@@ -202,9 +218,14 @@ export function renderStatusPage(): string {
 </section>
 ${colorCard('blue')}
 ${colorCard('green')}
+<section class="wide" id="log-damage" hidden><h2>Release log damaged</h2>
+  <p class="bad" data-field="summary"></p><ul id="damage"></ul>
+  <p>The stack started on the records that are intact; the damaged lines stay in the file for inspection.</p>
+</section>
 <section class="wide"><h2>Weights</h2><div class="bar"><div class="blue"></div><div class="green"></div></div></section>
 <section class="wide" id="release">
   <h2>Current release</h2>
+  <p id="traffic-warning" class="bad" hidden></p>
   <p id="no-release">No release yet: start one with <code>bgserve deploy &lt;bundle&gt;</code>.</p>
   <div id="release-details" hidden>
     <dl>

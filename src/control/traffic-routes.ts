@@ -2,12 +2,17 @@
 import { request } from 'undici';
 import { COLORS, type Color } from '../config/defaults.js';
 import { describeError } from '../traffic/health.js';
-import { activeColor, weightsFor } from '../traffic/policy.js';
-import type { StickyConfig } from '../traffic/types.js';
+import { activeColor, validateMirror, validateWeights, weightsFor } from '../traffic/policy.js';
+import type { MirrorConfig, StickyConfig, Weights } from '../traffic/types.js';
+import type { LogDamage } from '../store/release-store.js';
 import type { ControlContext, ControlPlugin, InstanceProcessInfo } from './server.js';
+import { actorOf } from './actor.js';
+import { claimTraffic, releaseTraffic, type ReleaseTraffic } from './traffic-guard.js';
 
 const PERCENT = { type: 'integer', minimum: 0, maximum: 100 } as const;
 const COLOR = { type: 'string', enum: [...COLORS] } as const;
+/** Move traffic even while a release is live: the release is paused first (see traffic-guard.ts). */
+const FORCE = { type: 'boolean' } as const;
 
 export interface InstanceHealth {
   ok: boolean;
@@ -33,6 +38,10 @@ export interface StatusReport {
   sticky: StickyConfig | null;
   generation: number;
   colors: Record<Color, ColorStatus>;
+  /** The router's traffic against the latest release's (absent without a release controller or a release). */
+  releaseTraffic?: ReleaseTraffic;
+  /** The release log and the lines skipped as damaged when it was opened (absent without a release controller). */
+  releaseLog?: { file: string; damage: LogDamage[] };
 }
 
 /** GET /health of one instance, short timeout: status must answer even when an instance hangs. */
@@ -71,39 +80,69 @@ export async function statusReport(ctx: ControlContext): Promise<StatusReport> {
     sticky: state.sticky,
     generation: state.generation,
     colors,
+    ...releaseReport(ctx),
   };
 }
+
+function releaseReport(ctx: ControlContext): Pick<StatusReport, 'releaseTraffic' | 'releaseLog'> {
+  const port = ctx.releases;
+  if (!port) return {};
+  const latest = port.current();
+  return {
+    ...(latest ? { releaseTraffic: releaseTraffic(latest, ctx.traffic.state()) } : {}),
+    releaseLog: { file: port.log.file, damage: [...port.log.damage] },
+  };
+}
+
+const sameWeights = (a: Weights, b: Weights) => a.blue === b.blue && a.green === b.green;
 
 export const trafficRoutes: ControlPlugin = async (api, { ctx }) => {
   const { traffic } = ctx;
 
   api.get('/status', async () => statusReport(ctx));
 
-  api.put(
+  api.put<{ Body: Weights & { force?: boolean } }>(
     '/weights',
     {
       schema: {
-        body: { type: 'object', required: ['blue', 'green'], additionalProperties: false, properties: { blue: PERCENT, green: PERCENT } },
+        body: {
+          type: 'object',
+          required: ['blue', 'green'],
+          additionalProperties: false,
+          properties: { blue: PERCENT, green: PERCENT, force: FORCE },
+        },
       },
     },
     async (request) => {
+      const weights = validateWeights({ blue: request.body.blue, green: request.body.green });
+      const release = await claimTraffic(ctx.releases, `weights blue=${weights.blue} green=${weights.green}`, {
+        force: request.body.force === true,
+        actor: actorOf(request),
+        unchanged: sameWeights(weights, traffic.state().weights),
+      });
       const started = Date.now();
-      const state = await traffic.setWeights(request.body as { blue: number; green: number });
-      return { ...state, inEffectMs: Date.now() - started };
+      const state = await traffic.setWeights(weights);
+      return { ...state, inEffectMs: Date.now() - started, ...(release ? { release } : {}) };
     },
   );
 
-  api.post(
+  api.post<{ Body: { color: Color; force?: boolean } }>(
     '/switch',
-    { schema: { body: { type: 'object', required: ['color'], additionalProperties: false, properties: { color: COLOR } } } },
+    { schema: { body: { type: 'object', required: ['color'], additionalProperties: false, properties: { color: COLOR, force: FORCE } } } },
     async (request) => {
+      const { color } = request.body;
+      const release = await claimTraffic(ctx.releases, `switch to ${color}`, {
+        force: request.body.force === true,
+        actor: actorOf(request),
+        unchanged: sameWeights(weightsFor(color), traffic.state().weights),
+      });
       const started = Date.now();
-      const state = await traffic.setWeights(weightsFor((request.body as { color: Color }).color));
-      return { ...state, inEffectMs: Date.now() - started };
+      const state = await traffic.setWeights(weightsFor(color));
+      return { ...state, inEffectMs: Date.now() - started, ...(release ? { release } : {}) };
     },
   );
 
-  api.put(
+  api.put<{ Body: MirrorConfig & { force?: boolean } }>(
     '/mirror',
     {
       schema: {
@@ -111,11 +150,22 @@ export const trafficRoutes: ControlPlugin = async (api, { ctx }) => {
           type: 'object',
           required: ['target', 'percent'],
           additionalProperties: false,
-          properties: { target: { anyOf: [COLOR, { type: 'null' }] }, percent: PERCENT },
+          properties: { target: { anyOf: [COLOR, { type: 'null' }] }, percent: PERCENT, force: FORCE },
         },
       },
     },
-    async (request) => traffic.setMirror(request.body as { target: Color | null; percent: number }),
+    async (request) => {
+      const mirror = validateMirror({ target: request.body.target, percent: request.body.percent });
+      const change = mirror.target && mirror.percent > 0 ? `mirror ${mirror.percent}% to ${mirror.target}` : 'mirror off';
+      const current = traffic.state().mirror;
+      const release = await claimTraffic(ctx.releases, change, {
+        force: request.body.force === true,
+        actor: actorOf(request),
+        unchanged: current.target === mirror.target && current.percent === mirror.percent,
+      });
+      const state = await traffic.setMirror(mirror);
+      return { ...state, ...(release ? { release } : {}) };
+    },
   );
 
   api.put(

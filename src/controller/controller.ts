@@ -13,7 +13,7 @@ import { COLORS, type Color } from '../config/defaults.js';
 import { BundleError, loadBundle } from '../model/bundle.js';
 import type { MetricsProvider } from '../analysis/types.js';
 import { ScrapeError } from '../analysis/scrape-provider.js';
-import { ANALYSIS_EVERY_MS, CONTROLLER_TICK_MS, READY_TIMEOUT_MS, TARGET_UNREADABLE_MS } from '../release/defaults.js';
+import { ANALYSIS_CALL_TIMEOUT_MS, ANALYSIS_EVERY_MS, CONTROLLER_TICK_MS, READY_TIMEOUT_MS, TARGET_UNREADABLE_MS } from '../release/defaults.js';
 import { createRelease, isLive, reconcile, refusedRelease, step } from '../release/engine.js';
 import { buildSpec, SpecError, type ReleaseRequest } from '../release/spec.js';
 import type { Action, Command, Observation, ReleaseEvent, ReleaseState, StepInput, StepResult, Weights } from '../release/types.js';
@@ -43,6 +43,8 @@ export interface ControllerOptions {
   analysisEveryMs?: number;
   /** How long a loaded color may take to answer /ready. */
   readyTimeoutMs?: number;
+  /** Longest wait for one analysis measurement before the window counts as unavailable. */
+  analysisTimeoutMs?: number;
   log?: (message: string, fields?: Record<string, unknown>) => void;
   /** Where the controller metrics are registered (default: a registry of their own). */
   registry?: Registry;
@@ -154,7 +156,7 @@ export class ReleaseController {
         });
       }
     }
-    await this.apply(out);
+    await this.apply(out, undefined, latest);
     return out.events;
   }
 
@@ -209,12 +211,16 @@ export class ReleaseController {
     });
   }
 
-  /** promote | abort | rollback | pause | resume on the current (or the latest finished) release. */
-  command(command: Command): Promise<{ state: ReleaseState; events: ReleaseEvent[] }> {
+  /**
+   * promote | abort | rollback | pause | resume on the current (or the latest finished) release. `reason`
+   * says why (e.g. "traffic moved by hand: switch green (by alice@host)"): it goes into the event and, for a
+   * pause, the release's reason.
+   */
+  command(command: Command, opts: { reason?: string } = {}): Promise<{ state: ReleaseState; events: ReleaseEvent[] }> {
     return this.serial(async () => {
       const target = this.live ?? this.opts.store.latest();
       if (!target) throw new DeployError('no_release', 'there is no release to act on');
-      const out = await this.feed(target, { now: this.clock(), command });
+      const out = await this.feed(target, { now: this.clock(), command, ...(opts.reason ? { reason: opts.reason } : {}) });
       return { state: out.state, events: out.events };
     });
   }
@@ -261,25 +267,46 @@ export class ReleaseController {
         now - this.lastAnalysisAt >= (this.opts.analysisEveryMs ?? ANALYSIS_EVERY_MS)
       ) {
         this.lastAnalysisAt = now;
+        let stats;
         try {
-          const stats = await this.opts.provider.window(this.analysisFrom, now);
-          this.targetUnreadableSince = null;
-          await this.feed(current, { now, observation: { kind: 'analysis', stats } });
+          stats = await this.bounded(this.opts.provider.window(this.analysisFrom, now), 'analysis window');
         } catch (err) {
-          this.log('analysis window unavailable', { error: (err as Error).message });
-          // An instance that cannot even serve /metrics for a while is down, whatever the router has noticed.
-          if (err instanceof ScrapeError && err.color === current.spec.targetColor) {
-            this.targetUnreadableSince ??= now;
-            if (now - this.targetUnreadableSince >= TARGET_UNREADABLE_MS) {
-              const healthy = { blue: true, green: true, [err.color]: false } as Record<Color, boolean>;
-              await this.feed(current, { now, observation: { kind: 'health', healthy } });
-            }
-          }
+          await this.unavailable(current, err as Error, now);
+          return;
         }
+        this.targetUnreadableSince = null;
+        await this.feed(current, { now, observation: { kind: 'analysis', stats } });
       } else {
         await this.feed(current, { now });
       }
     });
+  }
+
+  /** A provider call that gives up after analysisTimeoutMs, so a hung provider cannot stall the loop. */
+  private bounded<T>(work: Promise<T>, what: string): Promise<T> {
+    const ms = this.opts.analysisTimeoutMs ?? ANALYSIS_CALL_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+    });
+    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /**
+   * The window's numbers could not be had (the provider retried already): the engine hears it as an
+   * inconclusive window, never as a verdict. But a new color that cannot even serve /metrics for a while is
+   * down, whatever the router has noticed: that is its health, and a rollback.
+   */
+  private async unavailable(release: ReleaseState, err: Error, now: number): Promise<void> {
+    this.log('analysis window unavailable', { error: err.message });
+    await this.feed(release, { now, observation: { kind: 'analysis-unavailable', reason: err.message } });
+    if (!(err instanceof ScrapeError) || err.color !== release.spec.targetColor) return;
+    this.targetUnreadableSince ??= now;
+    const current = this.live;
+    if (current?.spec.id === release.spec.id && now - this.targetUnreadableSince >= TARGET_UNREADABLE_MS) {
+      const healthy = { blue: true, green: true, [err.color]: false } as Record<Color, boolean>;
+      await this.feed(current, { now, observation: { kind: 'health', healthy } });
+    }
   }
 
   /** One engine step; must run inside serial(). */
@@ -289,8 +316,12 @@ export class ReleaseController {
     return out;
   }
 
-  /** Persists a step (when it decided anything), then carries its actions out. */
-  private async apply(out: StepResult, before?: ReleaseState): Promise<void> {
+  /**
+   * Persists a step (when it decided anything), then carries its actions out. `previous`: the release as it
+   * was before this step (defaults to `before`; a reconcile passes the logged state), to tell a rollback this
+   * step ordered from one replayed.
+   */
+  private async apply(out: StepResult, before?: ReleaseState, previous: ReleaseState | undefined = before): Promise<void> {
     const { state } = out;
     const changed = !before || out.events.length > 0 || out.actions.length > 0 || before.status !== state.status || before.phase !== state.phase;
     if (changed) this.opts.store.save(state, out.events);
@@ -307,7 +338,10 @@ export class ReleaseController {
     } finally {
       this.settling.delete(state.spec.id);
     }
-    if (state.rollbackOrderedAt !== null && state.rollbackOrderedAt === state.updatedAt && out.actions.some((a) => a.kind === 'set-weights')) {
+    // Each rollback is timed once, by the step that ordered it: re-applying a rolled-back release's traffic
+    // (a reconcile after a restart) orders nothing.
+    const ordered = state.rollbackOrderedAt !== null && state.rollbackOrderedAt !== (previous?.rollbackOrderedAt ?? null);
+    if (ordered && state.rollbackOrderedAt !== null && out.actions.some((a) => a.kind === 'set-weights')) {
       const timing = { releaseId: state.spec.id, orderedAt: state.rollbackOrderedAt, appliedAt: this.clock() };
       this.lastRollback = timing;
       this.metrics.rollbackSeconds.observe((timing.appliedAt - timing.orderedAt) / 1000);
@@ -334,7 +368,12 @@ export class ReleaseController {
           this.analysisFrom = action.fromMs;
           this.targetUnreadableSince = null;
           this.lastAnalysisAt = 0;
-          await this.opts.provider.open(action.fromMs);
+          // A baseline that cannot be taken now is taken by the first window that can (the provider's
+          // window() does it); meanwhile the window is unavailable, which the engine hears on the next tick.
+          await this.bounded(this.opts.provider.open(action.fromMs), 'opening the analysis window').catch((err: Error) => {
+            this.log('analysis window could not open', { error: err.message });
+            if (isLive(state.status)) this.post(id, { kind: 'analysis-unavailable', reason: err.message });
+          });
           return;
         case 'load-bundle':
           // Slow work runs beside the loop; its result comes back as an observation on a later tick.

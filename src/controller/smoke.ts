@@ -1,13 +1,13 @@
 /**
  * Smoke checks of a freshly loaded color through the router's preview route (the header that reaches one
- * color whatever the weights): the golden rows of the new bundle go to both colors, and the new one must
+ * color whatever the weights, private: the preview token goes with it): the golden rows of the new bundle go to both colors, and the new one must
  * answer every row, with the version it was given, and an RMSE no worse than the stable color's by the margin
  * (the engine judges the margin).
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { request } from 'undici';
-import { PREVIEW_HEADER, type Color } from '../config/defaults.js';
+import { PREVIEW_HEADER, PREVIEW_TOKEN_HEADER, type Color } from '../config/defaults.js';
 import { parseDataset } from '../model/csv.js';
 import type { Manifest } from '../model/types.js';
 import { compareGolden } from '../release/golden.js';
@@ -46,12 +46,24 @@ interface BatchAnswer {
   color: string;
 }
 
+export interface PreviewClientOptions {
+  /** The routers' preview token (`<state-dir>/preview-token`); without it every preview request is refused. */
+  token?: string;
+  timeoutMs?: number;
+}
+
 export class PreviewClient {
+  private readonly headers: Record<string, string>;
+  private readonly timeoutMs: number;
+
   constructor(
     /** Router URL (clients' entry point). */
     private readonly routerUrl: string,
-    private readonly timeoutMs = 10_000,
-  ) {}
+    opts: PreviewClientOptions = {},
+  ) {
+    this.headers = { 'content-type': 'application/json', ...(opts.token !== undefined ? { [PREVIEW_TOKEN_HEADER]: opts.token } : {}) };
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+  }
 
   async predictBatch(color: Color, rows: Array<Record<string, number>>): Promise<BatchAnswer> {
     const predictions: number[] = [];
@@ -59,7 +71,7 @@ export class PreviewClient {
     for (let i = 0; i < rows.length; i += BATCH_ROWS) {
       const res = await request(new URL('/predict/batch', this.routerUrl), {
         method: 'POST',
-        headers: { 'content-type': 'application/json', [PREVIEW_HEADER]: color },
+        headers: { ...this.headers, [PREVIEW_HEADER]: color },
         body: JSON.stringify({ instances: rows.slice(i, i + BATCH_ROWS) }),
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,

@@ -5,7 +5,9 @@ export type BundleErrorCode =
   | 'file_missing'
   | 'features_mismatch'
   | 'unsupported_format'
-  | 'model_invalid';
+  | 'model_invalid'
+  /** The folder or one of its files resolves outside the roots an instance may load from (bundle-roots.ts). */
+  | 'outside_roots';
 
 /** Why a bundle is refused. The message names the bundle folder and the exact problem. */
 export class BundleError extends Error {

@@ -29,8 +29,23 @@ function selector(metric: string, ...matchers: Array<string | undefined>): strin
   return inner === '' ? metric : `${metric}{${inner}}`;
 }
 
+/**
+ * Preview requests (the release's smoke checks, someone trying the idle color) are not traffic: no rule, panel
+ * or analysis counts them. Mirrored copies do count in rules and panels (they are the new color's real work);
+ * release analysis keeps them apart by `source`. Series without the label (older instances) match: live.
+ */
+export const NOT_PREVIEW = 'source!="preview"';
+
+const INSTANCE_FAMILIES: readonly string[] = [INSTANCE_METRICS.requests, INSTANCE_METRICS.latency, INSTANCE_METRICS.errors, INSTANCE_METRICS.predictionValue];
+
+/** A selector of an instance metric, preview traffic left out; of any other metric, as given. */
+function trafficSelector(metric: string, ...matchers: Array<string | undefined>): string {
+  const family = metric.replace(/_(bucket|sum|count)$/, '');
+  return INSTANCE_FAMILIES.includes(family) ? selector(metric, NOT_PREVIEW, ...matchers) : selector(metric, ...matchers);
+}
+
 function rateByColor(metric: string, scope: Scope, extra?: string): string {
-  return `sum by (color) (rate(${selector(metric, extra, scope.matchers)}[${scope.window ?? RECORDING_WINDOW}]))`;
+  return `sum by (color) (rate(${trafficSelector(metric, extra, scope.matchers)}[${scope.window ?? RECORDING_WINDOW}]))`;
 }
 
 /** Label matcher for one color, for Scope.matchers. */
@@ -74,7 +89,7 @@ export function serverErrorRatio(scope: Scope = {}): string {
 
 /** A latency quantile (0 < q < 1) per color from the instance's latency histogram, seconds. */
 export function latencyQuantile(q: number, scope: Scope = {}): string {
-  const buckets = selector(`${INSTANCE_METRICS.latency}_bucket`, scope.matchers);
+  const buckets = trafficSelector(`${INSTANCE_METRICS.latency}_bucket`, scope.matchers);
   return `histogram_quantile(${q}, sum by (color, le) (rate(${buckets}[${scope.window ?? RECORDING_WINDOW}])))`;
 }
 
@@ -85,14 +100,23 @@ export function predictionMean(scope: Scope = {}): string {
 
 /** A quantile of the predicted values per color (the prediction distribution's spread). */
 export function predictionQuantile(q: number, scope: Scope = {}): string {
-  const buckets = selector(`${INSTANCE_METRICS.predictionValue}_bucket`, scope.matchers);
+  const buckets = trafficSelector(`${INSTANCE_METRICS.predictionValue}_bucket`, scope.matchers);
   return `histogram_quantile(${q}, sum by (color, le) (rate(${buckets}[${scope.window ?? RECORDING_WINDOW}])))`;
 }
 
 /** Predicted values per bucket and color over the window: the distribution itself, for a heatmap or bars. */
 export function predictionBuckets(scope: Scope = {}): string {
-  const buckets = selector(`${INSTANCE_METRICS.predictionValue}_bucket`, scope.matchers);
+  const buckets = trafficSelector(`${INSTANCE_METRICS.predictionValue}_bucket`, scope.matchers);
   return `sum by (color, le) (increase(${buckets}[${scope.window ?? RECORDING_WINDOW}]))`;
+}
+
+/**
+ * Increase over the window per color and traffic source (and bucket bound for a histogram's _bucket series),
+ * preview left out: release analysis reads live and mirrored traffic apart from these.
+ */
+export function increaseBySource(metric: string, scope: Scope & { extra?: string } = {}): string {
+  const by = metric.endsWith('_bucket') ? 'color, source, le' : 'color, source';
+  return `sum by (${by}) (increase(${trafficSelector(metric, scope.extra, scope.matchers)}[${scope.window ?? RECORDING_WINDOW}]))`;
 }
 
 /** The model bundle each color serves (value 1, version and checksum in the labels). */

@@ -20,6 +20,13 @@ export const DEFAULT_SHADOW_PERCENT = 100;
 /** After a window ends inconclusive, wait this long for samples, then pause (never promote blindly). */
 export const DEFAULT_INCONCLUSIVE_GRACE_MS = 30_000;
 
+/**
+ * An analysis phase that has no verdict by its window + the inconclusive grace + this margin pauses the release.
+ * The grace already covers too few samples and a provider that fails; the margin covers the rest (a provider
+ * that hangs, ticks that stall) so that no release runs on forever without a decision.
+ */
+export const DEFAULT_ANALYSIS_DEADLINE_MARGIN_MS = 15_000;
+
 /** Loading a bundle is verification + runtime setup: seconds at most for the models we serve. */
 export const DEFAULT_LOAD_TIMEOUT_MS = 60_000;
 export const DEFAULT_SMOKE_TIMEOUT_MS = 60_000;
@@ -41,6 +48,9 @@ export const DEFAULT_ANALYSIS: AnalysisConfig = {
   minSamples: 50,
   // p99 of 200 requests rests on 2 of them; PSI's noise over ~10 used buckets is then about 0.05.
   minTailSamples: 200,
+  // A GC pause or the first requests on a cold code path slow a handful of requests together: 10 over the
+  // limit is a pattern. A version slow on every request has them within its first 10 requests.
+  minTailExceedances: 10,
   // The stable model answers no 5xx at all; 1% is a clear fault, not noise.
   maxErrorRatio: 0.01,
   // Inference takes microseconds; these absolute limits catch a hung or thrashing instance.
@@ -62,6 +72,11 @@ export const CONTROLLER_TICK_MS = 250;
 export const ANALYSIS_EVERY_MS = 500;
 /** How long a color may take to answer /ready after an admin load. */
 export const READY_TIMEOUT_MS = 30_000;
+/**
+ * Longest the controller waits for one analysis measurement (retries included) before calling the window
+ * unavailable: the loop that carries commands out waits behind it.
+ */
+export const ANALYSIS_CALL_TIMEOUT_MS = 5_000;
 /** How long the new color's /metrics may stay unreadable before the controller reports it unhealthy. */
 export const TARGET_UNREADABLE_MS = 2_000;
 

@@ -3,7 +3,8 @@
  * No I/O, timers, clocks or randomness: time and observations come in, decisions go out, and the
  * controller carries the actions out. Every decision is an event with its reason and values.
  */
-import { evaluate, describeFailures } from './analysis.js';
+import { addWindows, evaluate, describeFailures } from './analysis.js';
+import { DEFAULT_ANALYSIS_DEADLINE_MARGIN_MS } from './defaults.js';
 import type {
   Action,
   Command,
@@ -17,6 +18,7 @@ import type {
   ReleaseStatus,
   StepInput,
   StepResult,
+  WindowStats,
   Weights,
 } from './types.js';
 
@@ -36,6 +38,30 @@ export function weightsFor(spec: ReleaseSpec, percent: number): Weights {
 export function desiredTraffic(state: ReleaseState): { weights: Weights; mirror: Mirror | null } {
   if (isLive(state.status)) return { weights: weightsFor(state.spec, state.targetWeight), mirror: state.mirror };
   return { weights: weightsFor(state.spec, state.status === 'succeeded' ? 100 : 0), mirror: null };
+}
+
+/** Traffic as a router reports it (TrafficState has this shape; the engine imports no driver). */
+export interface ObservedTraffic {
+  weights: Weights;
+  mirror: { target: Mirror['target'] | null; percent: number } | null;
+}
+
+/**
+ * Whether the router's traffic is what the release says it should be (its live phase, or its outcome once
+ * finished). Status output uses it so that a release never reads as done while traffic disagrees with it.
+ */
+export function trafficAgrees(release: ReleaseState, traffic: ObservedTraffic): boolean {
+  const want = desiredTraffic(release);
+  if (want.weights.blue !== traffic.weights.blue || want.weights.green !== traffic.weights.green) return false;
+  const actual = traffic.mirror && traffic.mirror.target !== null && traffic.mirror.percent > 0 ? traffic.mirror : null;
+  if (want.mirror === null || want.mirror.percent === 0) return actual === null;
+  return actual !== null && actual.target === want.mirror.target && actual.percent === want.mirror.percent;
+}
+
+/** How long an analysis phase may go without a verdict before the release pauses (from the phase's start). */
+export function phaseDeadlineMs(spec: ReleaseSpec, phase: Phase): number {
+  const window = phase === 'shadow' ? spec.shadowMs : spec.analysisMs;
+  return window + spec.inconclusiveGraceMs + (spec.analysisDeadlineMarginMs ?? DEFAULT_ANALYSIS_DEADLINE_MARGIN_MS);
 }
 
 /** Accumulates one step's output so each transition reads as a short sequence of decisions. */
@@ -103,7 +129,7 @@ const ANALYSIS_PHASES: readonly Phase[] = ['shadow', 'step', 'post-switch'];
 
 export function step(state: ReleaseState, input: StepInput): StepResult {
   const s = new Step(state, input.now);
-  if (input.command) applyCommand(s, input.command);
+  if (input.command) applyCommand(s, input.command, input.reason);
   if (input.observation && isLive(s.state.status)) applyObservation(s, input.observation);
   if (s.state.status === 'running') checkTimeouts(s);
   return s.result();
@@ -127,7 +153,7 @@ export function reconcile(state: ReleaseState, now: number): StepResult {
   return s.result();
 }
 
-function applyCommand(s: Step, command: Command): void {
+function applyCommand(s: Step, command: Command, given?: string): void {
   const { status, phase } = s.state;
   const refuse = (why: string) => s.event('command-refused', `${command} refused: ${why}`, { command, status, phase });
 
@@ -142,23 +168,37 @@ function applyCommand(s: Step, command: Command): void {
   }
   switch (command) {
     case 'abort':
-      rollBack(s, 'aborted', 'aborted by user', {});
+      rollBack(s, 'aborted', given ? `aborted: ${given}` : 'aborted by user', given ? { requested: given } : {});
       return;
     case 'rollback':
       rollBack(s, 'rolled_back', 'rollback requested by user', {});
       return;
-    case 'pause':
-      if (status === 'paused') return refuse('already paused');
+    case 'pause': {
+      // A paused release may be paused again with a new reason (traffic moved by hand while it waited): the
+      // reason is what status shows, so it must say who moved traffic last.
+      if (status === 'paused' && !given) return refuse('already paused');
       if (!ANALYSIS_PHASES.includes(phase)) return refuse(`cannot pause while ${phase}; abort instead`);
-      s.update({ status: 'paused', reason: 'paused by user' });
-      s.event('paused', 'paused by user', { targetWeight: s.state.targetWeight });
+      const reason = given ? `paused: ${given}` : 'paused by user';
+      s.update({ status: 'paused', reason });
+      s.event('paused', reason, { targetWeight: s.state.targetWeight, ...(given ? { requested: given } : {}) });
       return;
-    case 'resume':
+    }
+    case 'resume': {
       if (status !== 'paused') return refuse('not paused');
-      s.update({ status: 'running', reason: null, phaseStartedAt: s.now, inconclusiveSince: null });
-      s.event('resumed', `resumed ${phase}: analysis window restarts`, { targetWeight: s.state.targetWeight });
+      // Traffic may have been moved by hand while paused: the release takes its own traffic back first, so
+      // the restarted window measures what the release says it does.
+      const weights = weightsFor(s.state.spec, s.state.targetWeight);
+      s.actions.push({ kind: 'set-mirror', mirror: s.state.mirror }, { kind: 'set-weights', weights });
+      s.update({ status: 'running', reason: null, phaseStartedAt: s.now, inconclusiveSince: null, analysisUnavailable: null });
+      s.event('resumed', `resumed ${phaseLabel(s)}: traffic back to ${weights.blue}/${weights.green} (blue/green)${s.state.mirror ? `, mirroring ${s.state.mirror.percent}% to ${s.state.mirror.target}` : ''}; analysis window restarts`, {
+        targetWeight: s.state.targetWeight,
+        weights,
+        mirror: s.state.mirror,
+        ...(given ? { requested: given } : {}),
+      });
       s.actions.push({ kind: 'analyze', fromMs: s.now });
       return;
+    }
     case 'promote':
       if (!ANALYSIS_PHASES.includes(phase)) return refuse(`the bundle has not passed loading and smoke checks yet (${phase})`);
       s.event('promoted', 'promoted by user: remaining steps and analysis skipped', { fromWeight: s.state.targetWeight });
@@ -173,6 +213,8 @@ function applyObservation(s: Step, obs: Observation): void {
   const trafficMoved = ANALYSIS_PHASES.includes(phase);
   switch (obs.kind) {
     case 'action-failed': {
+      // Opening an analysis window touches no traffic: its failure leaves the window without numbers.
+      if (obs.action === 'analyze') return unavailable(s, `analyze failed: ${obs.error}`);
       const reason = `${obs.action} failed: ${obs.error}`;
       s.event('action-failed', reason, { action: obs.action });
       if (trafficMoved || obs.action === 'set-weights' || obs.action === 'set-mirror') rollBack(s, 'rolled_back', reason, {});
@@ -221,14 +263,54 @@ function applyObservation(s: Step, obs: Observation): void {
     case 'analysis':
       if (s.state.status === 'running' && ANALYSIS_PHASES.includes(phase)) judge(s, obs);
       return;
+    case 'analysis-unavailable':
+      unavailable(s, obs.reason);
+      return;
   }
+}
+
+/**
+ * The numbers of the window could not be had. Never a verdict: like too few samples, the release waits for
+ * the grace after the window, then pauses with the reason. Said once per spell, not on every attempt.
+ */
+function unavailable(s: Step, reason: string): void {
+  const { status, phase, spec, phaseStartedAt } = s.state;
+  if (status !== 'running' || !ANALYSIS_PHASES.includes(phase)) return;
+  if (!s.state.analysisUnavailable) s.event('analysis-unavailable', `analysis of ${phaseLabel(s)} unavailable: ${reason}`, { reason });
+  if (s.state.analysisUnavailable !== reason) s.update({ analysisUnavailable: reason });
+  const windowMs = phase === 'shadow' ? spec.shadowMs : spec.analysisMs;
+  if (s.now - phaseStartedAt < windowMs) return;
+  inconclusive(s, `analysis unavailable (${reason})`, { reason });
+}
+
+/** An analysis that cannot decide after its window: wait up to the grace, then pause for a person. */
+function inconclusive(s: Step, why: string, values: Record<string, unknown>): void {
+  const { spec } = s.state;
+  if (s.state.inconclusiveSince === null) {
+    s.update({ inconclusiveSince: s.now });
+    s.event('analysis-inconclusive', `${why} in ${phaseLabel(s)}: waiting up to ${spec.inconclusiveGraceMs} ms`, values);
+  } else if (s.now - s.state.inconclusiveSince >= spec.inconclusiveGraceMs) {
+    const reason = `${why} for ${spec.inconclusiveGraceMs} ms after the window of ${phaseLabel(s)}: paused, resume or promote by hand`;
+    s.update({ status: 'paused', reason });
+    s.event('paused', reason, values);
+  }
+}
+
+/**
+ * The statistics a phase is judged on. Live windows count live traffic only. The shadow phase judges the new
+ * color on the mirrored copies it answered (plus any live-counted ones: instances without the `source` label
+ * count mirrored requests as live, and the new color has no live weight in shadow) against the stable's live.
+ */
+function judgedStats(stats: WindowStats, phase: Phase, target: ReleaseSpec['targetColor']): WindowStats {
+  if (phase !== 'shadow' || !stats.mirrored) return stats;
+  return { ...stats, colors: { ...stats.colors, [target]: addWindows(stats.colors[target], stats.mirrored[target]) } };
 }
 
 function judge(s: Step, obs: Extract<Observation, { kind: 'analysis' }>): void {
   const { spec, phase, targetWeight } = s.state;
   const compareWithStable = phase === 'shadow' || (phase === 'step' && targetWeight < 100);
-  const verdict = evaluate(obs.stats, spec.analysis, { target: spec.targetColor, stable: spec.stableColor, compareWithStable });
-  s.update({ lastAnalysis: verdict });
+  const verdict = evaluate(judgedStats(obs.stats, phase, spec.targetColor), spec.analysis, { target: spec.targetColor, stable: spec.stableColor, compareWithStable });
+  s.update({ lastAnalysis: verdict, analysisUnavailable: null });
   const values = { checks: verdict.checks, samples: verdict.samples, window: verdict.window, targetWeight };
 
   if (verdict.outcome === 'fail') {
@@ -238,21 +320,17 @@ function judge(s: Step, obs: Extract<Observation, { kind: 'analysis' }>): void {
     return;
   }
   const windowMs = phase === 'shadow' ? spec.shadowMs : spec.analysisMs;
-  if (s.now - s.state.phaseStartedAt < windowMs) return;
+  // A window whose baseline came late (the provider failed as it opened) starts when its numbers do.
+  if (s.now - Math.max(s.state.phaseStartedAt, obs.stats.fromMs) < windowMs) return;
 
   if (verdict.outcome === 'pass') {
     s.event('analysis-passed', `analysis passed in ${phaseLabel(s)} (${verdict.samples.target} requests)`, values);
     advance(s);
     return;
   }
-  if (s.state.inconclusiveSince === null) {
-    s.update({ inconclusiveSince: s.now });
-    s.event('analysis-inconclusive', `too few samples in ${phaseLabel(s)}: waiting up to ${spec.inconclusiveGraceMs} ms`, values);
-  } else if (s.now - s.state.inconclusiveSince >= spec.inconclusiveGraceMs) {
-    const reason = `analysis inconclusive for ${spec.inconclusiveGraceMs} ms after the window (${verdict.samples.target} requests < ${spec.analysis.minSamples}): paused, resume or promote by hand`;
-    s.update({ status: 'paused', reason });
-    s.event('paused', reason, values);
-  }
+  const pending = verdict.checks.filter((c) => c.outcome === 'inconclusive');
+  const why = pending.length > 0 ? `${pending.map((c) => c.name).join(', ')}: ${pending[0].detail}` : `${verdict.samples.target} requests`;
+  inconclusive(s, `analysis inconclusive (${why})`, values);
 }
 
 function phaseLabel(s: Step): string {
@@ -265,10 +343,20 @@ function checkTimeouts(s: Step): void {
   const elapsed = s.now - phaseStartedAt;
   if (phase === 'loading' && elapsed > spec.loadTimeoutMs) fail(s, `bundle not ready on ${spec.targetColor} after ${spec.loadTimeoutMs} ms`);
   else if (phase === 'smoke' && elapsed > spec.smokeTimeoutMs) fail(s, `smoke checks did not finish within ${spec.smokeTimeoutMs} ms`);
+  else if (ANALYSIS_PHASES.includes(phase) && elapsed > phaseDeadlineMs(spec, phase)) {
+    const last = s.state.analysisUnavailable
+      ? `analysis unavailable: ${s.state.analysisUnavailable}`
+      : s.state.lastAnalysis
+        ? `last analysis ${s.state.lastAnalysis.outcome} with ${s.state.lastAnalysis.samples.target} requests`
+        : 'no analysis came back';
+    const reason = `no verdict in ${phaseLabel(s)} within its deadline of ${phaseDeadlineMs(spec, phase)} ms (${last}): paused, resume or promote by hand`;
+    s.update({ status: 'paused', reason });
+    s.event('paused', reason, { deadlineMs: phaseDeadlineMs(spec, phase), elapsedMs: elapsed });
+  }
 }
 
 function enterPhase(s: Step, phase: Phase, patch: Partial<ReleaseState> = {}): void {
-  s.update({ phase, phaseStartedAt: s.now, inconclusiveSince: null, lastAnalysis: null, ...patch });
+  s.update({ phase, phaseStartedAt: s.now, inconclusiveSince: null, lastAnalysis: null, analysisUnavailable: null, ...patch });
   s.actions.push({ kind: 'analyze', fromMs: s.now });
 }
 

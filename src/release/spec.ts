@@ -16,6 +16,7 @@ export interface ReleaseRequest {
   shadowPercent?: number;
   analysisMs?: number;
   inconclusiveGraceMs?: number;
+  analysisDeadlineMarginMs?: number;
   goldenRmseMargin?: number;
   analysis?: Partial<AnalysisConfig>;
   stableBundle?: string;
@@ -64,6 +65,7 @@ export function buildSpec(req: ReleaseRequest): ReleaseSpec {
     shadowPercent,
     analysisMs: nonNegative('analysisMs', req.analysisMs, D.DEFAULT_ANALYSIS_MS),
     inconclusiveGraceMs: nonNegative('inconclusiveGraceMs', req.inconclusiveGraceMs, D.DEFAULT_INCONCLUSIVE_GRACE_MS),
+    analysisDeadlineMarginMs: nonNegative('analysisDeadlineMarginMs', req.analysisDeadlineMarginMs, D.DEFAULT_ANALYSIS_DEADLINE_MARGIN_MS),
     loadTimeoutMs: D.DEFAULT_LOAD_TIMEOUT_MS,
     smokeTimeoutMs: D.DEFAULT_SMOKE_TIMEOUT_MS,
     goldenRmseMargin: nonNegative('goldenRmseMargin', req.goldenRmseMargin, D.DEFAULT_GOLDEN_RMSE_MARGIN),

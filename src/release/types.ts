@@ -36,6 +36,11 @@ export interface AnalysisConfig {
    * is the p99 and sampling noise alone moves PSI; those checks stay inconclusive until then.
    */
   minTailSamples: number;
+  /**
+   * Requests over a p99 limit needed before that p99 may fail (fewer: inconclusive). Absent in releases
+   * recorded before it existed (the default applies).
+   */
+  minTailExceedances?: number;
   /** Share of the new color's requests answered with a 5xx. */
   maxErrorRatio: number;
   /** Absolute latency limits, seconds. */
@@ -72,6 +77,11 @@ export interface ReleaseSpec {
   analysisMs: number;
   /** How long an analysis may stay inconclusive after its window before the release pauses. */
   inconclusiveGraceMs: number;
+  /**
+   * An analysis phase with no verdict by its window + the inconclusive grace + this margin pauses the release,
+   * whatever the provider does. Absent in releases recorded before the deadline existed (the default applies).
+   */
+  analysisDeadlineMarginMs?: number;
   loadTimeoutMs: number;
   smokeTimeoutMs: number;
   /** Golden-set gate: new RMSE <= stable RMSE + margin. */
@@ -104,6 +114,8 @@ export interface ReleaseState {
   lastAnalysis: AnalysisVerdict | null;
   /** When a failing verdict or rollback command ordered traffic back (for the rollback-time metric). */
   rollbackOrderedAt: number | null;
+  /** Why the current phase's latest analysis could not be had (null or absent once numbers came back). */
+  analysisUnavailable?: string | null;
 }
 
 /** A histogram as cumulative bucket counts over a window (le ascending, last is +Inf). */
@@ -125,7 +137,10 @@ export interface ColorWindow {
 export interface WindowStats {
   fromMs: number;
   toMs: number;
+  /** Live traffic per color: what canary steps and the post-switch window judge. Preview never counts. */
   colors: Record<Color, ColorWindow>;
+  /** Mirrored (shadow) copies each color answered: what the shadow phase judges the new color on. */
+  mirrored?: Record<Color, ColorWindow>;
 }
 
 export type CheckOutcome = 'pass' | 'fail' | 'inconclusive' | 'skipped';
@@ -160,6 +175,8 @@ export type Observation =
   | { kind: 'load'; color: Color; ok: boolean; error?: string; sha256?: string; version?: string }
   | { kind: 'smoke'; color: Color; result: SmokeResult }
   | { kind: 'analysis'; stats: WindowStats }
+  /** The window's numbers could not be had (scrape or query failed after retries): inconclusive, never a verdict. */
+  | { kind: 'analysis-unavailable'; reason: string }
   | { kind: 'health'; healthy: Record<Color, boolean> }
   | { kind: 'action-failed'; action: Action['kind']; error: string };
 
@@ -167,6 +184,8 @@ export interface StepInput {
   now: number;
   observation?: Observation;
   command?: Command;
+  /** Why the command was given (e.g. who moved traffic by hand), recorded in its event and the state. */
+  reason?: string;
 }
 
 export type Action =
@@ -191,6 +210,7 @@ export type EventType =
   | 'analysis-passed'
   | 'analysis-failed'
   | 'analysis-inconclusive'
+  | 'analysis-unavailable'
   | 'paused'
   | 'resumed'
   | 'promoted'

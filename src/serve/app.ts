@@ -5,15 +5,18 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { defaultBundleRoots } from '../model/bundle-roots.js';
 import type { LoadedModel } from '../model/types.js';
 import type { ServeContext } from './context.js';
 import { registerDocs } from './docs.js';
 import { ApiError, toApiError } from './errors.js';
 import { ModelHolder } from './holder.js';
+import { lingerOnRefusedBody, LINGER_DEFAULTS, type LingerLimits } from './linger.js';
 import { InstanceMetrics } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
 import { predictRoutes } from './routes/predict.js';
 import { statusRoutes } from './routes/status.js';
+import { trafficSource } from './source.js';
 import { v2Routes } from './v2.js';
 import { STRICT_AJV_OPTIONS } from './validation.js';
 
@@ -31,6 +34,9 @@ export const UNMATCHED_ROUTE = 'unmatched';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 
+/** Fastify's error for a body over bodyLimit. */
+const TOO_LARGE_CODE = 'FST_ERR_CTP_BODY_TOO_LARGE';
+
 export interface BuildAppOptions {
   model: LoadedModel;
   /** The color label of every metric and answer ("blue", "green", or any name for a standalone instance). */
@@ -47,6 +53,10 @@ export interface BuildAppOptions {
   processMetrics?: boolean;
   /** Buckets of the prediction_value histogram (default 0..10 by 0.25). */
   predictionBuckets?: number[];
+  /** How long and how much of a too-large body is read and discarded after its 413 (default 5 s, 64 MiB). */
+  linger?: LingerLimits;
+  /** Folders POST /admin/model may load from (default: defaultBundleRoots of the start-up bundle). */
+  bundleRoots?: readonly string[];
 }
 
 const ACCEPTED_REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -89,6 +99,16 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
     reply.header(REQUEST_ID_HEADER, request.id);
     done();
   });
+  // Fastify answers a too-large body with "Connection: close" before reading it; closing on unread bytes
+  // resets the connection under a client still sending, which then never sees the 413 (linger.ts).
+  const linger = opts.linger ?? LINGER_DEFAULTS;
+  app.addHook('onError', (request, reply, error, done) => {
+    if ((error as { code?: string }).code === TOO_LARGE_CODE) {
+      reply.removeHeader('connection');
+      lingerOnRefusedBody(request.raw, reply.raw, linger);
+    }
+    done();
+  });
   if (app.log.level === 'debug' || app.log.level === 'trace') {
     app.addHook('onResponse', async (request, reply) => {
       request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'answered');
@@ -103,13 +123,13 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
   registerDocs(app, opts.model.manifest);
   app.register(statusRoutes, { ctx });
   app.register(predictRoutes, { ctx });
-  app.register(adminRoutes, { ctx, adminToken: opts.adminToken });
+  app.register(adminRoutes, { ctx, adminToken: opts.adminToken, bundleRoots: opts.bundleRoots ?? defaultBundleRoots(opts.model.dir) });
   app.register(v2Routes, { ctx });
   // Protocol plugins beside the original API register here with `{ ctx }` (see ServePluginOptions). They
   // inherit the error handler above, so their rejections are answered and counted like /predict's; mark
   // prediction routes with `config: { ...PREDICTION_ROUTE }` (their series then exist from the start) and
   // record answers with
-  // `ctx.holder.current.series.route(url).served(seconds, values)`.
+  // `ctx.holder.current.series.route(url, trafficSource(request.headers)).served(seconds, values)`.
 
   return app;
 }
@@ -118,7 +138,7 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
 function answerError(ctx: ServeContext, request: FastifyRequest, reply: FastifyReply, error: ApiError, cause?: unknown): FastifyReply {
   const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
   const predictionRoute = request.routeOptions.config?.prediction === true;
-  ctx.holder.current.series.rejected(route, error.statusCode, error.code, predictionRoute);
+  ctx.holder.current.series.rejected(route, error.statusCode, error.code, predictionRoute, trafficSource(request.headers));
   if (error.statusCode >= 500) request.log.error({ err: cause, route }, 'request failed');
   else request.log.info({ route, status: error.statusCode, error: error.code }, 'request rejected');
   return reply.code(error.statusCode).send(error.toBody());

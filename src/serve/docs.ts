@@ -15,6 +15,8 @@ export function errorContract(): string {
     'Unreadable JSON is 400, a body over the byte limit or a batch over the row limit 413, a content type other',
     'than application/json 415, a readable body that breaks the schema (missing, unknown, non-numeric or',
     'non-finite fields) 422.',
+    'Prediction metrics also carry `source`: `preview` or `mirror` when a router marks the request so in',
+    '`x-bgserve-source`, else `live`.',
     '',
     '| status | error |',
     '|---|---|',

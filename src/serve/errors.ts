@@ -26,7 +26,7 @@ export const ERROR_STATUS = {
   admin_disabled: 403,
   not_found: 404,
   load_in_progress: 409,
-  body_too_large: 413,
+  payload_too_large: 413,
   batch_too_large: 413,
   unsupported_media_type: 415,
   invalid_input: 422,
@@ -85,7 +85,7 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad_request',
-  FST_ERR_CTP_BODY_TOO_LARGE: 'body_too_large',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
   FST_ERR_CTP_INVALID_TYPE: 'unsupported_media_type',
   FST_ERR_BAD_URL: 'bad_request',
@@ -93,7 +93,7 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 
 const MESSAGES: Partial<Record<ErrorCode, string>> = {
   invalid_json: 'request body is not valid JSON',
-  body_too_large: 'request body is larger than the configured limit',
+  payload_too_large: 'request body is larger than the configured limit',
   unsupported_media_type: 'request body must be sent as application/json',
 };
 

@@ -1,10 +1,14 @@
 /**
  * One instance's Prometheus metrics, in a registry of its own (several apps can live in one process, as in
- * tests and benchmarks). Series are made once per model version and route; answering a prediction then
- * costs a few additions: histograms are HotHistograms and the success count is added to its prom-client
- * counter when Prometheus scrapes.
+ * tests and benchmarks). Series are made once per model version, route and traffic source; answering a
+ * prediction then costs a few additions: histograms are HotHistograms and the success count is added to its
+ * prom-client counter when Prometheus scrapes.
+ *
+ * The request families carry `source` (live | preview | mirror, from the routers' SOURCE_HEADER) as their last
+ * label, so a release's analysis can count live traffic alone: preview and mirrored requests never look live.
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { TrafficSource } from '../config/defaults.js';
 import { INSTANCE_METRICS } from '../config/metric-names.js';
 import { HotHistogram, type HistogramSeries } from './hot-histogram.js';
 
@@ -34,10 +38,10 @@ type RouteLabels = 'color' | 'model_version' | 'route';
 
 export class InstanceMetrics {
   readonly registry = new Registry();
-  readonly requests: Counter<RouteLabels | 'status'>;
-  readonly latency: HotHistogram<RouteLabels>;
-  readonly errors: Counter<RouteLabels | 'reason'>;
-  readonly predictionValue: HotHistogram<'color' | 'model_version'>;
+  readonly requests: Counter<RouteLabels | 'status' | 'source'>;
+  readonly latency: HotHistogram<RouteLabels | 'source'>;
+  readonly errors: Counter<RouteLabels | 'reason' | 'source'>;
+  readonly predictionValue: HotHistogram<'color' | 'model_version' | 'source'>;
   readonly modelInfo: Gauge<'color' | 'model_name' | 'model_version' | 'sha256' | 'format'>;
   readonly modelLoads: Counter<'color' | 'outcome'>;
   private infoLabels?: Record<string, string>;
@@ -52,8 +56,8 @@ export class InstanceMetrics {
     const routeSeries = this.routeSeries;
     this.requests = new Counter({
       name: INSTANCE_METRICS.requests,
-      help: 'Prediction requests answered, by route and HTTP status.',
-      labelNames: ['color', 'model_version', 'route', 'status'],
+      help: 'Prediction requests answered, by route, HTTP status and traffic source.',
+      labelNames: ['color', 'model_version', 'route', 'status', 'source'],
       registers,
       collect() {
         for (const series of routeSeries) series.flush();
@@ -62,20 +66,20 @@ export class InstanceMetrics {
     this.latency = new HotHistogram(
       INSTANCE_METRICS.latency,
       'Seconds spent validating and predicting, for answered prediction requests.',
-      ['color', 'model_version', 'route'],
+      ['color', 'model_version', 'route', 'source'],
       opts.latencyBuckets ?? LATENCY_BUCKETS,
       this.registry,
     );
     this.errors = new Counter({
       name: INSTANCE_METRICS.errors,
-      help: 'Rejected or failed requests, by route and reason (the error code of the answer).',
-      labelNames: ['color', 'model_version', 'route', 'reason'],
+      help: 'Rejected or failed requests, by route, reason (the error code of the answer) and traffic source.',
+      labelNames: ['color', 'model_version', 'route', 'reason', 'source'],
       registers,
     });
     this.predictionValue = new HotHistogram(
       INSTANCE_METRICS.predictionValue,
       'Predicted values, to compare the distributions of two colors.',
-      ['color', 'model_version'],
+      ['color', 'model_version', 'source'],
       opts.predictionBuckets ?? PREDICTION_BUCKETS,
       this.registry,
     );
@@ -101,12 +105,16 @@ export class InstanceMetrics {
     return new ModelSeries(this, model.version);
   }
 
-  /** The series of one prediction route for one model version (ModelSeries.route keeps it). */
-  newRouteSeries(version: string, route: string): RouteSeries {
-    const labels = { color: this.color, model_version: version };
-    const ok = this.requests.labels({ ...labels, route, status: '200' });
+  /** The series of one prediction route, model version and source (ModelSeries.route keeps it). */
+  newRouteSeries(version: string, route: string, source: TrafficSource): RouteSeries {
+    const { color } = this;
+    const ok = this.requests.labels({ color, model_version: version, route, status: '200', source });
     ok.inc(0);
-    const series = new RouteSeries(ok, this.latency.labels({ ...labels, route }), this.predictionValue.labels(labels));
+    const series = new RouteSeries(
+      ok,
+      this.latency.labels({ color, model_version: version, route, source }),
+      this.predictionValue.labels({ color, model_version: version, source }),
+    );
     this.routeSeries.push(series);
     return series;
   }
@@ -137,9 +145,9 @@ export class InstanceMetrics {
   }
 }
 
-/** The metrics of one model version, with per-route children made on first use and kept. */
+/** The metrics of one model version, with per-route and per-source children made on first use and kept. */
 export class ModelSeries {
-  private readonly routes = new Map<string, RouteSeries>();
+  private readonly routes = new Map<string, Partial<Record<TrafficSource, RouteSeries>>>();
   private readonly rejections = new Map<string, { errors: Counter.Internal; requests?: Counter.Internal }>();
 
   constructor(
@@ -147,28 +155,31 @@ export class ModelSeries {
     readonly version: string,
   ) {}
 
-  /** Children for a prediction route (made once; the requests counter starts at 0 so rate() works at once). */
-  route(route: string): RouteSeries {
-    let series = this.routes.get(route);
-    if (series === undefined) {
-      series = this.metrics.newRouteSeries(this.version, route);
-      this.routes.set(route, series);
+  /**
+   * Children for a prediction route and source, made once (the requests counter starts at 0 so rate() works
+   * at once). The live series exist from the start; preview and mirror ones from their first request.
+   */
+  route(route: string, source: TrafficSource = 'live'): RouteSeries {
+    let bySource = this.routes.get(route);
+    if (bySource === undefined) {
+      bySource = {};
+      this.routes.set(route, bySource);
     }
-    return series;
+    return (bySource[source] ??= this.metrics.newRouteSeries(this.version, route, source));
   }
 
   /**
    * Counts a rejection in predict_errors_total; on prediction routes also in predict_requests_total
    * (which counts answered prediction requests of any status).
    */
-  rejected(route: string, status: number, reason: string, predictionRoute: boolean): void {
-    const key = `${route}\u0000${status}\u0000${reason}`;
+  rejected(route: string, status: number, reason: string, predictionRoute: boolean, source: TrafficSource = 'live'): void {
+    const key = `${route}\u0000${status}\u0000${reason}\u0000${source}`;
     let children = this.rejections.get(key);
     if (children === undefined) {
       const { color } = this.metrics;
       children = {
-        errors: this.metrics.errors.labels(color, this.version, route, reason),
-        requests: predictionRoute ? this.metrics.requests.labels(color, this.version, route, String(status)) : undefined,
+        errors: this.metrics.errors.labels(color, this.version, route, reason, source),
+        requests: predictionRoute ? this.metrics.requests.labels(color, this.version, route, String(status), source) : undefined,
       };
       this.rejections.set(key, children);
     }

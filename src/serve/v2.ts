@@ -16,6 +16,7 @@ import { PREDICTION_ROUTE, type ServePluginOptions, type ServeContext } from './
 import { ApiError, toApiError } from './errors.js';
 import type { ServedModel } from './holder.js';
 import { predictRows } from './routes/predict.js';
+import { trafficSource } from './source.js';
 import { inferResponse, parseInferRequest, V2_OUTPUT_NAME, V2RequestError } from './v2-request.js';
 
 export const V2_INFER_ROUTES = ['/v2/models/:name/infer', '/v2/models/:name/versions/:version/infer'] as const;
@@ -83,7 +84,7 @@ export async function v2Routes(app: FastifyInstance, { ctx }: ServePluginOptions
   app.setErrorHandler((err, request: FastifyRequest, reply: FastifyReply) => {
     const e = v2Error(err);
     const route = request.routeOptions.url ?? request.url;
-    holder.current.series.rejected(route, e.statusCode, e.code, request.routeOptions.config?.prediction === true);
+    holder.current.series.rejected(route, e.statusCode, e.code, request.routeOptions.config?.prediction === true, trafficSource(request.headers));
     if (e.statusCode >= 500) request.log.error({ err, route }, 'request failed');
     return reply.code(e.statusCode).send({ error: e.message });
   });
@@ -114,7 +115,7 @@ export async function v2Routes(app: FastifyInstance, { ctx }: ServePluginOptions
         throw new ApiError('batch_too_large', `a request holds at most ${holder.batchLimit} rows; this one has ${parsed.nRows}`);
       }
       const values = await predictRows(served, parsed.rows, parsed.nRows);
-      served.series.route(route).served((performance.now() - started) / 1000, values);
+      served.series.route(route, trafficSource(request.headers)).served((performance.now() - started) / 1000, values);
       return inferResponse(served.answerModel, parsed, values);
     });
   }

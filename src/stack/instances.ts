@@ -33,10 +33,20 @@ export interface InstanceSpec {
   port: number;
   bundle: string;
   adminTokenFile?: string;
+  /** Folders the instance may load bundles from through its admin API (`serve --bundle-root`). */
+  bundleRoots?: readonly string[];
   /** stdout and stderr go here (appended); the tail is shown when the instance fails to start. */
   logFile: string;
   /** More `serve` flags, e.g. ['--drain-delay-ms', '500']. */
   extraArgs?: string[];
+}
+
+/**
+ * The bundle roots of a local stack's instances: the models folder under the working directory, the state
+ * dir, and any the user adds (`up --bundle-root`), absolute and without repeats.
+ */
+export function stackBundleRoots(stateDir: string, more: readonly string[] = [], cwd = process.cwd()): string[] {
+  return [...new Set([path.resolve(cwd, 'models'), path.resolve(cwd, stateDir), ...more.map((r) => path.resolve(cwd, r))])];
 }
 
 /** Both colors' specs for one host: logs in `logDir/<color>.log`. */
@@ -46,6 +56,7 @@ export function instanceSpecs(o: {
   bundle: string;
   logDir: string;
   adminTokenFile?: string;
+  bundleRoots?: readonly string[];
   extraArgs?: string[];
 }): Record<Color, InstanceSpec> {
   const spec = (color: Color): InstanceSpec => ({
@@ -54,6 +65,7 @@ export function instanceSpecs(o: {
     port: o.ports[color],
     bundle: o.bundle,
     adminTokenFile: o.adminTokenFile,
+    bundleRoots: o.bundleRoots,
     logFile: path.join(o.logDir, `${color}.log`),
     extraArgs: o.extraArgs,
   });
@@ -206,6 +218,7 @@ export function serveArgv(spec: InstanceSpec, cli: CliCommand = currentCli()): s
     '--host', spec.host,
     '--color', spec.color,
     ...(spec.adminTokenFile ? ['--admin-token-file', spec.adminTokenFile] : []),
+    ...(spec.bundleRoots ?? []).flatMap((root) => ['--bundle-root', root]),
     ...(spec.extraArgs ?? []),
   ];
 }

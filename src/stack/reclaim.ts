@@ -1,11 +1,17 @@
 /**
- * `bgserve up` after a crash: the previous `up` was killed (kill -9, OOM) and its detached instances, its managed
- * nginx or its Prometheus may still run, holding their ports. Before starting anything, the new `up` reads
- * `<state-dir>/stack.json` and, for each recorded process that is verifiably the one recorded:
+ * `bgserve up` after a crash: the previous `up` was killed (kill -9, OOM) and its detached instances, its router
+ * (the router process or the managed nginx) or its Prometheus may still run, holding their ports. Before
+ * starting anything, the new `up` reads `<state-dir>/stack.json` and, for each recorded process that is
+ * verifiably the one recorded:
  *   - an instance started with the very command line this `up` would use, answering /health with its color and
- *     PID, is ADOPTED: it keeps serving (and keeps its loaded model, which the release reconcile then checks);
- *   - anything else of ours (nginx, Prometheus, an instance with other options or not answering) is stopped
- *     gracefully (its stop signal, then SIGKILL) and started fresh.
+ *     PID and accepting the current admin token, is ADOPTED: it keeps serving (and keeps its loaded model, which
+ *     the release reconcile then checks). One that refuses the token (admin-token was changed) is replaced:
+ *     adopted, it would fail every release with 401;
+ *   - the router is ADOPTED when this `up` would run the same one: the router process with the same command line,
+ *     answering its control endpoint with its PID and the router token; the managed nginx master of this state
+ *     dir on the same address (it is then reloaded with the new configuration). Traffic never stops;
+ *   - anything else of ours (Prometheus, a router of the other kind, an instance with other options or not
+ *     answering) is stopped gracefully (its stop signal, then SIGKILL) and started fresh.
  * A PID that may have been reused is never signalled. A port held by a process that is not ours is an error
  * naming the port and its holder; bgserve never stops a foreign process.
  */
@@ -14,10 +20,11 @@ import path from 'node:path';
 import { request } from 'undici';
 import { isColor, type Color } from '../config/defaults.js';
 import { commandLine, identify, liveness, portHolders, portIsFree, stopProcessByPid, type Liveness } from './proc.js';
+import { ROUTER_CONTROL_PATH } from '../traffic/router-control.js';
 import { readStackRecord, type RecordedProcess, type StackRecord, type StackRole } from './stack-record.js';
 
 /** How long each kind of leftover gets to stop by itself before SIGKILL (instances drain first). */
-export const RECLAIM_GRACE_MS: Record<StackRole, number> = { blue: 15_000, green: 15_000, nginx: 5_000, prometheus: 5_000 };
+export const RECLAIM_GRACE_MS: Record<StackRole, number> = { blue: 15_000, green: 15_000, router: 5_000, nginx: 5_000, prometheus: 5_000 };
 
 export interface HealthAnswer {
   pid: number;
@@ -29,6 +36,12 @@ export interface Probe {
   liveness: Liveness;
   /** An instance's GET /health on its recorded port (null: no answer). */
   health?: HealthAnswer | null;
+  /** An instance: does it accept the current admin token (null: not asked, or no clear answer)? */
+  tokenAccepted?: boolean | null;
+  /** The router process: the PID its control endpoint reports with the router token (null: no answer). */
+  control?: { pid: number } | null;
+  /** nginx: the recorded PID is the master of this state dir's managed nginx (its command line says so). */
+  nginxMaster?: boolean;
 }
 
 /** What this `up` would run for a color. */
@@ -38,22 +51,36 @@ export interface WantedInstance {
   port: number;
 }
 
+/** The router this `up` would run: the router process (its identifying command line) or the managed nginx. */
+export type WantedRouter = { role: 'router'; argv: string[]; host: string; port: number } | { role: 'nginx'; host: string; port: number };
+
 export type Verdict = { action: 'adopt' } | { action: 'stop'; reason: string; verified: boolean } | { action: 'leave'; reason: string };
 
-/** The pure decision for one recorded process. */
-export function judge(entry: RecordedProcess, probe: Probe, wanted?: WantedInstance): Verdict {
+/** The pure decision for one recorded process. `wanted`: what this `up` would run in its role, if anything. */
+export function judge(entry: RecordedProcess, probe: Probe, wanted?: WantedInstance | WantedRouter): Verdict {
   if (probe.liveness === 'gone') return { action: 'leave', reason: 'exited' };
-  const answers = !!probe.health && probe.health.pid === entry.pid && probe.health.color === entry.role;
+  const answers = isColor(entry.role)
+    ? !!probe.health && probe.health.pid === entry.pid && probe.health.color === entry.role
+    : entry.role === 'router' && probe.control?.pid === entry.pid;
   if (probe.liveness === 'unknown' && !answers) {
     return { action: 'leave', reason: `PID ${entry.pid} cannot be verified as the recorded ${entry.role} (no /proc start time, no matching /health): left alone` };
   }
   const stop = (reason: string): Verdict => ({ action: 'stop', reason, verified: answers });
-  if (!isColor(entry.role)) return stop('left running by the previous `up`');
-  if (!wanted || wanted.host !== entry.host || wanted.port !== entry.port || JSON.stringify(wanted.argv) !== JSON.stringify(entry.argv)) {
+  if (!wanted || entry.role === 'prometheus') return stop('left running by the previous `up`');
+  const argv = 'argv' in wanted ? wanted.argv : undefined;
+  if (wanted.host !== entry.host || wanted.port !== entry.port || (argv && JSON.stringify(argv) !== JSON.stringify(entry.argv))) {
     return stop('started with other options than this `up` uses');
   }
-  if (!answers) return stop(`does not answer /health on ${entry.host}:${entry.port} as ${entry.role} pid ${entry.pid}`);
+  if (entry.role === 'nginx') return probe.nginxMaster ? { action: 'adopt' } : stop('it is not the master of this state dir\'s managed nginx');
+  if (!answers) {
+    return stop(
+      entry.role === 'router'
+        ? `does not answer its control endpoint (port ${entry.controlPort ?? '?'}) as pid ${entry.pid} with the router token`
+        : `does not answer /health on ${entry.host}:${entry.port} as ${entry.role} pid ${entry.pid}`,
+    );
+  }
   if (probe.health?.state === 'draining') return stop('it is draining');
+  if (probe.tokenAccepted === false) return stop('it refuses the current admin token (admin-token changed since it started): replaced, or every release would fail with 401');
   return { action: 'adopt' };
 }
 
@@ -69,6 +96,51 @@ async function health(entry: RecordedProcess): Promise<HealthAnswer | null> {
   } catch {
     return null;
   }
+}
+
+/**
+ * Does the instance accept `token`? POST /admin/model with an empty body has no effect: the token is checked
+ * before the body, so 401/403 is a refusal and anything else (400: the body is invalid) means accepted.
+ */
+async function acceptsToken(entry: RecordedProcess, token: string): Promise<boolean | null> {
+  try {
+    const res = await request(`http://${entry.host}:${entry.port}/admin/model`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{}',
+      headersTimeout: 2_000,
+      bodyTimeout: 2_000,
+    });
+    await res.body.dump();
+    return res.statusCode !== 401 && res.statusCode !== 403;
+  } catch {
+    return null;
+  }
+}
+
+/** The PID a router process reports on its control endpoint, with the router token; null when it does not. */
+async function routerControl(entry: RecordedProcess, token: string | undefined): Promise<{ pid: number } | null> {
+  if (token === undefined || !entry.controlPort) return null;
+  try {
+    const res = await request(`http://127.0.0.1:${entry.controlPort}${ROUTER_CONTROL_PATH}`, {
+      headers: { authorization: `Bearer ${token}` },
+      headersTimeout: 2_000,
+      bodyTimeout: 2_000,
+    });
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      return null;
+    }
+    const body = (await res.body.json()) as { pid?: unknown };
+    return typeof body.pid === 'number' ? { pid: body.pid } : null;
+  } catch {
+    return null;
+  }
+}
+
+async function isManagedNginxMaster(pid: number, prefix: string): Promise<boolean> {
+  const command = await commandLine(pid);
+  return command.startsWith('nginx: master process') && command.includes(`-p ${path.resolve(prefix)} `);
 }
 
 /** Refuses to take over a stack whose `up` still runs. */
@@ -87,6 +159,12 @@ export interface ReclaimOptions {
   wanted: Record<Color, WantedInstance>;
   /** The managed nginx's prefix: its pid file finds an nginx started just before a crash, recorded or not. */
   nginxPrefix: string;
+  /** The router this `up` runs: a previous one just like it is adopted, any other stopped (see stopRouter). */
+  router?: WantedRouter;
+  /** The instances' admin token now: an instance refusing it is replaced, not adopted. */
+  adminToken?: string;
+  /** The router process's control token. */
+  routerToken?: string;
   graceMs?: Partial<Record<StackRole, number>>;
   log?: (message: string) => void;
 }
@@ -94,18 +172,21 @@ export interface ReclaimOptions {
 export interface Reclaimed {
   /** The instances to adopt (their records). */
   adopted: Partial<Record<Color, RecordedProcess>>;
+  /** The previous router, to adopt (router process or managed nginx): it keeps serving throughout. */
+  router?: RecordedProcess;
   /**
-   * Stops the previous router (the managed nginx), left to the caller: it keeps serving while the instances are
+   * Stops a previous router that is not adopted, left to the caller: it keeps serving while the instances are
    * adopted or replaced (same ports), and is stopped just before the new router binds its port.
    */
   stopRouter(): Promise<void>;
 }
 
-/** Adopts or stops what a crashed `up` left (all but the router, see Reclaimed.stopRouter). */
+/** Adopts or stops what a crashed `up` left (a router not adopted is stopped later: Reclaimed.stopRouter). */
 export async function reclaimStack(o: ReclaimOptions): Promise<Reclaimed> {
   const log = o.log ?? (() => undefined);
   const record = await readStackRecord(o.file);
   const adopted: Partial<Record<Color, RecordedProcess>> = {};
+  let router: RecordedProcess | undefined;
   const stops: Promise<void>[] = [];
   const routerStops: (() => Promise<void>)[] = [];
   const grace = (role: StackRole) => o.graceMs?.[role] ?? RECLAIM_GRACE_MS[role];
@@ -114,7 +195,7 @@ export async function reclaimStack(o: ReclaimOptions): Promise<Reclaimed> {
       const stopped = await stopProcessByPid(entry, entry.stopSignal, grace(entry.role), verified);
       log(stopped ? `stopped ${what} (pid ${entry.pid}): ${reason}` : `${what} (pid ${entry.pid}) had already exited`);
     };
-    if (entry.role === 'nginx') routerStops.push(run);
+    if (entry.role === 'nginx' || entry.role === 'router') routerStops.push(run);
     else stops.push(run());
   };
 
@@ -122,10 +203,20 @@ export async function reclaimStack(o: ReclaimOptions): Promise<Reclaimed> {
     await assertOwnerGone(record, o.file);
     for (const entry of Object.values(record.processes)) {
       if (!entry) continue;
-      const probe: Probe = { liveness: await liveness(entry), ...(isColor(entry.role) ? { health: await health(entry) } : {}) };
-      const verdict = judge(entry, probe, isColor(entry.role) ? o.wanted[entry.role] : undefined);
+      const probe: Probe = { liveness: await liveness(entry) };
+      if (isColor(entry.role)) {
+        probe.health = await health(entry);
+        if (probe.health && o.adminToken !== undefined) probe.tokenAccepted = await acceptsToken(entry, o.adminToken);
+      } else if (entry.role === 'router') {
+        probe.control = await routerControl(entry, o.routerToken);
+      } else if (entry.role === 'nginx') {
+        probe.nginxMaster = await isManagedNginxMaster(entry.pid, o.nginxPrefix);
+      }
+      const wanted = isColor(entry.role) ? o.wanted[entry.role] : o.router?.role === entry.role ? o.router : undefined;
+      const verdict = judge(entry, probe, wanted);
       if (verdict.action === 'adopt') {
         if (isColor(entry.role)) adopted[entry.role] = entry;
+        else router = entry;
         log(`adopted ${entry.role} (pid ${entry.pid}, ${entry.host}:${entry.port}) left running by the previous \`up\`: it keeps serving`);
       } else if (verdict.action === 'stop') {
         stop(`the previous ${entry.role}`, entry, verdict.reason, verdict.verified);
@@ -139,13 +230,12 @@ export async function reclaimStack(o: ReclaimOptions): Promise<Reclaimed> {
   const pidText = await readFile(path.join(o.nginxPrefix, 'nginx.pid'), 'utf8').catch(() => '');
   const nginxPid = Number(pidText.trim());
   if (Number.isInteger(nginxPid) && nginxPid > 0 && nginxPid !== record?.processes.nginx?.pid) {
-    const command = await commandLine(nginxPid);
-    if (command.startsWith('nginx: master process') && command.includes(`-p ${path.resolve(o.nginxPrefix)} `)) {
+    if (await isManagedNginxMaster(nginxPid, o.nginxPrefix)) {
       stop('managed nginx', { ...(await identify(nginxPid)), role: 'nginx', stopSignal: 'SIGQUIT' }, `its prefix is ${o.nginxPrefix}`, true);
     }
   }
   await Promise.all(stops);
-  return { adopted, stopRouter: async () => void (await Promise.all(routerStops.splice(0).map((run) => run()))) };
+  return { adopted, router, stopRouter: async () => void (await Promise.all(routerStops.splice(0).map((run) => run()))) };
 }
 
 export interface PortUse {

@@ -12,7 +12,8 @@ import { commandArgv, identify, type ProcessIdentity } from './proc.js';
 
 export const STACK_RECORD_FILE = 'stack.json';
 
-export type StackRole = Color | 'nginx' | 'prometheus';
+/** `router`: the embedded router's own process (`bgserve router`); `nginx`: the managed nginx's master. */
+export type StackRole = Color | 'router' | 'nginx' | 'prometheus';
 
 export interface RecordedProcess extends ProcessIdentity {
   role: StackRole;
@@ -23,6 +24,8 @@ export interface RecordedProcess extends ProcessIdentity {
   /** Its graceful stop (nginx: SIGQUIT). */
   stopSignal: NodeJS.Signals;
   startedAt: string;
+  /** The router process's loopback control endpoint (role `router` only). */
+  controlPort?: number;
 }
 
 export interface StackRecord {

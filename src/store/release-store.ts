@@ -2,51 +2,70 @@
  * Releases and their events, kept crash-safely in an fsynced append-only JSONL log (no native dependency).
  * Each step of the engine is appended as one write (its new release state, then its events) and fsynced
  * before the controller acts on it, so after a crash the log holds every decision that had effects.
- * A torn last line (power loss mid-write) is dropped on open; damage anywhere else is reported, not guessed at.
+ * A torn last line (power loss mid-write) is cut on open. A damaged line anywhere else (unparsable, or a
+ * record of the wrong shape, see record-schema.ts) is skipped, left in the file for a person to inspect,
+ * reported as a warning naming the file and line, and kept in `damage`: the stack starts on what is intact
+ * rather than not at all.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ReleaseEvent, ReleaseState } from '../release/types.js';
+import { checkRecord, type LogRecord } from './record-schema.js';
 
-export type LogRecord = { kind: 'release'; state: ReleaseState } | { kind: 'event'; event: ReleaseEvent };
+export type { LogRecord } from './record-schema.js';
 
-export class StoreError extends Error {}
+/** One skipped line of the log (1-based line number). */
+export interface LogDamage {
+  line: number;
+  problem: string;
+}
 
 export interface ReplayResult {
   records: LogRecord[];
+  /** Lines that were skipped (never the torn last line). */
+  damage: LogDamage[];
   /** Bytes of a torn last line that were dropped. */
   droppedBytes: number;
-  /** Length of the intact prefix. */
+  /** Length of the intact prefix (everything before a torn last line). */
   validBytes: number;
 }
 
-/** Parses a log's bytes; tolerates only a torn (unterminated or unparsable) last line. */
+/** Parses a log's bytes: skips damaged lines, reports them, and sets a torn last line apart. */
 export function replay(text: string): ReplayResult {
   const records: LogRecord[] = [];
+  const damage: LogDamage[] = [];
   let offset = 0;
-  while (offset < text.length) {
+  for (let line = 1; offset < text.length; line++) {
     const nl = text.indexOf('\n', offset);
     const isLast = nl === -1 || text.slice(nl + 1).trim() === '';
-    const line = text.slice(offset, nl === -1 ? text.length : nl);
-    let parsed: LogRecord | null = null;
+    const raw = text.slice(offset, nl === -1 ? text.length : nl);
+    let value: unknown;
+    let parsed = nl !== -1;
     try {
-      const value = JSON.parse(line) as LogRecord;
-      if (nl !== -1 && (value?.kind === 'release' || value?.kind === 'event')) parsed = value;
+      value = JSON.parse(raw);
     } catch {
-      parsed = null;
+      parsed = false;
     }
-    if (parsed === null) {
-      if (line.trim() === '' && !isLast) {
-        offset = nl + 1;
-        continue;
+    if (!parsed) {
+      // An unterminated or unparsable last line is a write cut short: cut it, as the writer would have.
+      if (isLast && raw.trim() !== '') {
+        return { records, damage, droppedBytes: Buffer.byteLength(text.slice(offset)), validBytes: Buffer.byteLength(text.slice(0, offset)) };
       }
-      if (isLast) return { records, droppedBytes: Buffer.byteLength(text.slice(offset)), validBytes: Buffer.byteLength(text.slice(0, offset)) };
-      throw new StoreError(`release log is damaged at byte ${Buffer.byteLength(text.slice(0, offset))} (not the last line): ${line.slice(0, 80)}`);
+      if (raw.trim() !== '') damage.push({ line, problem: `not valid JSON: ${raw.slice(0, 60)}` });
+    } else {
+      const checked = checkRecord(value);
+      if ('record' in checked) records.push(checked.record);
+      else damage.push({ line, problem: checked.problem });
     }
-    records.push(parsed);
+    if (nl === -1) break;
     offset = nl + 1;
   }
-  return { records, droppedBytes: 0, validBytes: Buffer.byteLength(text) };
+  return { records, damage, droppedBytes: 0, validBytes: Buffer.byteLength(text) };
+}
+
+export interface StoreOpenOptions {
+  /** Where warnings about the log go (damaged lines, a cut tail); default: nowhere. */
+  onWarning?: (message: string) => void;
 }
 
 export class ReleaseStore {
@@ -60,21 +79,25 @@ export class ReleaseStore {
     records: LogRecord[],
     /** Bytes of a torn tail dropped when the log was opened (0 normally). */
     readonly recoveredBytes: number,
+    /** Lines skipped when the log was opened, oldest first (empty normally). */
+    readonly damage: readonly LogDamage[],
   ) {
     for (const r of records) this.apply(r);
     this.fd = fs.openSync(file, 'a');
   }
 
-  static open(file: string): ReleaseStore {
+  static open(file: string, opts: StoreOpenOptions = {}): ReleaseStore {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const existed = fs.existsSync(file);
     const text = existed ? fs.readFileSync(file, 'utf8') : '';
-    const { records, droppedBytes, validBytes } = replay(text);
+    const { records, damage, droppedBytes, validBytes } = replay(text);
+    for (const d of damage) opts.onWarning?.(`release log ${file}:${d.line}: skipped a damaged record (${d.problem})`);
     if (droppedBytes > 0) {
       // Cut the torn tail so the next append starts on a fresh line.
       fs.truncateSync(file, validBytes);
+      opts.onWarning?.(`release log ${file}: cut a torn last line (${droppedBytes} bytes, an interrupted write)`);
     }
-    const store = new ReleaseStore(file, records, droppedBytes);
+    const store = new ReleaseStore(file, records, droppedBytes, damage);
     if (!existed) syncDir(path.dirname(file));
     return store;
   }

@@ -3,16 +3,35 @@
  * traffic by weight, routes the preview header to one color, retries a failed prediction (connection error or
  * 5xx answer) once on the other color, keeps unhealthy colors out of rotation, mirrors a share of requests and
  * can pin keys to colors.
+ * The preview route is private: the preview header is honoured only with the preview token, and what reaches an
+ * instance carries SOURCE_HEADER (preview, mirror) set here only, so preview and shadow traffic never count as live.
  * The hot path is deliberately plain: no framework, cached metric children, bodies buffered (they are small).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
 import { Pool, type Dispatcher } from 'undici';
-import { isColor, otherColor, PREVIEW_HEADER, type Color } from '../config/defaults.js';
+import { isColor, otherColor, PREVIEW_HEADER, PREVIEW_TOKEN_HEADER, SOURCE_HEADER, type Color, type TrafficSource } from '../config/defaults.js';
+import { tokenMatches } from '../control/auth.js';
 import { ActiveHealthChecker, describeError, HealthTracker, type HealthOptions } from './health.js';
 import { RouterMetrics } from './metrics.js';
+import {
+  BAD_REQUEST,
+  badGateway,
+  errorJson,
+  gatewayTimeout,
+  HEADERS_TOO_LARGE,
+  LINGER_BYTES,
+  LINGER_MS,
+  MAX_HEADER_BYTES,
+  PAYLOAD_TOO_LARGE,
+  PREVIEW_FORBIDDEN,
+  PREVIEW_INVALID,
+  REQUEST_TIMEOUT,
+  type PublicError,
+} from './public-errors.js';
 import {
   initialState,
   isRetryStatus,
@@ -43,10 +62,28 @@ export interface EmbeddedRouterOptions {
   maxMirrorInFlight?: number;
   /** Upstream response-headers timeout. */
   upstreamTimeoutMs?: number;
+  /**
+   * The preview route's credential (`<state-dir>/preview-token`): PREVIEW_HEADER is honoured only with this in
+   * PREVIEW_TOKEN_HEADER. Absent: preview is off (every preview request is refused).
+   */
+  previewToken?: string;
 }
 
-// Hop-by-hop headers (RFC 9110 7.6.1) and those undici computes itself.
-const REQUEST_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length', 'expect']);
+// Hop-by-hop headers (RFC 9110 7.6.1), those undici computes itself, and the ones only this router may set or
+// read: a client must not label its requests as preview/mirror traffic, and the preview token stops here.
+const REQUEST_SKIP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'content-length',
+  'expect',
+  SOURCE_HEADER,
+  PREVIEW_TOKEN_HEADER,
+]);
 const RESPONSE_SKIP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'trailer']);
 const EMPTY = Buffer.alloc(0);
 
@@ -95,8 +132,17 @@ export class EmbeddedRouter implements TrafficDriver {
     this.pools = { blue: pool('blue'), green: pool('green') };
     this.tracker = new HealthTracker({ ...opts.health, onChange: (color, healthy) => this.m.setHealthy(color, healthy) });
     this.checker = new ActiveHealthChecker(opts.upstreams, this.tracker, opts.health);
-    this.server = http.createServer((req, res) => this.onRequest(req, res));
+    this.server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => this.onRequest(req, res));
     this.server.keepAliveTimeout = 65_000;
+    // Without this, node answers 100 Continue to any body, however large, before the limit can be checked.
+    this.server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (this.declaredTooLarge(req)) this.refuseBody(req, res, 0);
+      else {
+        res.writeContinue();
+        this.onRequest(req, res);
+      }
+    });
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket));
   }
 
   get url(): string {
@@ -159,26 +205,68 @@ export class EmbeddedRouter implements TrafficDriver {
     return this.state();
   }
 
+  private declaredTooLarge(req: http.IncomingMessage): boolean {
+    const declared = Number(req.headers['content-length']);
+    return Number.isFinite(declared) && declared > this.maxBody;
+  }
+
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    req.on('error', () => res.destroy());
+    if (this.declaredTooLarge(req)) {
+      this.refuseBody(req, res, 0);
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
-      if (tooLarge) return;
+    const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > this.maxBody) {
-        tooLarge = true;
-        sendJson(res, 413, { error: 'payload_too_large', message: `request body exceeds ${this.maxBody} bytes` });
+        req.off('data', onData);
+        req.off('end', onEnd);
+        chunks.length = 0;
+        this.refuseBody(req, res, size);
         return;
       }
       chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (tooLarge) return;
+    };
+    const onEnd = () => {
       const body = chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
       this.forward(req, res, body);
-    });
-    req.on('error', () => res.destroy());
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+  }
+
+  /**
+   * 413 with a lingering close: the answer is written at once, but the response (and so the connection) ends
+   * only once the client has sent the rest of its body, read and dropped here within LINGER_MS / LINGER_BYTES.
+   * Closing with unread data would make the kernel reset the connection, and a client still writing would see
+   * EPIPE or ECONNRESET instead of the 413.
+   */
+  private refuseBody(req: http.IncomingMessage, res: http.ServerResponse, alreadyRead: number): void {
+    this.m.request('none', PAYLOAD_TOO_LARGE.status);
+    const text = errorJson(PAYLOAD_TOO_LARGE);
+    res.writeHead(PAYLOAD_TOO_LARGE.status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text), connection: 'close' });
+    res.write(text);
+    let discarded = alreadyRead;
+    let done = false;
+    const finish = (cut: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      req.off('data', onData);
+      res.end();
+      if (cut) req.socket.destroy();
+    };
+    const onData = (chunk: Buffer) => {
+      discarded += chunk.length;
+      if (discarded > LINGER_BYTES) finish(true);
+    };
+    const timer = setTimeout(() => finish(true), LINGER_MS);
+    req.on('data', onData);
+    req.once('end', () => finish(false));
+    req.once('close', () => finish(false));
+    req.resume();
   }
 
   private forward(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {
@@ -192,8 +280,13 @@ export class EmbeddedRouter implements TrafficDriver {
       body: body.length === 0 && (method === 'GET' || method === 'HEAD') ? null : body,
     };
     const preview = req.headers[PREVIEW_HEADER];
-    if (isColor(preview)) {
+    if (preview !== undefined && preview !== '') {
+      const token = req.headers[PREVIEW_TOKEN_HEADER];
+      const allowed = this.opts.previewToken !== undefined && typeof token === 'string' && tokenMatches(token, this.opts.previewToken);
+      if (!allowed) return this.refuse(res, PREVIEW_FORBIDDEN);
+      if (!isColor(preview)) return this.refuse(res, PREVIEW_INVALID);
       // The preview route reaches exactly that color: a smoke test must never be answered by the other one.
+      labelSource(ex, 'preview');
       this.send(ex, preview, false);
       return;
     }
@@ -258,13 +351,15 @@ export class EmbeddedRouter implements TrafficDriver {
           if (!replay) this.tracker.markFailure(color, error);
           if (wroteHead) res.destroy(err);
           else if (retryable) retry();
-          else {
-            this.m.request('none', 502);
-            sendJson(res, 502, { error: 'bad_gateway', message: `no answer from ${color}: ${error}` });
-          }
+          else this.refuse(res, isTimeout(err) ? gatewayTimeout(color) : badGateway(color));
         },
       },
     );
+  }
+
+  private refuse(res: http.ServerResponse, e: PublicError): void {
+    this.m.request('none', e.status);
+    sendJson(res, e);
   }
 
   private maybeMirror(served: Color, ex: Exchange): void {
@@ -282,7 +377,7 @@ export class EmbeddedRouter implements TrafficDriver {
       this.m.mirror(target, outcome);
     };
     this.pools[target].dispatch(
-      { method: ex.method, path: ex.path, headers: [...ex.headers, 'x-bgserve-mirror', '1'], body: ex.body },
+      { method: ex.method, path: ex.path, headers: [...ex.headers, SOURCE_HEADER, 'mirror' satisfies TrafficSource], body: ex.body },
       {
         onRequestStart: () => undefined,
         onResponseStart: (_c, statusCode) => {
@@ -314,10 +409,40 @@ function forwardedHeaders(req: http.IncomingMessage): string[] {
   return out;
 }
 
-function sendJson(res: http.ServerResponse, status: number, body: { error: string; message: string }): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+function labelSource(ex: Exchange, source: Exclude<TrafficSource, 'live'>): void {
+  ex.headers.push(SOURCE_HEADER, source);
+}
+
+function isTimeout(err: Error): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
+}
+
+function sendJson(res: http.ServerResponse, e: PublicError): void {
+  const text = errorJson(e);
+  res.writeHead(e.status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/**
+ * Node's own answer to an unparsable request (headers over MAX_HEADER_BYTES included) is a bare status line;
+ * this one is the JSON error nginx gives for the same request. The socket is half-closed and cut after
+ * LINGER_MS, so a client still writing its headers reads the answer first.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const e = err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? REQUEST_TIMEOUT : BAD_REQUEST;
+  const text = errorJson(e);
+  socket.end(
+    `HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status] ?? ''}\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+  );
+  socket.on('data', () => undefined);
+  setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
 
 /** Starts an embedded router listening on opts.host:opts.port. */

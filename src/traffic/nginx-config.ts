@@ -17,11 +17,35 @@
  * as a failed attempt towards max_fails, so a color answering 500s would sit out fail_timeout after each one and a
  * faulty canary would get less than its share (its release verdict late). Like the embedded router, which ejects
  * on 502/503/504 and connection errors only, a 500 is intercepted instead (error_page -> @bgserve_replay) and sent
- * once to the other color's own upstream: the client gets no 500, the canary keeps its share. Preview requests
- * leave `location /` before any interception, so they show the named color's real answer, a 500 included.
+ * once to the other color's own upstream: the client gets no 500, the canary keeps its share. `location /` only
+ * dispatches (to @bgserve_live or @bgserve_preview); preview requests never meet an interception, so they show
+ * the named color's real answer, a 500 included.
+ *
+ * The preview route is private: a map over the preview header and the preview token (rendered into this file,
+ * which the driver writes readable by its owner only) picks the color; a preview header without the token is
+ * answered 403 and never forwarded. Without a token, preview is off. Every proxied request has SOURCE_HEADER
+ * set here (preview, mirror, or removed for live traffic) and the token removed.
+ *
+ * nginx's own errors (413, 502, 504, headers too large) are the same JSON as the embedded router's
+ * (public-errors.ts): error_page to internal locations that `return` it. Upstream answers are intercepted only
+ * in @bgserve_live, for 500 (replay) and 502/504 (which instances never send); the other named locations leave
+ * upstream answers alone (proxy_intercept_errors off) and turn only nginx's own 502/504 into JSON. The body
+ * limit is checked in `location /`, which proxies nothing, so its 413 is always nginx's own.
  */
-import { COLORS, otherColor, PREVIEW_HEADER, type Color } from '../config/defaults.js';
+import { COLORS, otherColor, PREVIEW_HEADER, PREVIEW_TOKEN_HEADER, SOURCE_HEADER, type Color, type TrafficSource } from '../config/defaults.js';
 import { RETRY_STATUSES } from './policy.js';
+import {
+  BAD_REQUEST,
+  badGateway,
+  errorJson,
+  gatewayTimeout,
+  HEADERS_TOO_LARGE,
+  MAX_HEADER_BYTES,
+  PAYLOAD_TOO_LARGE,
+  PREVIEW_FORBIDDEN,
+  PREVIEW_INVALID,
+  type PublicError,
+} from './public-errors.js';
 import type { TrafficState, Upstream, Upstreams } from './types.js';
 
 export const COLOR_UPSTREAM: Record<Color, string> = { blue: 'mlservice_blue', green: 'mlservice_green' };
@@ -35,6 +59,9 @@ export const ACCESS_LOG_FORMAT = '$upstream_addr|$upstream_status|$status|$upstr
 export const LIVE_CURRENT = 'current';
 /** Replayed through error_page on the other color rather than by proxy_next_upstream (see above). */
 export const REPLAYED_STATUS = 500;
+/** What `location /` returns to itself to enter the preview or the live named location (never sent). */
+export const PREVIEW_STATUS = 418;
+export const LIVE_STATUS = 419;
 /** Statuses nginx itself retries on the backup server; these count towards max_fails. */
 export const NEXT_UPSTREAM_STATUSES = RETRY_STATUSES.filter((code) => code !== REPLAYED_STATUS);
 
@@ -61,16 +88,48 @@ export interface NginxRenderOptions {
   failTimeoutS?: number;
   keepaliveConnections?: number;
   clientMaxBodySize?: string;
+  /** The preview route's credential; absent: preview is off. Printable ASCII without quotes or spaces. */
+  previewToken?: string;
 }
 
-/** How every location reaches an upstream held in `variable`. */
-function proxyTo(variable: string, indent: string): string[] {
+/** Where nginx's own errors are answered (internal locations). */
+export const ERROR_PREFIX = '/__bgserve/error/';
+/** Error location suffix for a request that any color could have answered (location /). */
+const EITHER = 'either';
+
+/** nginx string literal of a JSON error body (single-quoted: JSON has no single quotes or `$` here). */
+function jsonLiteral(e: PublicError): string {
+  const text = errorJson(e);
+  if (/['$\\]/.test(text)) throw new Error(`error body cannot be rendered into nginx: ${text}`);
+  return `'${text}'`;
+}
+
+/** A token goes into a quoted case-sensitive regex: only characters that need no escaping in either. */
+function checkedToken(token: string): string {
+  if (!/^[A-Za-z0-9_-]{16,256}$/.test(token)) {
+    throw new Error('the preview token must be 16-256 characters of A-Z, a-z, 0-9, "_" or "-" (base64url)');
+  }
+  return token;
+}
+
+/** The nginx header name of a lowercase header constant: x-bgserve-source -> X-Bgserve-Source. */
+function headerName(header: string): string {
+  return header.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
+}
+
+/**
+ * How every location reaches an upstream held in `variable`. A client's SOURCE_HEADER is replaced (an empty
+ * value removes the header: live traffic) and the preview token never leaves nginx.
+ */
+function proxyTo(variable: string, indent: string, source: TrafficSource = 'live'): string[] {
   return [
     `proxy_pass http://${variable};`,
     'proxy_http_version 1.1;',
     'proxy_set_header Connection "";',
     'proxy_set_header Host $host;',
     'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+    `proxy_set_header ${headerName(SOURCE_HEADER)} ${source === 'live' ? '""' : source};`,
+    `proxy_set_header ${headerName(PREVIEW_TOKEN_HEADER)} "";`,
     'proxy_connect_timeout 1s;',
     'proxy_read_timeout 30s;',
   ].map((line) => indent + line);
@@ -141,17 +200,32 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     `  scgi_temp_path ${p.tempDir}/scgi;`,
     `  client_max_body_size ${opts.clientMaxBodySize ?? '1m'};`,
     '  client_body_buffer_size 1m;',
+    '  # The embedded router takes the same headers (MAX_HEADER_BYTES in all); beyond, both answer the same JSON 431.',
+    '  # One large buffer: past the first 1k, request line and headers together must fit in it, not each line alone.',
+    `  large_client_header_buffers 1 ${MAX_HEADER_BYTES / 1024}k;`,
     '  keepalive_timeout 65s;',
     '  keepalive_requests 100000;',
     '  server_tokens off;',
     '  # Live files must be seen on the next request: never cache their existence.',
     '  open_file_cache off;',
     '',
-    '  # The preview header reaches one color directly, whatever the weights.',
-    `  map ${headerVariable(PREVIEW_HEADER)} $bgserve_preview {`,
-    `    blue ${COLOR_UPSTREAM.blue};`,
-    `    green ${COLOR_UPSTREAM.green};`,
+    '  # The preview header reaches one color directly, whatever the weights, with the preview token only.',
+    '  # Regexes: map compares plain strings ignoring case, the token must match exactly.',
+    `  map ${headerVariable(PREVIEW_TOKEN_HEADER)} $bgserve_preview_token_ok {`,
+    ...(opts.previewToken !== undefined ? [`    "~^${checkedToken(opts.previewToken)}$" 1;`] : ['    # No preview token configured: preview is off.']),
+    '    default 0;',
+    '  }',
+    `  map "${headerVariable(PREVIEW_HEADER)}:$bgserve_preview_token_ok" $bgserve_preview {`,
+    ...COLORS.map((color) => `    "~^${color}:1$" ${COLOR_UPSTREAM[color]};`),
     '    default "";',
+    '  }',
+    '  # Why a preview request is refused: "" when it is not one, or is allowed.',
+    `  map "${headerVariable(PREVIEW_HEADER)}:$bgserve_preview_token_ok" $bgserve_preview_refused {`,
+    '    ":0" "";',
+    '    ":1" "";',
+    `    "~^(${COLORS.join('|')}):1$" "";`,
+    '    "~:0$" forbidden;',
+    '    default invalid;',
     '  }',
     '',
     '  # The color a replayed 500 goes to: the other one than the request was sent to.',
@@ -193,9 +267,17 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     );
   }
 
+  const errorPage = (status: number, suffix: string, as?: number) => `error_page ${status} ${as ? `=${as} ` : ''}${ERROR_PREFIX}${status}${suffix ? `-${suffix}` : ''};`;
   lines.push(
     '  server {',
     `    listen ${server(opts.listen)};`,
+    '    # What nginx answers itself (a refused preview, the error locations) is JSON; proxied answers keep theirs.',
+    '    default_type application/json;',
+    '    # Errors before a location is chosen (headers) or outside location / .',
+    `    ${errorPage(400, '')}`,
+    `    ${errorPage(494, '', HEADERS_TOO_LARGE.status)}`,
+    `    ${errorPage(414, '', HEADERS_TOO_LARGE.status)}`,
+    `    ${errorPage(413, '')}`,
     '',
     `    set $bgserve_upstream ${PREFER_UPSTREAM.blue};`,
     `    if (-f ${live}/green-$bgserve_bucket) {`,
@@ -217,34 +299,59 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     '      deny all;',
     '    }',
     '',
+    '    # Dispatch only, nothing proxied here: so the 413 below is only ever nginx\'s own (client_max_body_size),',
+    '    # and an instance\'s 413 (batch_too_large) reaches the client unchanged.',
     '    location / {',
-    '      # A preview request leaves before any interception (418 never reaches a client).',
-    '      error_page 418 = @bgserve_preview;',
-    '      if ($bgserve_preview) {',
-    '        return 418;',
+    `      ${errorPage(413, '')}`,
+    '      # A refused preview request is answered here, its body never forwarded.',
+    '      if ($bgserve_preview_refused = forbidden) {',
+    `        return ${PREVIEW_FORBIDDEN.status} ${jsonLiteral(PREVIEW_FORBIDDEN)};`,
     '      }',
+    '      if ($bgserve_preview_refused = invalid) {',
+    `        return ${PREVIEW_INVALID.status} ${jsonLiteral(PREVIEW_INVALID)};`,
+    '      }',
+    `      # Made by nginx itself, ${PREVIEW_STATUS} and ${LIVE_STATUS} never reach a client: they pick the named location.`,
+    `      error_page ${PREVIEW_STATUS} = @bgserve_preview;`,
+    `      error_page ${LIVE_STATUS} = @bgserve_live;`,
+    '      if ($bgserve_preview) {',
+    `        return ${PREVIEW_STATUS};`,
+    '      }',
+    `      return ${LIVE_STATUS};`,
+    '      # The named locations turn nginx\'s own errors into JSON too, after the redirect that led there.',
+    '      recursive_error_pages on;',
+    '    }',
+    '',
+    '    location @bgserve_live {',
     '      mirror /__bgserve_mirror;',
     '      mirror_request_body on;',
     ...proxyTo('$bgserve_upstream', '      '),
     '      # Predictions have no side effects: a POST that failed on one color is replayed once on the other.',
     `      proxy_next_upstream error timeout ${NEXT_UPSTREAM_STATUSES.map((code) => `http_${code}`).join(' ')} non_idempotent;`,
     '      proxy_next_upstream_tries 2;',
-    `      # A ${REPLAYED_STATUS} is replayed without counting towards max_fails; other statuses pass through unchanged.`,
+    `      # A ${REPLAYED_STATUS} is replayed without counting towards max_fails; other answers pass through unchanged.`,
     '      proxy_intercept_errors on;',
     `      error_page ${REPLAYED_STATUS} = @bgserve_replay;`,
+    '      # Both colors tried and failed (instances never answer 502/504 themselves): JSON, naming no address.',
+    `      ${errorPage(502, EITHER)}`,
+    `      ${errorPage(504, EITHER)}`,
+    '      recursive_error_pages on;',
     '    }',
     '',
+    '    # The named color\'s own answers pass through (no interception); only nginx\'s own errors become JSON.',
     '    location @bgserve_preview {',
-    '      mirror /__bgserve_mirror;',
-    '      mirror_request_body on;',
-    ...proxyTo('$bgserve_preview', '      '),
+    ...proxyTo('$bgserve_preview', '      ', 'preview'),
+    `      ${errorPage(502, '$bgserve_preview')}`,
+    `      ${errorPage(504, '$bgserve_preview')}`,
     '    }',
     '',
     '    # Whatever the other color answers goes to the client (no interception here).',
     '    location @bgserve_replay {',
     ...proxyTo('$bgserve_replay_to', '      '),
+    `      ${errorPage(502, '$bgserve_replay_to')}`,
+    `      ${errorPage(504, '$bgserve_replay_to')}`,
     '    }',
     '',
+    ...errorLocations(),
     '    # Shadow copy: answered 204 inside nginx unless this request falls in the mirrored share.',
     '    location = /__bgserve_mirror {',
     '      internal;',
@@ -262,7 +369,8 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     '      proxy_http_version 1.1;',
     '      proxy_set_header Connection "";',
     '      proxy_set_header Host $host;',
-    '      proxy_set_header X-Bgserve-Mirror 1;',
+    `      proxy_set_header ${headerName(SOURCE_HEADER)} ${'mirror' satisfies TrafficSource};`,
+    `      proxy_set_header ${headerName(PREVIEW_TOKEN_HEADER)} "";`,
     '      proxy_connect_timeout 200ms;',
     '      proxy_read_timeout 2s;',
     '    }',
@@ -271,4 +379,23 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     '',
   );
   return lines.join('\n');
+}
+
+/**
+ * The internal locations nginx's own errors are redirected to, each returning the shared JSON body. 502/504
+ * have one per upstream name (the color is named, never its address) and one for location / (either color).
+ */
+function errorLocations(): string[] {
+  const at = (path: string, e: PublicError) => [`    location = ${ERROR_PREFIX}${path} {`, '      internal;', `      return ${e.status} ${jsonLiteral(e)};`, '    }'];
+  const colorName: Record<string, string> = { [EITHER]: 'blue or green' };
+  for (const color of COLORS) colorName[COLOR_UPSTREAM[color]] = color;
+  return [
+    `    # nginx's own errors, as JSON (the embedded router answers the same).`,
+    ...at('400', BAD_REQUEST),
+    ...at('494', HEADERS_TOO_LARGE),
+    ...at('414', HEADERS_TOO_LARGE),
+    ...at('413', PAYLOAD_TOO_LARGE),
+    ...Object.entries(colorName).flatMap(([suffix, name]) => [...at(`502-${suffix}`, badGateway(name)), ...at(`504-${suffix}`, gatewayTimeout(name))]),
+    '',
+  ];
 }

@@ -6,10 +6,13 @@
  * Every change resolves once nginx answers the new generation (and no pre-reload worker still serves).
  *
  * Two modes: `managed` starts a private nginx (prefix, pid, logs and temp files under one directory) as a
- * child process; `external` drives an nginx someone else runs (config path, test and reload commands given).
+ * child process, or adopts the one a crashed `bgserve up` left running (it keeps serving: the new state is
+ * written as live files, and the configuration reloaded only if its text changed); `external` drives an nginx
+ * someone else runs (config path, test and reload commands given).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { execFile } from 'node:child_process';
@@ -27,12 +30,27 @@ import {
   type NginxRenderOptions,
 } from './nginx-config.js';
 import { initialState, validateMirror, validateSticky, validateWeights } from './policy.js';
+import type { Color } from '../config/defaults.js';
 import type { HealthReport, MirrorConfig, StickyConfig, TrafficDriver, TrafficState, Upstream, Upstreams, Weights } from './types.js';
 
 const run = promisify(execFile);
 
+/** The managed nginx's master process: our child, or an adopted one (its exit seen by polling its PID). */
+export interface NginxMaster {
+  readonly pid: number | null;
+  readonly exited: Promise<unknown>;
+  kill(signal: NodeJS.Signals): void;
+}
+
 export type NginxMode =
-  | { kind: 'managed'; /** Private prefix directory (created). */ prefix: string; nginxBin?: string }
+  | {
+      kind: 'managed';
+      /** Private prefix directory (created). */
+      prefix: string;
+      nginxBin?: string;
+      /** The master a previous run left serving on this prefix and address (verified by the caller): kept, not restarted. */
+      adopt?: NginxMaster;
+    }
   | {
       kind: 'external';
       configPath: string;
@@ -56,6 +74,8 @@ export interface NginxDriverOptions {
   render?: Pick<NginxRenderOptions, 'workerProcesses' | 'maxFails' | 'failTimeoutS' | 'keepaliveConnections' | 'clientMaxBodySize'>;
   /** How long a reload may take to be in effect before the change is reported as failed. */
   inEffectTimeoutMs?: number;
+  /** The preview route's credential, rendered into the configuration (absent: preview is off). */
+  previewToken?: string;
 }
 
 /** nginx refused a rendered configuration (`nginx -t` failed); nothing was applied. */
@@ -80,8 +100,8 @@ export class NginxDriver implements TrafficDriver {
   private readonly paths: NginxPaths;
   private readonly checkUrl: string;
   private current: TrafficState;
-  private child: ChildProcess | null = null;
-  private childExit: Promise<void> | null = null;
+  private master: NginxMaster | null = null;
+  private masterRunning = false;
   private follower: AccessLogFollower | null = null;
   /** Workers of the managed nginx before the last reload: a change is in effect once none of them serves. */
   private oldWorkers: number[] = [];
@@ -115,16 +135,38 @@ export class NginxDriver implements TrafficDriver {
   /** Writes the first configuration and starts nginx (managed) or reloads it (external). */
   async start(): Promise<this> {
     const mode = this.opts.mode;
-    // nginx -t refuses a configuration whose temp or log folders are missing; the live files need theirs.
-    await mkdir(path.dirname(this.paths.errorLog), { recursive: true });
-    await mkdir(this.paths.tempDir, { recursive: true });
-    await mkdir(this.paths.liveDir, { recursive: true });
-    await this.writeLive(this.current);
-    await this.writeChecked(this.current);
+    // nginx -t refuses a configuration whose temp or log folders are missing. An external nginx's are in its
+    // own container (compose), where this process may not even be allowed to create them: only the live files,
+    // which this process writes, are ours to make there.
     if (mode.kind === 'managed') {
-      await this.spawnManaged(mode.nginxBin ?? 'nginx', path.resolve(mode.prefix));
+      await mkdir(path.dirname(this.paths.errorLog), { recursive: true });
+      await mkdir(this.paths.tempDir, { recursive: true });
+    }
+    await mkdir(this.paths.liveDir, { recursive: true });
+    // Generations go on from the previous run's: a worker still reading the old `current` never sees a lower one.
+    this.current.generation = Math.max(this.current.generation, (await liveGeneration(this.paths.liveDir)) + 1);
+    if (mode.kind === 'managed' && mode.adopt && !this.opts.initial) {
+      // Nobody says otherwise (no release in the log): the adopted nginx keeps the split it serves.
+      const served = await readLiveState(this.paths.liveDir);
+      if (served) {
+        this.current = { ...this.current, ...served };
+        this.m.setWeights(this.current.weights);
+      }
+    }
+    await this.writeLive(this.current);
+    if (mode.kind === 'managed' && mode.adopt) {
+      // The adopted nginx serves the new weights from its next request on (live files); only a changed
+      // configuration text (say, a new bgserve version) needs a graceful reload.
+      this.watchMaster(mode.adopt);
+      const text = renderNginxConfig(this.current, this.renderOptions());
+      if ((await readFile(this.configPath, 'utf8').catch(() => '')) !== text) {
+        await this.writeCheckedText(text);
+        await this.reload();
+      }
     } else {
-      await this.reload();
+      await this.writeChecked(this.current);
+      if (mode.kind === 'managed') await this.spawnManaged(mode.nginxBin ?? 'nginx', path.resolve(mode.prefix));
+      else await this.reload();
     }
     await this.waitInEffect(this.current.generation);
     await this.checker.start();
@@ -140,7 +182,12 @@ export class NginxDriver implements TrafficDriver {
   }
 
   get pid(): number | undefined {
-    return this.child?.pid;
+    return this.master?.pid ?? undefined;
+  }
+
+  /** True when this driver took over a running nginx instead of starting one. */
+  get adopted(): boolean {
+    return this.opts.mode.kind === 'managed' && this.opts.mode.adopt !== undefined;
   }
 
   state(): TrafficState {
@@ -179,18 +226,18 @@ export class NginxDriver implements TrafficDriver {
 
   /** Synchronous last resort (process exit): SIGKILL to the managed nginx. */
   killNow(): void {
-    if (this.child && this.child.exitCode === null) this.child.kill('SIGKILL');
+    if (this.master && this.masterRunning) this.master.kill('SIGKILL');
   }
 
   async close(): Promise<void> {
     await this.checker.close();
     await this.follower?.close();
-    const child = this.child;
-    if (child && this.childExit && child.exitCode === null && child.signalCode === null) {
+    const master = this.master;
+    if (master && this.masterRunning) {
       // SIGQUIT: graceful shutdown (finish in-flight requests), SIGKILL if that takes too long.
-      child.kill('SIGQUIT');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await this.childExit;
+      master.kill('SIGQUIT');
+      const timer = setTimeout(() => master.kill('SIGKILL'), 5_000);
+      await master.exited;
       clearTimeout(timer);
     }
   }
@@ -220,7 +267,7 @@ export class NginxDriver implements TrafficDriver {
     // A root-started nginx runs workers as `nobody`, which cannot read live files under, say, /root/project/.bgserve.
     // The managed nginx is a local tool started by this user: its workers run as this user too.
     const user = this.opts.mode.kind === 'managed' && process.getuid?.() === 0 ? 'root' : undefined;
-    return { listen: this.opts.listen, upstreams: this.opts.upstreams, paths: this.paths, user, ...this.opts.render };
+    return { listen: this.opts.listen, upstreams: this.opts.upstreams, paths: this.paths, user, previewToken: this.opts.previewToken, ...this.opts.render };
   }
 
   /** Writes generation directory g<N> and points `current` at it with one atomic rename. */
@@ -249,7 +296,8 @@ export class NginxDriver implements TrafficDriver {
   /** Candidate next to the live file (same filesystem, so the rename is atomic), checked before the swap. */
   private async writeCheckedText(text: string): Promise<void> {
     const candidate = `${this.configPath}.next`;
-    await writeFile(candidate, text, { mode: 0o644 });
+    // Owner-only: the configuration holds the preview token (nginx's master reads it as this user or root).
+    await writeFile(candidate, text, { mode: 0o600 });
     try {
       await this.test(candidate);
     } catch (err) {
@@ -278,9 +326,9 @@ export class NginxDriver implements TrafficDriver {
   private async reload(): Promise<void> {
     const mode = this.opts.mode;
     if (mode.kind === 'managed') {
-      if (!this.child?.pid || this.child.exitCode !== null) throw new Error('the managed nginx is not running');
-      this.oldWorkers = await workerPids(this.child.pid);
-      this.child.kill('SIGHUP');
+      if (!this.master?.pid || !this.masterRunning) throw new Error('the managed nginx is not running');
+      this.oldWorkers = await workerPids(this.master.pid);
+      this.master.kill('SIGHUP');
       return;
     }
     // The external master's workers too: a fresh connection may still land on one until it takes the quit. The
@@ -291,27 +339,42 @@ export class NginxDriver implements TrafficDriver {
     await run(cmd, args, { timeout: 10_000 });
   }
 
+  private watchMaster(master: NginxMaster): void {
+    this.master = master;
+    this.masterRunning = true;
+    void master.exited.then(() => {
+      if (this.master === master) this.masterRunning = false;
+    });
+  }
+
   private async spawnManaged(bin: string, prefix: string): Promise<void> {
     // daemon off: nginx stays our child, so it is stopped by PID and its exit is seen.
-    // Own process group, like the instances: Ctrl-C reaches `up`, which stops the router before the instances.
-    const child = spawn(bin, ['-p', prefix, '-c', this.configPath, '-g', 'daemon off;'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      detached: true,
-    });
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString()).slice(-4_000);
-    });
-    this.child = child;
-    this.childExit = new Promise((resolve) => child.once('exit', () => resolve()));
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', reject);
-    });
-    child.once('exit', (code, signal) => {
-      if (this.child === child) this.child = null;
-      if (code !== 0 && signal !== 'SIGQUIT') process.stderr.write(`bgserve: nginx exited (${code ?? signal}): ${stderr}\n`);
-    });
+    // Own process group, like the instances: Ctrl-C reaches `up`, which stops the router before the instances,
+    // and a kill -9 of `up` leaves it serving for the next `up` to adopt. Its stderr goes to a file, not a pipe
+    // that would close with this process.
+    const stderrFile = path.join(path.dirname(this.paths.errorLog), 'stderr.log');
+    const stderr = openSync(stderrFile, 'a');
+    let child;
+    try {
+      child = spawn(bin, ['-p', prefix, '-c', this.configPath, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', stderr], detached: true });
+      await new Promise<void>((resolve, reject) => {
+        child!.once('spawn', resolve);
+        child!.once('error', reject);
+      });
+    } finally {
+      closeSync(stderr);
+    }
+    const exited = new Promise<void>((resolve) =>
+      child.once('exit', (code, signal) => {
+        if (code !== 0 && signal !== 'SIGQUIT') {
+          void readFile(stderrFile, 'utf8')
+            .catch(() => '')
+            .then((text) => process.stderr.write(`bgserve: nginx exited (${code ?? signal}): ${text.slice(-4_000)}\n`));
+        }
+        resolve();
+      }),
+    );
+    this.watchMaster({ pid: child.pid ?? null, exited, kill: (signal) => void child.kill(signal) });
   }
 
   /** Polls the version location on fresh connections until the reloaded workers answer the generation. */
@@ -337,7 +400,7 @@ export class NginxDriver implements TrafficDriver {
       } catch (err) {
         last = describeError(err);
       }
-      if (this.opts.mode.kind === 'managed' && !this.child) throw new Error(`nginx is not running (see ${this.paths.errorLog})`);
+      if (this.opts.mode.kind === 'managed' && !this.masterRunning) throw new Error(`nginx is not running (see ${this.paths.errorLog})`);
       await new Promise((r) => setTimeout(r, 10));
     }
     throw new Error(`nginx did not serve generation ${generation} in time (${last}); see ${this.paths.errorLog}`);
@@ -345,6 +408,27 @@ export class NginxDriver implements TrafficDriver {
 }
 
 const EXTERNAL_OLD_WORKER_WAIT_MS = 2_000;
+
+/** The generation the live directory's `current` points at (0 when there is none yet). */
+async function liveGeneration(liveDir: string): Promise<number> {
+  const target = await readlink(path.join(liveDir, LIVE_CURRENT)).catch(() => '');
+  const match = /^g(\d+)$/.exec(target);
+  return match ? Number(match[1]) : 0;
+}
+
+/** The split and mirror the live files of the current generation stand for (see renderLiveFiles); null without any. */
+async function readLiveState(liveDir: string): Promise<Pick<TrafficState, 'weights' | 'mirror'> | null> {
+  let files: string[];
+  try {
+    files = await readdir(path.join(liveDir, LIVE_CURRENT));
+  } catch {
+    return null;
+  }
+  const green = files.filter((f) => /^green-\d+$/.test(f)).length;
+  const mirrored = files.map((f) => /^mirror-(blue|green)-\d+$/.exec(f)).filter((m) => m !== null);
+  const target = mirrored.length > 0 ? (mirrored[0][1] as Color) : null;
+  return { weights: { blue: 100 - green, green }, mirror: { target, percent: target ? mirrored.length : 0 } };
+}
 
 /** The master's PID from nginx's pid file, or null when there is none (yet) to read. */
 async function masterPid(pidFile: string): Promise<number | null> {

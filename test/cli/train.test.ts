@@ -82,6 +82,6 @@ describe('bgserve train / evaluate (real processes)', () => {
 
     const missing = await runCli(['evaluate', path.join(await scratch(), 'nowhere'), '--data', RED]);
     expect(missing.code).toBe(1);
-    expect(missing.output).toMatch(/bgserve: bundle .*nowhere: cannot read manifest\.json \(ENOENT\)/);
+    expect(missing.output).toMatch(/bgserve: not a bundle: .*nowhere: cannot read manifest\.json \(ENOENT\)/);
   });
 });

@@ -2,12 +2,13 @@
  * The status page in a real browser (Debian's Chromium through playwright-core) against a real local stack:
  * both colors shown, a release's progress appearing without a reload, the rollback button rolling back.
  */
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COLORS, PREVIEW_HEADER, type Color } from '../../src/config/defaults.js';
+import { COLORS } from '../../src/config/defaults.js';
+import { RELEASE_LOG_FILE } from '../../src/release/defaults.js';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import { readTokenFile } from '../../src/control/auth.js';
 import { releasePlugin } from '../../src/control/release-routes.js';
@@ -32,6 +33,7 @@ describe('status page (Chromium, real stack)', () => {
   let browser: BrowserContext | undefined;
   let page: Page;
   let token: string;
+  let logFile: string;
   const stopLoad = new AbortController();
   let loader: Promise<void> = Promise.resolve();
   const screenshot = process.env.STATUS_PAGE_SCREENSHOT ?? path.join(tmpdir(), 'bgserve-status-page.png');
@@ -45,14 +47,12 @@ describe('status page (Chromium, real stack)', () => {
     return { status: res.status, body: await res.json() };
   }
 
-  /** A light, bounded trickle through the router to both colors, so the live numbers move. */
+  /** A light, bounded trickle of live traffic through the router, so the live numbers move. */
   async function load(): Promise<void> {
-    let n = 0;
     while (!stopLoad.signal.aborted) {
-      const color: Color = COLORS[n++ % 2];
       await fetch(stack!.traffic.url + '/predict', {
         method: 'POST',
-        headers: { 'content-type': 'application/json', [PREVIEW_HEADER]: color },
+        headers: { 'content-type': 'application/json' },
         body: JSON.stringify(WINE_EXAMPLE),
         signal: stopLoad.signal,
       }).then((r) => r.arrayBuffer(), () => undefined);
@@ -67,6 +67,10 @@ describe('status page (Chromium, real stack)', () => {
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'bgserve-status-page-'));
     const stateDir = path.join(dir, 'state');
+    // A release log damaged by hand before the stack starts: two lines the page must report.
+    await mkdir(stateDir, { recursive: true });
+    logFile = path.join(stateDir, RELEASE_LOG_FILE);
+    await writeFile(logFile, 'garbage {\n{"kind":"event","event":null}\n');
     stack = await startLocalStack({
       port: await freePort(),
       bluePort: await freePort(),
@@ -109,6 +113,8 @@ describe('status page (Chromium, real stack)', () => {
   });
 
   it('shows both colors with model version, health, weight and live numbers', async () => {
+    // Live numbers count live traffic only (not preview or mirrored copies): split it for a moment.
+    expect((await api('PUT', '/weights', { blue: 50, green: 50 })).status).toBe(200);
     for (const color of COLORS) {
       const card = page.locator(`.color-card[data-color="${color}"]`);
       await expect.poll(() => card.locator('[data-field="model"]').textContent(), { timeout: 15_000 }).toBe('wine-quality 1.0.0');
@@ -117,6 +123,8 @@ describe('status page (Chromium, real stack)', () => {
       await expect.poll(() => card.locator('[data-field="rate"]').textContent(), { timeout: 20_000 }).toMatch(/^\d+(\.\d)? req\/s$/);
       await expect.poll(() => card.locator('[data-field="p99"]').textContent()).toMatch(/ ms$/);
     }
+    expect((await api('POST', '/switch', { color: 'blue' })).status).toBe(200);
+    await expect.poll(() => page.locator('.color-card[data-color="green"] [data-field="weight"]').textContent()).toBe('0%');
     expect(await page.locator('.color-card[data-color="blue"] [data-field="weight"]').textContent()).toBe('100%');
     expect(await page.locator('.color-card[data-color="green"] [data-field="weight"]').textContent()).toBe('0%');
     expect(await page.locator('#no-release').isVisible()).toBe(true);
@@ -155,5 +163,22 @@ describe('status page (Chromium, real stack)', () => {
     const current = await api('GET', '/releases/current');
     expect(current.body.release.status).toBe('rolled_back');
     expect(await page.evaluate(() => (globalThis as unknown as { loadedOnce?: boolean }).loadedOnce)).toBe(true);
+  });
+
+  it('reports a release log damaged before start, and traffic moved outside the latest release', async () => {
+    const damage = page.locator('#log-damage');
+    await expect.poll(() => damage.isVisible()).toBe(true);
+    expect(await damage.locator('[data-field="summary"]').textContent()).toBe(`2 damaged records skipped in ${logFile}`);
+    expect(await page.locator('#damage li').allTextContents()).toEqual([expect.stringMatching(/^line 1: not valid JSON/), 'line 2: event must be object']);
+
+    expect(await page.locator('#traffic-warning').isVisible()).toBe(false);
+    // The release has ended: traffic is anyone's, but the page must not show the outcome as if it still held.
+    expect((await api('POST', '/switch', { color: 'green' })).status).toBe(200);
+    await expect.poll(() => page.locator('#traffic-warning').isVisible(), { timeout: 10_000 }).toBe(true);
+    expect(await page.locator('#traffic-warning').textContent()).toMatch(/^Traffic disagrees with the release: live blue 0 \/ green 100, but release r-\S+ \(rolled_back\) wants blue 100 \/ green 0/);
+    expect(await releaseField('status').textContent()).toBe('rolled_back (but live traffic disagrees)');
+    expect((await api('POST', '/switch', { color: 'blue' })).status).toBe(200);
+    await expect.poll(() => page.locator('#traffic-warning').isVisible(), { timeout: 10_000 }).toBe(false);
+    expect(await releaseField('status').textContent()).toBe('rolled_back');
   });
 });

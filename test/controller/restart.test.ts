@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { StatusReport } from '../../src/control/traffic-routes.js';
 import type { ReleaseView } from '../../src/control/release-routes.js';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
+import { readStackRecordSync, stackRecordPath } from '../../src/stack/stack-record.js';
 import { freePort, startCli, stopAll, waitForHttp, type Started } from '../support/processes.js';
 import { GOOD_BUNDLE } from './bundles.js';
 import { startLoad } from './stack.js';
@@ -48,6 +49,13 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The embedded router's own process, from stack.json (it outlives `up` like the instances). */
+function routerProcessPid(): number {
+  const pid = readStackRecordSync(stackRecordPath(stateDir))?.processes.router?.pid ?? -1;
+  pids.add(pid);
+  return pid;
 }
 
 function instancePids(report: StatusReport): { blue: number; green: number } {
@@ -114,6 +122,7 @@ describe('controller restart mid-release', () => {
       const after = await api<StatusReport>(control, '/api/status');
       expect(instancePids(after)).toEqual(first);
       expect(up.output()).toContain(`adopted green (pid ${first.green}`);
+      expect(up.output()).toMatch(/adopted router \(pid \d+/);
       // Green is stable again and, adopted with the model it had, serves 1.1.0 without a reload.
       expect(after.weights).toEqual({ blue: 0, green: 100 });
       expect(after.colors.green.model?.version).toBe('1.1.0');
@@ -126,10 +135,11 @@ describe('controller restart mid-release', () => {
       expect(reconciled?.values).toMatchObject({ decision: 'rolled-back', targetWeight: 50 });
       expect(view.events.filter((e) => e.values?.decision === 'reloaded')).toEqual([]);
 
-      // The whole stack dies at once: its record names processes that are gone; fresh instances start with
-      // the start-up bundle and the reconcile puts the stable release's model back on green.
+      // The whole stack dies at once (router process included): its record names processes that are gone; fresh
+      // instances start with the start-up bundle and the reconcile puts the stable release's model back on green.
+      const routerPid = routerProcessPid();
       up.child.kill('SIGKILL');
-      for (const pid of [first.blue, first.green]) process.kill(pid, 'SIGKILL');
+      for (const pid of [first.blue, first.green, routerPid]) process.kill(pid, 'SIGKILL');
       await exited(up);
       up = startCli(args);
       await waitForHttp(`${control}/healthz`, { proc: up, timeoutMs: 40_000 });
@@ -148,6 +158,7 @@ describe('controller restart mid-release', () => {
       const next = await api<ReleaseView>(control, '/api/releases', { method: 'POST', body: JSON.stringify({ bundle: GOOD_BUNDLE, analysisMs: 1_000 }) });
       expect(next.release.status).toBe('running');
 
+      routerProcessPid();
       up.child.kill('SIGTERM');
       await exited(up);
       expect(up.child.exitCode).toBe(0);

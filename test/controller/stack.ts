@@ -26,6 +26,7 @@ import { BASE_BUNDLE } from './bundles.js';
 export interface Stack {
   dir: string;
   token: string;
+  previewToken: string;
   instances: Record<Color, string>;
   procs: Record<Color, Started>;
   router: TrafficDriver;
@@ -37,12 +38,15 @@ export async function startStack(faults: Record<string, Fault> = {}, routerKind:
   const token = 'test-admin-token-0123456789';
   const tokenFile = path.join(dir, 'admin-token');
   fs.writeFileSync(tokenFile, token, { mode: 0o600 });
+  const previewToken = 'test-preview-token-0123456789';
+  // A release plugin built on this state dir (createLocalController) reads the same token the router was given.
+  fs.writeFileSync(path.join(dir, 'preview-token'), previewToken, { mode: 0o600 });
   const ports = { blue: await freePort(), green: await freePort() };
   const env = { [FAULTS_ENABLE_ENV]: '1', [FAULTS_ENV]: JSON.stringify(faults) };
   const procs = {} as Record<Color, Started>;
   const instances = {} as Record<Color, string>;
   for (const color of ['blue', 'green'] as const) {
-    procs[color] = startCli(['serve', '--color', color, '--port', String(ports[color]), '--bundle', BASE_BUNDLE, '--admin-token-file', tokenFile, '--log-level', 'warn'], env);
+    procs[color] = startCli(['serve', '--color', color, '--port', String(ports[color]), '--bundle', BASE_BUNDLE, '--admin-token-file', tokenFile, '--bundle-root', dir, '--log-level', 'warn'], env);
     instances[color] = `http://127.0.0.1:${ports[color]}`;
   }
   await Promise.all((['blue', 'green'] as const).map((c) => waitForHttp(`${instances[c]}/ready`, { proc: procs[c], timeoutMs: 30_000 })));
@@ -50,11 +54,12 @@ export async function startStack(faults: Record<string, Fault> = {}, routerKind:
   const initial = { weights: { blue: 100, green: 0 } };
   const router =
     routerKind === 'nginx'
-      ? await startNginxDriver({ listen: { host: '127.0.0.1', port: await freePort() }, upstreams, initial, mode: { kind: 'managed', prefix: path.join(dir, 'nginx') } })
-      : await startEmbeddedRouter({ host: '127.0.0.1', port: 0, upstreams, initial });
+      ? await startNginxDriver({ listen: { host: '127.0.0.1', port: await freePort() }, upstreams, initial, previewToken, mode: { kind: 'managed', prefix: path.join(dir, 'nginx') } })
+      : await startEmbeddedRouter({ host: '127.0.0.1', port: 0, upstreams, initial, previewToken });
   return {
     dir,
     token,
+    previewToken,
     instances,
     procs,
     router,
@@ -66,16 +71,17 @@ export async function startStack(faults: Record<string, Fault> = {}, routerKind:
   };
 }
 
-export function startController(stack: Stack, opts: { analysisEveryMs?: number; provider?: MetricsProvider } = {}): { controller: ReleaseController; store: ReleaseStore } {
+export function startController(stack: Stack, opts: { analysisEveryMs?: number; analysisTimeoutMs?: number; provider?: MetricsProvider } = {}): { controller: ReleaseController; store: ReleaseStore } {
   const store = ReleaseStore.open(path.join(stack.dir, RELEASE_LOG_FILE));
   const controller = new ReleaseController({
     store,
     traffic: stack.router,
     provider: opts.provider ?? new ScrapeProvider({ instances: stack.instances }),
     admin: new InstanceAdmin({ instances: stack.instances, token: stack.token }),
-    preview: new PreviewClient(stack.router.url),
+    preview: new PreviewClient(stack.router.url, { token: stack.previewToken }),
     tickMs: 100,
     analysisEveryMs: opts.analysisEveryMs ?? 250,
+    ...(opts.analysisTimeoutMs ? { analysisTimeoutMs: opts.analysisTimeoutMs } : {}),
   });
   return { controller, store };
 }

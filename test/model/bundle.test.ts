@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeEach, afterAll } from 'vitest';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { BundleError, type BundleErrorCode, featureDifference, loadBundle, writeBundle } from '../../src/model/bundle.js';
+import { BundleError, BundleRoots, type BundleErrorCode, defaultBundleRoots, featureDifference, loadBundle, writeBundle } from '../../src/model/bundle.js';
 import { sha256Hex } from '../../src/model/csv.js';
 import { serializeForest, deserializeForest } from '../../src/model/forest.js';
 import type { Manifest } from '../../src/model/types.js';
@@ -88,6 +88,14 @@ describe('loadBundle refusals', () => {
   it('manifest_invalid: not JSON', async () => {
     await writeFile(path.join(dir, 'manifest.json'), '{"name": ');
     await expectRefused(dir, 'manifest_invalid', /manifest\.json is not valid JSON/);
+  });
+
+  it('manifest_invalid never quotes the file: the JSON parser\'s message (which does) is not passed on', async () => {
+    await writeFile(path.join(dir, 'manifest.json'), 'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1\n');
+    const err = await refusal(dir);
+    expect(err.code).toBe('manifest_invalid');
+    expect(err.message).toMatch(/^not a bundle: .*manifest\.json is not valid JSON/);
+    expect(err.message).not.toContain('root:x');
   });
 
   it.each<[string, (m: Record<string, any>) => void, RegExp]>([
@@ -197,5 +205,45 @@ describe('writeBundle', () => {
 describe('featureDifference', () => {
   it('is null for the same ordered list', () => {
     expect(featureDifference(WINE_FEATURES, [...WINE_FEATURES])).toBeNull();
+  });
+});
+
+describe('bundle roots', () => {
+  it('default: models/ under the working directory and the folder two above the start-up bundle, never /', () => {
+    expect(defaultBundleRoots('models/wine-quality/1.0.0', '/srv/app')).toEqual(['/srv/app/models']);
+    expect(defaultBundleRoots('/data/bundles/wine/2.0.0', '/srv/app')).toEqual(['/srv/app/models', '/data/bundles']);
+    expect(defaultBundleRoots('/wine/2.0.0', '/srv/app')).toEqual(['/srv/app/models']);
+  });
+
+  it('loadBundle with roots: loads inside, refuses outside before reading and after resolving symlinks', async () => {
+    const tmp = await mkdtemp(path.join(tmpdir(), 'bgserve-roots-'));
+    tmpRoots.push(tmp);
+    const inside = path.join(tmp, 'in');
+    await cp(V11, path.join(inside, '1.1.0'), { recursive: true });
+    await cp(V11, path.join(tmp, 'out', '1.1.0'), { recursive: true });
+    const roots = new BundleRoots([inside]);
+    expect((await loadBundle(path.join(inside, '1.1.0'), { roots })).manifest.version).toBe('1.1.0');
+
+    for (const p of [path.join(tmp, 'out', '1.1.0'), path.join(tmp, 'out', 'missing'), path.join(inside, '..', 'out', '1.1.0')]) {
+      const err = await refusal(p, { roots });
+      expect(err.code).toBe('outside_roots');
+      expect(err.message).toBe(`refused: bundle ${path.resolve(p)} is outside the bundle roots (${inside}); add one with --bundle-root (serve or up)`);
+    }
+    await symlink(path.join(tmp, 'out', '1.1.0'), path.join(inside, 'link'));
+    expect((await refusal(path.join(inside, 'link'), { roots })).code).toBe('outside_roots');
+    // Without roots (the CLI's own start-up bundle, the controller's check) symlinks are followed as before.
+    expect((await loadBundle(path.join(inside, 'link'))).manifest.version).toBe('1.1.0');
+
+    const golden = path.join(inside, 'golden-link');
+    await cp(V11, golden, { recursive: true });
+    await rm(path.join(golden, 'golden.csv'));
+    await symlink(path.join(tmp, 'out', '1.1.0', 'golden.csv'), path.join(golden, 'golden.csv'));
+    const err = await refusal(golden, { roots });
+    expect(err.code).toBe('outside_roots');
+    expect(err.message).toContain('golden.csv');
+
+    await mkdir(path.join(inside, 'empty'));
+    expect((await refusal(path.join(inside, 'empty'), { roots })).code).toBe('manifest_missing');
+    expect((await refusal(path.join(inside, 'absent'), { roots })).code).toBe('manifest_missing');
   });
 });

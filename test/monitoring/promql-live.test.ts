@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COLORS, PREVIEW_HEADER, type Color } from '../../src/config/defaults.js';
+import { COLORS, type Color } from '../../src/config/defaults.js';
 import { CONTROLLER_METRICS, ROUTER_METRICS } from '../../src/config/metric-names.js';
 import { readTokenFile } from '../../src/control/auth.js';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
@@ -20,6 +20,7 @@ import { dashboardExpressions, ruleExpressions, withGrafanaVariables, type Expre
 /** One request in BAD_EVERY is invalid (a 422 counted in predict_errors_total). */
 const BAD_EVERY = 10;
 const LOAD_DEADLINE_MS = 40_000;
+const MIN_LOAD_MS = 10_000;
 
 const CONTROL_METRICS: string[] = [...Object.values(ROUTER_METRICS), ...Object.values(CONTROLLER_METRICS)];
 /** Router and controller metrics, and the control API's own target (alone: the instance-down alert watches both jobs). */
@@ -72,16 +73,19 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
   let alertConditions: Expression[] = [];
   const sent = { good: 0, bad: 0, failed: 0 };
 
-  async function load(color: Color, signal: AbortSignal): Promise<void> {
+  /**
+   * Live traffic through the router, split 50/50 (see beforeAll): router and instance metrics both move. Not
+   * through the preview route, which rules and panels leave out by design.
+   */
+  async function load(signal: AbortSignal): Promise<void> {
     let n = 0;
     while (!signal.aborted) {
       const bad = ++n % BAD_EVERY === 0;
       const body = bad ? { ...WINE_EXAMPLE, alcohol: 'lots' } : WINE_EXAMPLE;
       try {
-        // Through the router, to one color by the preview header: router and instance metrics both move.
         const res = await fetch(`${urls.router}/predict`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', [PREVIEW_HEADER]: color },
+          headers: { 'content-type': 'application/json' },
           body: JSON.stringify(body),
           signal,
         });
@@ -146,7 +150,14 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
     ]);
     await waitForHttp(`${urls.control}/healthz`, { proc: stack, timeoutMs: 60_000 });
     await Promise.all(COLORS.map((c) => waitForHttp(`${urls[c]}/ready`, { proc: stack, timeoutMs: 30_000 })));
-    await rollBackOneRelease(await readTokenFile(path.join(dataDir, 'stack', 'token')));
+    const token = await readTokenFile(path.join(dataDir, 'stack', 'token'));
+    await rollBackOneRelease(token);
+    const split = await fetch(`${urls.control}/api/weights`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ blue: 50, green: 50 }),
+    });
+    if (split.status !== 200) throw new Error(`weights 50/50: ${split.status} ${await split.text()}`);
 
     prom = await startLocalPrometheus({
       port: await freePort(),
@@ -160,11 +171,15 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
 
     // Load both colors until every instance expression has data for both colors (or the deadline passes).
     const stopLoad = new AbortController();
-    const loaders = COLORS.flatMap((c) => [load(c, stopLoad.signal), load(c, stopLoad.signal)]);
+    const loaders = Array.from({ length: 4 }, () => load(stopLoad.signal));
     const deadline = Date.now() + LOAD_DEADLINE_MS;
+    // The router picks a color per request at random: enough requests that each color's share of bad ones
+    // is close to one in ten.
+    const enough = Date.now() + MIN_LOAD_MS;
     try {
       while (Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 1_000));
+        if (Date.now() < enough) continue;
         const results = await Promise.all(instanceExprs.map((e) => queryInstant(prom!.url, e.expr)));
         const up = await queryInstant(prom!.url, `up{job="${JOBS.control}"} == 1`);
         if (results.every((r, i) => hasDataForItsColors(instanceExprs[i].expr, r)) && up.status === 'success' && up.samples.length === 1) break;
@@ -265,7 +280,7 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
     const control = await queryInstant(prom!.url, `up{job="${JOBS.control}"}`);
     expect(control.status === 'success' && control.samples.map((s) => s.value)).toEqual([1]);
     const shift = await queryInstant(prom!.url, alertDefinitions().find((a) => a.name === 'BgservePredictionShift')!.value);
-    // The rolled-back release left 1.1.0 loaded on green (at 0% weight): the preview load reaches it there.
+    // The rolled-back release left 1.1.0 loaded on green (warm, for the next release); the 50/50 load reaches it.
     const versions = await queryInstant(prom!.url, modelVersions());
     expect(versions.status === 'success' && versions.samples.map((s) => [s.labels.color, s.labels.model_version]).sort()).toEqual([
       ['blue', '1.0.0'],

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { COLORS } from '../../src/config/defaults.js';
 import { INSTANCE_METRICS } from '../../src/config/metric-names.js';
 import * as q from '../../src/monitoring/queries.js';
-import { promtoolParses } from './expressions.js';
+import { dashboardExpressions, promtoolParses, ruleExpressions } from './expressions.js';
 
 const green = { window: '30s', matchers: q.colorMatcher('green') };
 
@@ -28,6 +28,30 @@ describe('PromQL catalogue', () => {
     }
   });
 
+  it('leaves preview traffic out of every instance-metric selector: rules, alerts, dashboard and analysis', async () => {
+    const analysis = [INSTANCE_METRICS.requests, `${INSTANCE_METRICS.latency}_bucket`, `${INSTANCE_METRICS.predictionValue}_sum`].map((m) =>
+      q.increaseBySource(m, { window: '30s' }),
+    );
+    const exprs = [
+      ...(await ruleExpressions()),
+      ...(await dashboardExpressions()),
+      ...q.recordingRules().map((r) => ({ source: `rule ${r.record}`, expr: r.expr })),
+      ...analysis.map((expr) => ({ source: 'analysis', expr })),
+    ];
+    let instanceSelectors = 0;
+    for (const { source, expr } of exprs) {
+      for (const m of expr.matchAll(/\b((?:predict|prediction)_[a-z_]+?)(\{[^}]*\})?\[/g)) {
+        instanceSelectors++;
+        expect(m[2] ?? '', `${source}: ${expr}`).toContain(q.NOT_PREVIEW);
+      }
+    }
+    expect(instanceSelectors).toBeGreaterThan(20);
+    // Analysis keeps live and mirrored traffic apart: grouped by source (and by bucket for histograms).
+    expect(analysis[0]).toBe(`sum by (color, source) (increase(${INSTANCE_METRICS.requests}{source!="preview"}[30s]))`);
+    expect(analysis[1]).toContain('sum by (color, source, le)');
+    expect(q.increaseBySource(INSTANCE_METRICS.requests, { window: '30s', extra: 'status=~"5.."' })).toContain('{source!="preview", status=~"5.."}');
+  });
+
   it('builds valid PromQL for default and scoped variants (promtool parses them)', async () => {
     const exprs = [
       ...q.recordingRules().map((r) => r.expr),
@@ -37,6 +61,8 @@ describe('PromQL catalogue', () => {
       q.latencyQuantile(0.95, green),
       q.predictionQuantile(0.1, green),
       q.predictionBuckets(green),
+      q.increaseBySource(`${INSTANCE_METRICS.latency}_bucket`, { window: '30s' }),
+      q.increaseBySource(INSTANCE_METRICS.requests, { window: '30s', extra: 'status=~"5.."' }),
       q.releasesFinished({ window: '5m', matchers: 'strategy="canary"' }),
       q.rollbackSecondsP99(),
       q.releasePhase(),

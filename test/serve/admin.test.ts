@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
 import { INSTANCE_METRICS } from '../../src/config/metric-names.js';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
+import { defaultBundleRoots } from '../../src/model/bundle.js';
 import { ADMIN_MODEL_ROUTE } from '../../src/serve/routes/admin.js';
 import { appOn, BUNDLE_1_0, BUNDLE_1_1, metricsText, sample } from './helpers.js';
 
@@ -70,8 +71,8 @@ describe('POST /admin/model: loading and swapping', () => {
   let app: FastifyInstance;
   let tmp: string;
   beforeEach(async () => {
-    app = await appOn(undefined, { adminToken: TOKEN });
     tmp = await mkdtemp(path.join(tmpdir(), 'bgserve-admin-'));
+    app = await appOn(undefined, { adminToken: TOKEN, bundleRoots: [...defaultBundleRoots(BUNDLE_1_0), tmp] });
   });
   afterEach(async () => {
     await app.close();

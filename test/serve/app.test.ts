@@ -174,7 +174,7 @@ const ERROR_CASES: ErrorCase[] = [
     name: 'a body over the size limit (413)',
     request: { method: 'POST', url: '/predict', payload: { ...WINE_EXAMPLE, pad: 'x'.repeat(5000) } },
     status: 413,
-    error: 'body_too_large',
+    error: 'payload_too_large',
     route: PREDICT_ROUTE,
   },
   {

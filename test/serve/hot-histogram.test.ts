@@ -34,6 +34,27 @@ describe('HotHistogram', () => {
     );
   });
 
+  it('renders the instance label sets (route and source last) exactly as prom-client', async () => {
+    const labelNames = ['color', 'model_version', 'route', 'source'] as const;
+    const reference = new Registry();
+    const hot = new Registry();
+    const h = new Histogram({ name: 'h', help: 'help', labelNames, buckets: LATENCY_BUCKETS, registers: [reference] });
+    const hh = new HotHistogram('h', 'help', labelNames, LATENCY_BUCKETS, hot);
+    const values = [3e-6, 4e-5, 0.002, 0.7, 2];
+    for (const source of ['live', 'preview', 'mirror']) {
+      for (const route of ['/predict', '/predict/batch']) {
+        const labels = { color: 'green', model_version: '1.1.0', route, source };
+        for (const v of values) {
+          h.labels(labels).observe(v);
+          hh.labels(labels).observe(v);
+        }
+      }
+    }
+    const text = await hot.metrics();
+    expect(text).toBe(await reference.metrics());
+    expect(text).toContain('h_count{color="green",model_version="1.1.0",route="/predict",source="preview"} 5');
+  });
+
   it('counts a value equal to a bound in that bound (le is inclusive) and removes a series on request', async () => {
     const registry = new Registry();
     const h = new HotHistogram('x', 'x', ['v'], [1, 2], registry);

@@ -1,12 +1,12 @@
 import http from 'node:http';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import { defaultPort, readAdminToken } from '../../src/cli/serve.js';
 import { freePort, startCli, stopAll, stopProcess, waitForHttp, type Started } from '../support/processes.js';
-import { BUNDLE_1_1 } from './helpers.js';
+import { BUNDLE_1_0, BUNDLE_1_1 } from './helpers.js';
 
 const BODY = JSON.stringify(WINE_EXAMPLE);
 
@@ -127,6 +127,35 @@ describe('bgserve serve as a process', () => {
       const health = await (await fetch(`${base}/health`)).json();
       expect(health).toMatchObject({ color: 'standalone', model: { version: '1.1.0' } });
       expect(await stopProcess(proc)).toBe(0);
+    } finally {
+      await stopProcess(proc);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('loads admin bundles from a --bundle-root folder, and from nowhere else outside models/', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'bgserve-serve-roots-'));
+    const port = await freePort();
+    await writeFile(path.join(dir, 'token'), 'root-token\n');
+    await cp(BUNDLE_1_1, path.join(dir, 'root', '1.1.0'), { recursive: true });
+    await cp(BUNDLE_1_1, path.join(dir, 'elsewhere', '1.1.0'), { recursive: true });
+    const proc = startCli(['serve', '--port', String(port), '--admin-token-file', path.join(dir, 'token'), '--bundle-root', path.join(dir, 'root'), '--drain-delay-ms', '0']);
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      await waitForHttp(`${base}/ready`, { proc });
+      const load = (bundle: string) =>
+        fetch(`${base}/admin/model`, {
+          method: 'POST',
+          body: JSON.stringify({ bundle }),
+          headers: { 'content-type': 'application/json', authorization: 'Bearer root-token' },
+        });
+      const refused = await load(path.join(dir, 'elsewhere', '1.1.0'));
+      expect(refused.status).toBe(422);
+      expect(await refused.json()).toMatchObject({ error: 'bundle_refused', details: [{ field: 'bundle', problem: 'outside_roots' }] });
+      expect((await load(path.join(dir, 'root', '1.1.0'))).status).toBe(200);
+      // The default roots stay: models/ under the working directory.
+      expect((await load(BUNDLE_1_0)).status).toBe(200);
+      expect(logLines(proc)[0]).toMatchObject({ msg: 'listening', bundleRoots: expect.arrayContaining([path.join(dir, 'root')]) });
     } finally {
       await stopProcess(proc);
       await rm(dir, { recursive: true, force: true });

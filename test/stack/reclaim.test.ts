@@ -13,7 +13,7 @@ import { request } from 'undici';
 import type { StatusReport } from '../../src/control/traffic-routes.js';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import { identify, liveness, portHolders, stopProcessByPid } from '../../src/stack/proc.js';
-import { assertPortsFree, judge, PortInUseError, type Probe } from '../../src/stack/reclaim.js';
+import { assertPortsFree, judge, PortInUseError, type Probe, type WantedRouter } from '../../src/stack/reclaim.js';
 import { readStackRecordSync, stackRecordPath, type RecordedProcess } from '../../src/stack/stack-record.js';
 import { freePort, ROOT, startCli, stopAll, stopProcess, type Started } from '../support/processes.js';
 import { startLoad } from '../controller/stack.js';
@@ -108,11 +108,35 @@ describe('judge: what to do with a recorded process', () => {
     ['recorded on another port', { ...base, port: 9001 }, { liveness: 'same', health: serving }, 'stop', /other options/],
     ['alive but not answering', base, { liveness: 'same', health: null }, 'stop', /does not answer \/health/],
     ['draining', base, { liveness: 'same', health: { ...serving, state: 'draining' } }, 'stop', /draining/],
-    ['the managed nginx', { ...base, role: 'nginx', stopSignal: 'SIGQUIT' }, { liveness: 'same' }, 'stop', /previous/],
+    ['the managed nginx, this `up` runs the embedded router', { ...base, role: 'nginx', stopSignal: 'SIGQUIT' }, { liveness: 'same' }, 'stop', /previous/],
     ['Prometheus, PID reused', { ...base, role: 'prometheus' }, { liveness: 'gone' }, 'leave', /exited/],
+    ['holds an admin token that is no longer the current one', base, { liveness: 'same', health: serving, tokenAccepted: false }, 'stop', /refuses the current admin token/],
+    ['accepts the current admin token', base, { liveness: 'same', health: serving, tokenAccepted: true }, 'adopt'],
+    ['token check without a clear answer', base, { liveness: 'same', health: serving, tokenAccepted: null }, 'adopt'],
   ];
   it.each(cases)('%s', (_name, entry, probe, action, reason) => {
     const verdict = judge(entry, probe, entry.role === 'blue' ? wanted : undefined);
+    expect(verdict.action).toBe(action);
+    if (reason) expect('reason' in verdict ? verdict.reason : '').toMatch(reason);
+  });
+
+  const routerEntry: RecordedProcess = { ...base, role: 'router', port: 8080, argv: ['node', 'router-main.js', 'router', '--port', '8080'], controlPort: 40000 };
+  const wantedRouter: WantedRouter = { role: 'router', argv: routerEntry.argv, host: '127.0.0.1', port: 8080 };
+  const nginxEntry: RecordedProcess = { ...base, role: 'nginx', port: 8080, argv: ['nginx: master process nginx -p /s/nginx -c /s/nginx/nginx.conf'], stopSignal: 'SIGQUIT' };
+  const wantedNginx: WantedRouter = { role: 'nginx', host: '127.0.0.1', port: 8080 };
+  const routerCases: [string, RecordedProcess, Probe, WantedRouter | undefined, ReturnType<typeof judge>['action'], RegExp?][] = [
+    ['router process, same command, answers its control endpoint', routerEntry, { liveness: 'same', control: { pid: 4242 } }, wantedRouter, 'adopt'],
+    ['router process, no /proc, but its control endpoint names its pid', routerEntry, { liveness: 'unknown', control: { pid: 4242 } }, wantedRouter, 'adopt'],
+    ['router process not answering with the router token', routerEntry, { liveness: 'same', control: null }, wantedRouter, 'stop', /does not answer its control endpoint/],
+    ['router process started for other ports', routerEntry, { liveness: 'same', control: { pid: 4242 } }, { ...wantedRouter, argv: [...wantedRouter.argv, '--blue', 'x:1'] }, 'stop', /other options/],
+    ['router process, this `up` runs nginx', routerEntry, { liveness: 'same', control: { pid: 4242 } }, undefined, 'stop', /previous/],
+    ['managed nginx master on the same address', nginxEntry, { liveness: 'same', nginxMaster: true }, wantedNginx, 'adopt'],
+    ['managed nginx on another port', nginxEntry, { liveness: 'same', nginxMaster: true }, { ...wantedNginx, port: 9090 }, 'stop', /other options/],
+    ['PID now names something else than the nginx master', nginxEntry, { liveness: 'same', nginxMaster: false }, wantedNginx, 'stop', /not the master/],
+    ['nginx that cannot be verified', nginxEntry, { liveness: 'unknown', nginxMaster: true }, wantedNginx, 'leave', /cannot be verified/],
+  ];
+  it.each(routerCases)('%s', (_name, entry, probe, want, action, reason) => {
+    const verdict = judge(entry, probe, want);
     expect(verdict.action).toBe(action);
     if (reason) expect('reason' in verdict ? verdict.reason : '').toMatch(reason);
   });
@@ -198,7 +222,7 @@ describe.each(['embedded', 'nginx'])('bgserve up --router %s after kill -9', (ro
       const first = startCli(upArgs(p, dir, router));
       await upAndRunning(first);
       const before = recorded(dir);
-      expect(Object.keys(before).sort()).toEqual(router === 'nginx' ? ['blue', 'green', 'nginx'] : withPrometheus ? ['blue', 'green', 'prometheus'] : ['blue', 'green']);
+      expect(Object.keys(before).sort()).toEqual(router === 'nginx' ? ['blue', 'green', 'nginx'] : withPrometheus ? ['blue', 'green', 'prometheus', 'router'] : ['blue', 'green', 'router']);
       expect(readStackRecordSync(stackRecordPath(dir))?.owner.pid).toBe(first.child.pid);
 
       if (router === 'embedded') {
@@ -243,6 +267,9 @@ describe.each(['embedded', 'nginx'])('bgserve up --router %s after kill -9', (ro
           expect(after.prometheus).not.toBe(before.prometheus);
           expect((await fetch(`http://127.0.0.1:${p.prometheus}/-/ready`)).status).toBe(200);
         }
+        // The embedded router runs in a process of its own, which outlived `up` and is adopted too.
+        expect(after.router).toBe(before.router);
+        expect(again.output()).toContain(`adopted router (pid ${before.router}`);
         expect(again.output()).toContain(`adopted blue (pid ${before.blue}`);
         expect(again.output()).toContain(`adopted green (pid ${before.green}`);
         expect(again.output()).toMatch(/blue .* pid \d+ \(adopted/);

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { ReleaseStore, replay, StoreError } from '../../src/store/release-store.js';
+import { ReleaseStore, replay } from '../../src/store/release-store.js';
 import { createRelease, step } from '../../src/release/engine.js';
 import { buildSpec } from '../../src/release/spec.js';
 import { ROOT } from '../support/processes.js';
@@ -50,8 +50,11 @@ describe('release store', () => {
     const intact = fs.statSync(file).size;
     fs.appendFileSync(file, '{"kind":"release","state":{"spec":{"id":"r9"');
 
-    const reopened = ReleaseStore.open(file);
+    const warnings: string[] = [];
+    const reopened = ReleaseStore.open(file, { onWarning: (m) => warnings.push(m) });
     expect(reopened.recoveredBytes).toBeGreaterThan(0);
+    expect(reopened.damage).toEqual([]);
+    expect(warnings).toEqual([expect.stringContaining(`${file}: cut a torn last line`)]);
     expect(fs.statSync(file).size).toBe(intact);
     expect(reopened.get('r9')).toBeUndefined();
     const second = createRelease(spec('r2'), 2);
@@ -60,8 +63,96 @@ describe('release store', () => {
     expect(ReleaseStore.open(file).list().map((r) => r.spec.id)).toEqual(['r2', 'r1']);
   });
 
-  it('refuses a log damaged before its last line', () => {
-    expect(() => replay('{"kind":"event","event":{}}\nnot json\n{"kind":"event","event":{}}\n')).toThrow(StoreError);
+  describe('a damaged log', () => {
+    /** r1 through loading and smoke, then r2 started: 8 lines, each a whole engine step's record. */
+    function healthyLog(): { file: string; lines: string[]; r1Loaded: ReturnType<typeof step>; r2: ReturnType<typeof createRelease> } {
+      const file = tmpFile();
+      const store = ReleaseStore.open(file);
+      const first = createRelease(spec('r1'), 1);
+      store.save(first.state, first.events);
+      const r1Loaded = step(first.state, { now: 2, observation: { kind: 'load', color: 'green', ok: true, sha256: 'abc' } });
+      store.save(r1Loaded.state, r1Loaded.events);
+      const r2 = createRelease(spec('r2'), 3);
+      store.save(r2.state, r2.events);
+      store.close();
+      return { file, lines: fs.readFileSync(file, 'utf8').split('\n').slice(0, -1), r1Loaded, r2 };
+    }
+
+    function reopen(file: string): { store: ReleaseStore; warnings: string[] } {
+      const warnings: string[] = [];
+      return { store: ReleaseStore.open(file, { onWarning: (m) => warnings.push(m) }), warnings };
+    }
+
+    it('skips an unparsable middle line, names file and line, and opens on the rest', () => {
+      const { file, lines, r1Loaded, r2 } = healthyLog();
+      const kept = [...lines];
+      kept.splice(2, 0, '{"kind":"release","sta\u0000garbage');
+      fs.writeFileSync(file, kept.join('\n') + '\n');
+      const { store, warnings } = reopen(file);
+      expect(store.damage).toEqual([{ line: 3, problem: expect.stringMatching(/^not valid JSON/) }]);
+      expect(warnings).toEqual([expect.stringContaining(`${file}:3: skipped a damaged record`)]);
+      expect(store.get('r1')).toEqual(r1Loaded.state);
+      expect(store.latest()).toEqual(r2.state);
+      // The damaged line stays for inspection; appends go on after it.
+      store.save({ ...r2.state, updatedAt: 9 });
+      store.close();
+      expect(fs.readFileSync(file, 'utf8')).toContain('garbage');
+      expect(ReleaseStore.open(file).latest()?.updatedAt).toBe(9);
+    });
+
+    it('skips records of the wrong shape or an unknown kind, each with its line', () => {
+      const { file, lines, r1Loaded, r2 } = healthyLog();
+      const bad = [
+        '{"kind":"release","state":null}',
+        '{"kind":"event","event":null}',
+        '{"kind":"checkpoint","at":5}',
+        '{"kind":"release","state":{"spec":{"id":"r3"},"status":"running"}}',
+        '{"kind":"event","event":{"at":1,"releaseId":"r1","type":"exploded","phase":"done","reason":"?"}}',
+        '[1,2,3]',
+      ];
+      // Spread through the log, none of them last.
+      const mixed = [lines[0], bad[0], lines[1], bad[1], bad[2], ...lines.slice(2, -1), bad[3], bad[4], bad[5], lines[lines.length - 1]];
+      fs.writeFileSync(file, mixed.join('\n') + '\n');
+      const { store, warnings } = reopen(file);
+      expect(store.damage.map((d) => d.line)).toEqual([2, 4, 5, mixed.length - 3, mixed.length - 2, mixed.length - 1]);
+      expect(store.damage.map((d) => d.problem)).toEqual([
+        expect.stringMatching(/^state /),
+        expect.stringMatching(/^event /),
+        'unknown record kind "checkpoint"',
+        expect.stringMatching(/^state lacks /),
+        expect.stringMatching(/^event\.type /),
+        'not a JSON object',
+      ]);
+      expect(warnings).toHaveLength(6);
+      expect(warnings[0]).toContain(`${file}:2:`);
+      expect(store.get('r3')).toBeUndefined();
+      expect(store.get('r1')).toEqual(r1Loaded.state);
+      expect(store.latest()).toEqual(r2.state);
+      // Every event read back has the shape callers rely on.
+      expect(store.events().every((e) => typeof e.type === 'string' && typeof e.releaseId === 'string')).toBe(true);
+      expect(store.events('r1')).toHaveLength(lines.filter((l) => l.includes('"kind":"event"') && l.includes('"r1"')).length);
+      store.close();
+    });
+
+    it('a damaged last release record leaves that release on its previous consistent state', () => {
+      const { file, lines, r1Loaded } = healthyLog();
+      const broken = JSON.parse(lines.find((l) => l.includes('"kind":"release"') && l.includes('"r2"')) as string);
+      broken.state.status = 'exploded';
+      const kept = lines.filter((l) => !(l.includes('"kind":"release"') && l.includes('"r2"')));
+      fs.writeFileSync(file, [...kept, JSON.stringify(broken), ''].join('\n'));
+      const { store } = reopen(file);
+      expect(store.damage).toEqual([{ line: kept.length + 1, problem: expect.stringMatching(/^state\.status /) }]);
+      expect(store.get('r2')).toBeUndefined();
+      expect(store.latest()).toEqual(r1Loaded.state);
+      store.close();
+    });
+
+    it('replay() reports the damage instead of throwing', () => {
+      const out = replay('{"kind":"event","event":{}}\nnot json\n\n{"kind":"event","event":{}}\n');
+      expect(out.records).toEqual([]);
+      expect(out.damage.map((d) => d.line)).toEqual([1, 2, 4]);
+      expect(out.droppedBytes).toBe(0);
+    });
   });
 
   it('survives kill -9 of a writer mid-stream: every record is intact or the torn tail is dropped', async () => {

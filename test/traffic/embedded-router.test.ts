@@ -1,9 +1,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { PREVIEW_HEADER } from '../../src/config/defaults.js';
+import { PREVIEW_HEADER, PREVIEW_TOKEN_HEADER } from '../../src/config/defaults.js';
 import { ROUTER_METRICS } from '../../src/config/metric-names.js';
 import { startEmbeddedRouter, type EmbeddedRouter } from '../../src/traffic/embedded-router.js';
+import { LINGER_BYTES } from '../../src/traffic/public-errors.js';
 import { startColorUpstream, type ColorUpstream } from './fixtures.js';
+import { rawRequest } from './raw-http.js';
+
+const PREVIEW_TOKEN = 'embedded-test-preview-token-0123';
+const previewTo = (color: string) => ({ [PREVIEW_HEADER]: color, [PREVIEW_TOKEN_HEADER]: PREVIEW_TOKEN });
 
 let blue: ColorUpstream;
 let green: ColorUpstream;
@@ -38,6 +43,7 @@ beforeAll(async () => {
     upstreams: { blue: { host: '127.0.0.1', port: blue.port }, green: { host: '127.0.0.1', port: green.port } },
     health: { intervalMs: 100, passiveWindowMs: 300 },
     maxBodyBytes: 4096,
+    previewToken: PREVIEW_TOKEN,
   });
 });
 
@@ -78,9 +84,9 @@ describe('embedded router', () => {
   });
 
   it('routes the preview header to the idle color at weight 0 and never retries it elsewhere', async () => {
-    expect(await countColors(5, { [PREVIEW_HEADER]: 'green' })).toEqual({ green: 5 });
+    expect(await countColors(5, previewTo('green'))).toEqual({ green: 5 });
     green.failNext = { status: 503, count: 1 };
-    const r = await predict({ [PREVIEW_HEADER]: 'green' });
+    const r = await predict(previewTo('green'));
     expect(r.status).toBe(503);
   });
 
@@ -110,7 +116,7 @@ describe('embedded router', () => {
   it('shows a preview-pinned request the named color\'s own 500', async () => {
     green.failNext = { status: 500, count: 1 };
     const before = blue.predicts;
-    const r = await predict({ [PREVIEW_HEADER]: 'green' });
+    const r = await predict(previewTo('green'));
     expect(r).toMatchObject({ status: 500, body: { message: 'failing on purpose' } });
     expect(blue.predicts).toBe(before);
   });
@@ -175,6 +181,25 @@ describe('embedded router', () => {
     expect(res.statusCode).toBe(413);
     expect(await res.body.json()).toMatchObject({ error: 'payload_too_large' });
     expect(blue.predicts).toBe(before);
+  });
+
+  it('reads and drops the rest of a refused body only up to its bound, then cuts the connection', async () => {
+    const res = await rawRequest(`${router.url}/predict`, { body: Buffer.alloc(LINGER_BYTES + 16 * 1024 * 1024, 'x'), headers: { 'content-type': 'application/json' } });
+    expect(res.status).toBe(413);
+    // The answer arrived first; past LINGER_BYTES the router stops reading, so this client's upload is cut.
+    expect(res.uploadError).toMatch(/EPIPE|ECONNRESET/);
+    expect((await predict()).status).toBe(200);
+  });
+
+  it('preview is off without a configured token', async () => {
+    const closed = await startEmbeddedRouter({ host: '127.0.0.1', port: 0, upstreams: { blue: { host: '127.0.0.1', port: blue.port }, green: { host: '127.0.0.1', port: green.port } } });
+    try {
+      const res = await request(`${closed.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json', ...previewTo('green') }, body: '{}' });
+      expect(res.statusCode).toBe(403);
+      expect(await res.body.json()).toMatchObject({ error: 'preview_forbidden' });
+    } finally {
+      await closed.close();
+    }
   });
 
   it('fails over on a connection error and reports the dead color unhealthy', async () => {

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Color } from '../../src/config/defaults.js';
+import { SOURCE_HEADER, type Color } from '../../src/config/defaults.js';
 
 /** A plain Fastify upstream that answers like an instance: its color in /predict answers, /ready it can flip. */
 export interface ColorUpstream {
@@ -7,10 +7,12 @@ export interface ColorUpstream {
   port: number;
   color: Color;
   predicts: number;
+  /** Requests the router labelled as mirrored copies (SOURCE_HEADER). */
   mirrored: number;
   ready: boolean;
   /** Status the next N /predict calls answer with (e.g. 503), then back to 200. */
   failNext: { status: number; count: number };
+  /** Headers of the last /predict request, as the instance got them. */
   lastHeaders: Record<string, unknown> | null;
   close(): Promise<void>;
 }
@@ -32,7 +34,7 @@ export async function startColorUpstream(color: Color, port = 0): Promise<ColorU
   app.get('/health', async () => ({ status: 'ok', color, model: { name: 'wine-quality', version: '1.0.0' } }));
   app.post('/predict', async (req, reply) => {
     up.lastHeaders = req.headers;
-    if (req.headers['x-bgserve-mirror'] === '1') up.mirrored++;
+    if (req.headers[SOURCE_HEADER] === 'mirror') up.mirrored++;
     else up.predicts++;
     if (up.failNext.count > 0) {
       up.failNext.count--;

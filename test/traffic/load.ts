@@ -68,11 +68,13 @@ export function windowCounts(before: LoadCounts, after: LoadCounts): Record<stri
 }
 
 /** Sum of a counter over all its label sets, from a Prometheus text scrape. */
-export async function scrapeCounter(url: string, name: string): Promise<number> {
+/** Sum of a counter's series on an instance; `labels` (e.g. 'source="preview"') keeps only the series with it. */
+export async function scrapeCounter(url: string, name: string, labels?: string): Promise<number> {
   const res = await request(`${url}/metrics`);
   const text = await res.body.text();
   let sum = 0;
   for (const line of text.split('\n')) {
+    if (labels !== undefined && !line.includes(labels)) continue;
     if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;

@@ -19,7 +19,6 @@ describe('nginx config rendering', () => {
     expect(text).not.toMatch(/weight=0/);
     expect(text).toContain('proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;');
     expect(text).toContain('proxy_next_upstream_tries 2;');
-    expect(text).toMatch(/map \$http_x_bgserve_color \$bgserve_preview \{\n\s+blue mlservice_blue;\n\s+green mlservice_green;/);
     expect(text).toContain('if (-f /p/live/current/green-$bgserve_bucket) {');
     expect(text).toContain('alias /p/live/current/generation;');
     expect(text).toContain('split_clients "${request_id}" $bgserve_bucket {');
@@ -32,17 +31,78 @@ describe('nginx config rendering', () => {
     const text = renderNginxConfig(initialState(), opts);
     expect(text).toMatch(/map \$bgserve_upstream \$bgserve_replay_to \{\n\s+bgserve_blue_first mlservice_green;\n\s+bgserve_green_first mlservice_blue;/);
     const main = /location \/ \{\n([\s\S]*?)\n {4}\}/.exec(text)?.[1] ?? '';
-    expect(main).toMatch(/error_page 418 = @bgserve_preview;\n\s+if \(\$bgserve_preview\) \{\n\s+return 418;/);
-    expect(main).toContain('proxy_intercept_errors on;');
-    expect(main).toMatch(/error_page 500 = @bgserve_replay;/);
-    // Only the preview redirect (418, made by nginx itself) and the 500: an upstream 4xx or 502 passes through.
-    expect(main.match(/error_page \d+/g)).toEqual(['error_page 418', 'error_page 500']);
+    // location / only dispatches: nothing proxied there, so its 413 is nginx's own body limit, never an instance's.
+    expect(main).not.toMatch(/proxy_pass|proxy_intercept_errors/);
+    expect(main).toMatch(/error_page 418 = @bgserve_preview;\n\s+error_page 419 = @bgserve_live;\n\s+if \(\$bgserve_preview\) \{\n\s+return 418;\n\s+\}\n\s+return 419;/);
+    expect(main.match(/error_page \d+/g)).toEqual(['error_page 413', 'error_page 418', 'error_page 419']);
     const named = (name: string) => new RegExp(`location @${name} \\{\\n([\\s\\S]*?)\\n {4}\\}`).exec(text)?.[1] ?? '';
+    const live = named('bgserve_live');
+    expect(live).toContain('proxy_pass http://$bgserve_upstream;');
+    expect(live).toContain('proxy_intercept_errors on;');
+    expect(live).toMatch(/error_page 500 = @bgserve_replay;/);
+    // The 500 replay, and 502/504 (instances never send them: both colors failed) as JSON: an upstream 4xx
+    // (a 413 batch_too_large included) or 503 passes through unchanged.
+    expect(live.match(/error_page \d+/g)).toEqual(['error_page 500', 'error_page 502', 'error_page 504']);
     expect(named('bgserve_preview')).toContain('proxy_pass http://$bgserve_preview;');
     expect(named('bgserve_replay')).toContain('proxy_pass http://$bgserve_replay_to;');
     for (const name of ['bgserve_preview', 'bgserve_replay']) {
-      expect(named(name)).not.toMatch(/proxy_intercept_errors|error_page/);
+      // The named color's answers pass through: only nginx's own 502/504 (no interception) become JSON.
+      expect(named(name)).not.toMatch(/proxy_intercept_errors/);
+      expect(named(name).match(/error_page \d+/g)).toEqual(['error_page 502', 'error_page 504']);
     }
+    // Preview requests are not mirrored (only live traffic is shadowed).
+    expect(named('bgserve_preview')).not.toContain('mirror');
+  });
+
+  it('honours the preview header only with the exact token, and has no preview without one', () => {
+    const token = 'AbCdEfGhIjKlMnOpQrStUv_-0123456789';
+    const text = renderNginxConfig(initialState(), { ...opts, previewToken: token });
+    // A regex (case-sensitive), not a plain map string (compared ignoring case).
+    expect(text).toMatch(new RegExp(`map \\$http_x_bgserve_preview_token \\$bgserve_preview_token_ok \\{\\n\\s+"~\\^${token}\\$" 1;\\n\\s+default 0;`));
+    expect(text).toMatch(/map "\$http_x_bgserve_color:\$bgserve_preview_token_ok" \$bgserve_preview \{\n\s+"~\^blue:1\$" mlservice_blue;\n\s+"~\^green:1\$" mlservice_green;/);
+    expect(text).toMatch(/if \(\$bgserve_preview_refused = forbidden\) \{\n\s+return 403 '\{"error":"preview_forbidden"/);
+    const off = renderNginxConfig(initialState(), opts);
+    expect(off).toMatch(/map \$http_x_bgserve_preview_token \$bgserve_preview_token_ok \{\n\s+# No preview token configured: preview is off.\n\s+default 0;/);
+    expect(() => renderNginxConfig(initialState(), { ...opts, previewToken: 'short' })).toThrow(/preview token/);
+    expect(() => renderNginxConfig(initialState(), { ...opts, previewToken: 'has "quotes" and; semicolons here' })).toThrow(/preview token/);
+  });
+
+  it('labels what it forwards by source and never forwards the token', () => {
+    const text = renderNginxConfig(initialState(), { ...opts, previewToken: 'x'.repeat(32) });
+    const location = (name: string) => new RegExp(`location ${name} \\{\\n([\\s\\S]*?)\\n {4}\\}`).exec(text)?.[1] ?? '';
+    expect(location('@bgserve_live')).toContain('proxy_set_header X-Bgserve-Source "";');
+    expect(location('@bgserve_replay')).toContain('proxy_set_header X-Bgserve-Source "";');
+    expect(location('@bgserve_preview')).toContain('proxy_set_header X-Bgserve-Source preview;');
+    expect(location('= /__bgserve_mirror')).toContain('proxy_set_header X-Bgserve-Source mirror;');
+    for (const name of ['@bgserve_live', '@bgserve_replay', '@bgserve_preview', '= /__bgserve_mirror']) {
+      expect(location(name)).toContain('proxy_set_header X-Bgserve-Preview-Token "";');
+    }
+    expect(text).not.toContain('X-Bgserve-Mirror');
+  });
+
+  it('answers its own errors with the JSON shape, naming colors but no address', () => {
+    const text = renderNginxConfig(initialState(), opts);
+    expect(text).toContain('large_client_header_buffers 1 16k;');
+    expect(text).toContain('error_page 494 =431 /__bgserve/error/494;');
+    const returns = [...text.matchAll(/location = \/__bgserve\/error\/(\S+) \{\n\s+internal;\n\s+return (\d+) '(.*)';/g)].map((m) => ({
+      at: m[1],
+      status: Number(m[2]),
+      body: JSON.parse(m[3]) as { error: string; message: string },
+    }));
+    expect(returns.map((r) => `${r.at} ${r.status} ${r.body.error}`)).toEqual([
+      '400 400 bad_request',
+      '494 431 headers_too_large',
+      '414 431 headers_too_large',
+      '413 413 payload_too_large',
+      '502-either 502 bad_gateway',
+      '504-either 504 gateway_timeout',
+      '502-mlservice_blue 502 bad_gateway',
+      '504-mlservice_blue 504 gateway_timeout',
+      '502-mlservice_green 502 bad_gateway',
+      '504-mlservice_green 504 gateway_timeout',
+    ]);
+    expect(returns.find((r) => r.at === '502-mlservice_green')?.body.message).toBe('no answer from green');
+    for (const r of returns) expect(r.body.message).not.toMatch(/127\.0\.0\.1|800\d/);
   });
 
   it('splits by the sticky key (header or cookie) when set, by request id otherwise', () => {

@@ -1,9 +1,9 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { PREVIEW_HEADER } from '../../src/config/defaults.js';
+import { PREVIEW_HEADER, PREVIEW_TOKEN_HEADER } from '../../src/config/defaults.js';
 import { NginxConfigError, startNginxDriver, type NginxDriver } from '../../src/traffic/nginx-driver.js';
 import { freePort } from '../support/processes.js';
 import { startColorUpstream, type ColorUpstream } from './fixtures.js';
@@ -12,6 +12,9 @@ let blue: ColorUpstream;
 let green: ColorUpstream;
 let driver: NginxDriver;
 let prefix: string;
+
+const PREVIEW_TOKEN = 'nginx-test-preview-token-0123456';
+const previewTo = (color: string) => ({ [PREVIEW_HEADER]: color, [PREVIEW_TOKEN_HEADER]: PREVIEW_TOKEN });
 
 async function predict(headers: Record<string, string> = {}) {
   const res = await request(`${driver.url}/predict`, {
@@ -43,6 +46,7 @@ beforeAll(async () => {
     mode: { kind: 'managed', prefix },
     render: { workerProcesses: 1, failTimeoutS: 1 },
     health: { intervalMs: 200 },
+    previewToken: PREVIEW_TOKEN,
   });
 });
 
@@ -75,13 +79,18 @@ describe('nginx driver (managed nginx)', () => {
   });
 
   it('routes the preview header to the color at weight 0', async () => {
-    expect(await colors(5, { [PREVIEW_HEADER]: 'green' })).toEqual({ green: 5 });
+    expect(await colors(5, previewTo('green'))).toEqual({ green: 5 });
+  });
+
+  it('keeps the configuration, which holds the preview token, readable by its owner only', async () => {
+    expect(await readFile(driver.configFile, 'utf8')).toContain(PREVIEW_TOKEN);
+    expect((await stat(driver.configFile)).mode & 0o077).toBe(0);
   });
 
   it('shows a preview request the real 500 of the named color, without a replay', async () => {
     green.failNext = { status: 500, count: 1 };
     const before = blue.predicts;
-    const res = await predict({ [PREVIEW_HEADER]: 'green' });
+    const res = await predict(previewTo('green'));
     expect(res.status).toBe(500);
     expect(res.body).toEqual({ error: 'unavailable', message: 'failing on purpose' });
     expect(blue.predicts).toBe(before);

@@ -17,7 +17,9 @@ describe('nginx driver (external nginx: config path and reload command given)', 
     const green = await startColorUpstream('green');
     const port = await freePort();
     const conf = path.join(prefix, 'nginx.conf');
+    // Its folders are the operator's: the driver creates only the live files' (it writes them).
     await mkdir(path.join(prefix, 'logs'));
+    await mkdir(path.join(prefix, 'temp'));
     // What someone else runs: an nginx answering 418 until bgserve's configuration replaces this one.
     await writeFile(
       conf,

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { COLORS, DEFAULT_BUNDLE, PREVIEW_HEADER, type Color } from '../../src/config/defaults.js';
+import { COLORS, DEFAULT_BUNDLE, PREVIEW_HEADER, PREVIEW_TOKEN_HEADER, SOURCE_HEADER, type Color } from '../../src/config/defaults.js';
 import { INSTANCE_METRICS } from '../../src/config/metric-names.js';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import { InstancePair, instanceSpecs, startInstance, type CliCommand, type InstanceSpec } from '../../src/stack/instances.js';
@@ -19,6 +19,7 @@ import { startLoad, scrapeCounter, windowCounts } from './load.js';
 
 export const TSX_CLI: CliCommand = { command: process.execPath, args: ['--import', 'tsx', CLI_ENTRY] };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const PREVIEW_TOKEN = 'scenario-preview-token-0123456789';
 
 async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -51,8 +52,8 @@ export function switchingSuite(kind: DriverKind): void {
       const health = { intervalMs: 200 };
       driver =
         kind === 'nginx'
-          ? await startNginxDriver({ listen, upstreams, mode: { kind: 'managed', prefix: path.join(dir, 'nginx') }, health })
-          : await startEmbeddedRouter({ ...listen, upstreams, health });
+          ? await startNginxDriver({ listen, upstreams, mode: { kind: 'managed', prefix: path.join(dir, 'nginx') }, health, previewToken: PREVIEW_TOKEN })
+          : await startEmbeddedRouter({ ...listen, upstreams, health, previewToken: PREVIEW_TOKEN });
     }, 60_000);
 
     afterAll(async () => {
@@ -146,22 +147,33 @@ export function switchingSuite(kind: DriverKind): void {
       expect(mirrored).toBeLessThan(result.sent * 0.3);
     });
 
-    it('e. the preview header reaches the idle color at weight 0', async () => {
+    it('e. the preview header with the token reaches the idle color at weight 0, counted there as preview', async () => {
       expect(driver.state().weights).toEqual({ blue: 100, green: 0 });
+      const url = (color: Color) => pair.instances[color].url;
+      const previews = (color: Color) => scrapeCounter(url(color), INSTANCE_METRICS.requests, 'source="preview"');
+      const [greenBefore, blueBefore] = [await previews('green'), await previews('blue')];
       const load = startLoad(driver.url, { deadlineMs: 20_000, concurrency: 4 });
       const seen: string[] = [];
+      const post = (headers: Record<string, string>) =>
+        request(`${driver.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(WINE_EXAMPLE) });
       for (let i = 0; i < 20; i++) {
-        const res = await request(`${driver.url}/predict`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', [PREVIEW_HEADER]: 'green' },
-          body: JSON.stringify(WINE_EXAMPLE),
-        });
+        const res = await post({ [PREVIEW_HEADER]: 'green', [PREVIEW_TOKEN_HEADER]: PREVIEW_TOKEN });
         seen.push(((await res.body.json()) as { color: string }).color);
       }
+      // Without the token: refused, never reaching green.
+      const refused = await post({ [PREVIEW_HEADER]: 'green' });
+      expect(refused.statusCode).toBe(403);
+      expect(await refused.body.json()).toMatchObject({ error: 'preview_forbidden' });
+      // A client labelling its own live request as preview is counted as live all the same.
+      const labelled = await post({ [SOURCE_HEADER]: 'preview' });
+      expect(labelled.statusCode).toBe(200);
+      await labelled.body.dump();
       const result = await load.stop();
       expect(new Set(seen)).toEqual(new Set(['green']));
       expect(result.failed).toBe(0);
       expect(Object.keys(result.byColor)).toEqual(['blue']);
+      expect((await previews('green')) - greenBefore).toBe(20);
+      expect((await previews('blue')) - blueBefore).toBe(0);
     });
   });
 }

@@ -1,11 +1,13 @@
 /**
  * POST /admin/model: load another bundle into the running instance, verify it, swap atomically.
  * Releases use it to put a new model on the idle color. A refused bundle leaves the current one serving.
+ * Bundles load only from the instance's bundle roots (bundle-roots.ts): the token opens model loads, not
+ * the host's files.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { BundleError, loadBundle } from '../../model/bundle.js';
+import { BundleError, BundleRoots, loadBundle } from '../../model/bundle.js';
 import type { ServePluginOptions } from '../context.js';
 import { ApiError, ERROR_BODY_SCHEMA } from '../errors.js';
 
@@ -14,6 +16,8 @@ export const ADMIN_MODEL_ROUTE = '/admin/model';
 export interface AdminOptions extends ServePluginOptions {
   /** Bearer token; when absent the admin API answers 403 admin_disabled. */
   adminToken?: string;
+  /** The folders bundles may be loaded from, symlinks resolved. */
+  bundleRoots: readonly string[];
 }
 
 function digest(token: string): Buffer {
@@ -36,6 +40,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminOptions): Pro
   const { holder } = opts.ctx;
   const metrics = opts.ctx.metrics;
   const expected = opts.adminToken ? digest(opts.adminToken) : undefined;
+  const roots = new BundleRoots(opts.bundleRoots);
 
   // Runs before the body is read: an unauthenticated caller gets 401/403 whatever it sent.
   async function authorize(request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -60,7 +65,11 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminOptions): Pro
           additionalProperties: false,
           required: ['bundle'],
           properties: {
-            bundle: { type: 'string', minLength: 1, description: 'bundle folder on the instance, e.g. models/wine-quality/1.1.0' },
+            bundle: {
+              type: 'string',
+              minLength: 1,
+              description: 'bundle folder on the instance, inside one of its bundle roots (serve --bundle-root), e.g. models/wine-quality/1.1.0',
+            },
             allowFeatureChange: {
               type: 'boolean',
               description: 'accept a bundle whose features differ from the current model (default false)',
@@ -86,7 +95,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminOptions): Pro
         const expectedFeatures = request.body.allowFeatureChange ? undefined : holder.current.featureNames;
         let model;
         try {
-          model = await loadBundle(dir, { expectedFeatures });
+          model = await loadBundle(dir, { expectedFeatures, roots });
         } catch (err) {
           if (!(err instanceof BundleError)) throw err;
           metrics.modelLoad('refused');

@@ -10,6 +10,7 @@ import type { FeatureSpec } from '../../model/types.js';
 import { PREDICTION_ROUTE, type ServePluginOptions } from '../context.js';
 import { ApiError, ERROR_BODY_SCHEMA } from '../errors.js';
 import type { ServedModel } from '../holder.js';
+import { trafficSource } from '../source.js';
 import { batchSchema, rowSchema } from '../validation.js';
 
 export const PREDICT_ROUTE = '/predict';
@@ -96,7 +97,7 @@ export async function predictRoutes(app: FastifyInstance, { ctx }: ServePluginOp
       const { rows, nRows } = read(served, request.body);
       const finish = (values: Float64Array) => {
         assertFinite(values);
-        served.series.route(url).served((performance.now() - started) / 1000, values);
+        served.series.route(url, trafficSource(request.headers)).served((performance.now() - started) / 1000, values);
         return answer(values, served);
       };
       const out = served.predict(rows, nRows);

@@ -1,0 +1,79 @@
+/**
+ * `bgserve router` (hidden): the embedded router in a process of its own, spawned by `bgserve up`. It outlives
+ * a crash of `up` (kill -9, OOM) and keeps serving while `up` restarts and adopts it, as the instances do: no
+ * refused connection across a restart. `up` drives it through a loopback control endpoint behind a token
+ * (traffic/router-control.ts) and, once it listens, finds that endpoint's port in the ready file.
+ */
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { InvalidArgumentError, type Command } from 'commander';
+import { PORTS } from '../config/defaults.js';
+import { readTokenFile } from '../control/auth.js';
+import { startEmbeddedRouter } from '../traffic/embedded-router.js';
+import { startRouterControl, type RouterReady } from '../traffic/router-control.js';
+import type { TrafficState } from '../traffic/types.js';
+import { port } from './option-parsers.js';
+
+/** host:port of an instance (parsed here: this module is the router process's whole CLI, kept light). */
+function hostPort(value: string): { host: string; port: number } {
+  const match = /^(.+):(\d+)$/.exec(value);
+  if (!match) throw new InvalidArgumentError('expected host:port');
+  return { host: match[1], port: port(match[2]) };
+}
+
+interface RouterCliOptions {
+  host: string;
+  port: number;
+  blue: { host: string; port: number };
+  green: { host: string; port: number };
+  controlTokenFile: string;
+  readyFile: string;
+  previewTokenFile?: string;
+  initial?: Partial<Omit<TrafficState, 'generation'>>;
+}
+
+function json(value: string): Partial<Omit<TrafficState, 'generation'>> {
+  try {
+    return JSON.parse(value) as Partial<Omit<TrafficState, 'generation'>>;
+  } catch {
+    throw new InvalidArgumentError('expected JSON, e.g. {"weights":{"blue":0,"green":100}}');
+  }
+}
+
+export async function runRouter(o: RouterCliOptions): Promise<void> {
+  const token = await readTokenFile(o.controlTokenFile);
+  // Listening on the weights it was given from the start: `up` read them from the release log.
+  const previewToken = o.previewTokenFile !== undefined ? await readTokenFile(o.previewTokenFile) : undefined;
+  const router = await startEmbeddedRouter({ host: o.host, port: o.port, upstreams: { blue: o.blue, green: o.green }, initial: o.initial, previewToken });
+  const control = await startRouterControl({ driver: router, host: '127.0.0.1', port: 0, token });
+  const ready: RouterReady = { pid: process.pid, port: router.port, controlPort: control.port };
+  const tmp = `${o.readyFile}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(ready)}\n`, { mode: 0o600 });
+  await rename(tmp, o.readyFile);
+  process.stdout.write(`bgserve router: ${router.url} (pid ${process.pid}), control on ${control.url}, weights ${JSON.stringify(router.state().weights)}\n`);
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  process.stdout.write(`bgserve router: ${signal}: stopping\n`);
+  await control.close();
+  await router.close();
+  await rm(o.readyFile, { force: true });
+}
+
+export function registerRouter(program: Command): void {
+  program
+    .command('router', { hidden: true })
+    .description('The embedded router as a process of its own (started by `bgserve up`)')
+    .requiredOption('--blue <host:port>', 'blue instance', hostPort)
+    .requiredOption('--green <host:port>', 'green instance', hostPort)
+    .requiredOption('--control-token-file <file>', 'bearer token of the control endpoint')
+    .requiredOption('--ready-file <file>', 'written once listening: {pid, port, controlPort}')
+    .option('--preview-token-file <file>', 'token the preview header needs (without it, preview requests are refused)')
+    .option('--host <host>', 'address the router listens on', '127.0.0.1')
+    .option('--port <port>', 'router port', port, PORTS.router)
+    .option('--initial <json>', 'traffic state to start with: {weights, mirror, sticky}', json)
+    .action(async (o: RouterCliOptions) => {
+      await runRouter(o);
+      process.exit(0);
+    });
+}
