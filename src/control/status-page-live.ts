@@ -4,8 +4,8 @@
  * newest with one about `windowMs` older.
  */
 import { COLORS, type Color } from '../config/defaults.js';
-import { ScrapeProvider } from '../analysis/scrape-provider.js';
-import { colorDelta } from '../analysis/color-totals.js';
+import { ScrapeProvider } from '../metric-sources/scrape-provider.js';
+import { colorDelta } from '../metric-sources/color-totals.js';
 import { histogramQuantile } from '../release/analysis.js';
 import type { ColorWindow } from '../release/types.js';
 

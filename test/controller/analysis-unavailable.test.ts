@@ -7,8 +7,8 @@
  */
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
 import type { ReleaseController } from '../../src/controller/controller.js';
-import type { MetricsProvider } from '../../src/analysis/types.js';
-import { ScrapeProvider } from '../../src/analysis/scrape-provider.js';
+import type { MetricsProvider } from '../../src/metric-sources/types.js';
+import { ScrapeProvider } from '../../src/metric-sources/scrape-provider.js';
 import { isLive } from '../../src/release/engine.js';
 import type { ReleaseState, WindowStats } from '../../src/release/types.js';
 import { stopAll } from '../support/processes.js';

@@ -5,7 +5,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import path from 'node:path';
 import type { ReleaseController, DeployOptions } from '../../src/controller/controller.js';
-import { PrometheusProvider } from '../../src/analysis/prometheus-provider.js';
+import { PrometheusProvider } from '../../src/metric-sources/prometheus-provider.js';
 import { startLocalPrometheus, type LocalPrometheus } from '../../src/monitoring/local-prometheus.js';
 import { isLive } from '../../src/release/engine.js';
 import type { ReleaseState } from '../../src/release/types.js';

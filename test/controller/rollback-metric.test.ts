@@ -11,7 +11,7 @@ import path from 'node:path';
 import { ReleaseController, type TrafficPort } from '../../src/controller/controller.js';
 import type { InstanceAdmin } from '../../src/controller/instance-admin.js';
 import { PreviewClient } from '../../src/controller/smoke.js';
-import type { MetricsProvider } from '../../src/analysis/types.js';
+import type { MetricsProvider } from '../../src/metric-sources/types.js';
 import { createRelease, step } from '../../src/release/engine.js';
 import { buildSpec } from '../../src/release/spec.js';
 import type { ReleaseState, StepResult, Weights } from '../../src/release/types.js';

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { ExpositionError, parseExposition, parseSampleValue } from '../../src/analysis/prom-text.js';
-import { ANALYSIS_FAMILIES, colorDelta, colorTotals } from '../../src/analysis/color-totals.js';
+import { ExpositionError, parseExposition, parseSampleValue } from '../../src/metric-sources/prom-text.js';
+import { ANALYSIS_FAMILIES, colorDelta, colorTotals } from '../../src/metric-sources/color-totals.js';
 import { InstanceMetrics } from '../../src/serve/metrics.js';
 
 describe('Prometheus text parser', () => {
