@@ -1,9 +1,10 @@
-# syntax=docker/dockerfile:1
 # bgserve: one image for the blue and green instances and for the controller.
-# test/packaging/image.test.ts replays this file natively (CI has no Docker engine): its COPY lines are the
-# list of what goes in, and its RUN lines run as written, so keep them to plain sh inside WORKDIR.
+# Builds offline-friendly on BuildKit and on the classic builder alike: no `# syntax=` line (BuildKit would
+# fetch a frontend image from Docker Hub) and no `RUN --mount` (the classic builder refuses it).
+# test/packaging/docker.test.ts builds it on a real engine with both; test/packaging/image.test.ts replays it
+# natively (its COPY lines are the list of what goes in, its RUN lines run as written: keep them plain sh).
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---- build: dev dependencies + tsc -------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS build
@@ -11,7 +12,7 @@ WORKDIR /app
 # onnxruntime-node's postinstall downloads CUDA libraries; the CPU runtime ships inside the package.
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json package-lock.json ./
-RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # bin/bgserve puts the CLI on PATH; .bgserve/ is the controller's state directory (token, release store).
@@ -19,7 +20,8 @@ RUN npm run build && chmod +x dist/cli/main.js && mkdir -p bin .bgserve && ln -s
 
 # ---- runtime: production dependencies, compiled code, the default bundle ------------------------------
 FROM ${NODE_IMAGE} AS runtime
-# Set by BuildKit (amd64 | arm64): only that platform's onnxruntime binaries are kept.
+# Set by BuildKit (amd64 | arm64; the classic builder leaves the default): only that platform's onnxruntime
+# binaries are kept.
 ARG TARGETARCH=amd64
 ENV NODE_ENV=production \
     ONNXRUNTIME_NODE_INSTALL=skip \
@@ -27,7 +29,9 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY scripts/prune-onnxruntime.sh scripts/ensure-token.mjs ./scripts/
-RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no-audit --no-fund && sh scripts/prune-onnxruntime.sh "$TARGETARCH"
+# npm's download cache (~100 MB, onnxruntime's tarball) is dropped in the same layer.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && rm -rf "$HOME/.npm" \
+ && sh scripts/prune-onnxruntime.sh "$TARGETARCH"
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/bin ./bin
 COPY --from=build --chown=node:node /app/.bgserve ./.bgserve

@@ -54,8 +54,14 @@ wait_healthy() {
 
 bgserve() { compose exec -T controller bgserve "$@"; }
 
-log "pulling $IMAGE"
-docker pull "$IMAGE"
+# deploy.yml releases immutable sha-<commit> tags: one already on the host (a rerun, or built there) is used
+# as it is, without a registry round trip.
+if docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  log "using $IMAGE (already on this host)"
+else
+  log "pulling $IMAGE"
+  docker pull "$IMAGE"
+fi
 
 if [ -z "$(compose ps -q controller 2>/dev/null)" ]; then
   log "no running stack: starting it on $IMAGE"

@@ -5,11 +5,13 @@
  * driver writes live files where the configuration tells nginx to read them:
  *   - weights and mirror share: live files under LIVE_DIR, read by nginx on every request (no reload);
  *   - the configuration itself (changes only with the sticky key): RENDER_PATH, applied by
- *     deploy/nginx/watch-config.sh in the nginx container (nginx -t, install, reload).
+ *     deploy/nginx/watch-config.sh in the nginx container (nginx -t, install, reload);
+ *   - the instances' addresses: nginx looks mlservice_blue / mlservice_green up through Docker's DNS on requests
+ *     (cached 1 s), so a recreated container is followed with no reload.
  * The seed (what nginx serves before the controller's first render) comes from the same renderer.
  */
-import { EXTERNAL_NGINX_LISTEN, EXTERNAL_NGINX_PATHS } from '../../src/cli/controller.js';
-import { renderNginxConfig, type NginxRenderOptions } from '../../src/traffic/nginx-config.js';
+import { EXTERNAL_NGINX_LISTEN, EXTERNAL_NGINX_PATHS } from '../../src/traffic/nginx-entry.js';
+import { DOCKER_DNS, renderNginxConfig, type NginxRenderOptions } from '../../src/traffic/nginx-config.js';
 import { initialState } from '../../src/traffic/policy.js';
 
 /** Compose service names (the original system's upstream names) and the port each instance listens on inside. */
@@ -33,6 +35,8 @@ export const COMPOSE_NGINX_OPTIONS: NginxRenderOptions = {
     green: { host: COMPOSE_SERVICES.green, port: INSTANCE_PORT },
   },
   paths: { ...EXTERNAL_NGINX_PATHS, liveDir: LIVE_DIR },
+  // A recreated container comes back with a new address: nginx looks the service names up on requests.
+  resolver: DOCKER_DNS,
 };
 
 /**

@@ -9,6 +9,10 @@
 #
 # A rendered file that fails `nginx -t` is never installed: the previous ACTIVE keeps serving (and survives
 # container restarts), and the controller reports the change as not in effect.
+#
+# Nothing here follows the instances' addresses: the configuration has nginx look mlservice_blue/mlservice_green
+# up through Docker's DNS on requests (`resolver`), so a recreated container is followed with no reload (a reload
+# closes idle keep-alive client connections, and a POST just written on one is lost).
 # POSIX sh and busybox tools only, so it runs in the stock nginx:alpine image.
 set -eu
 

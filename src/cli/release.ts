@@ -10,6 +10,8 @@ import type { ReleaseTraffic } from '../control/traffic-guard.js';
 import { parseDuration, normalizeSteps, SpecError } from '../release/spec.js';
 import type { CheckResult, Command as ReleaseCommand, ReleaseEvent, ReleaseState } from '../release/types.js';
 import { isLive } from '../release/engine.js';
+import { CATALOGUE, checkNamed, type Catalogue } from '../release/checks/catalogue.js';
+import { UNITS, type CheckUnit } from '../release/checks/definition.js';
 import { ControlClient, withControlOptions, type ControlConnectionOptions } from './control-client.js';
 import { nonNegative, percent } from './option-parsers.js';
 
@@ -46,27 +48,34 @@ function steps(value: string): number[] {
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
 
-function formatValue(c: CheckResult): string {
+/** A value in the unit of its check; values are recorded in SI units, thresholds shown as configured. */
+function inUnit(value: number, unit: CheckUnit, isThreshold: boolean): string {
+  const scaled = value * unit.scale;
+  const shown = unit.decimals !== null ? scaled.toFixed(unit.decimals) : isThreshold ? String(scaled) : String(Math.round(scaled * 1e4) / 1e4);
+  return `${shown}${unit.symbol}`;
+}
+
+function formatValue(c: CheckResult, catalogue: Catalogue): string {
   if (c.value === null) return c.outcome;
-  const unit = c.name.startsWith('latency') ? 's' : '';
-  const shown = unit === 's' ? `${(c.value * 1000).toFixed(2)}ms` : String(Math.round(c.value * 1e4) / 1e4);
-  const limit = c.threshold === null ? '' : unit === 's' ? ` / ${(c.threshold * 1000).toFixed(2)}ms` : ` / ${c.threshold}`;
-  return `${shown}${limit}${c.outcome === 'fail' ? ' FAIL' : ''}`;
+  // A check the catalogue no longer has (an older release's record) shows plain numbers.
+  const unit = checkNamed(c.name, catalogue)?.unit ?? UNITS.number;
+  const limit = c.threshold === null ? '' : ` / ${inUnit(c.threshold, unit, true)}`;
+  return `${inUnit(c.value, unit, false)}${limit}${c.outcome === 'fail' ? ' FAIL' : ''}`;
 }
 
 /** Measured checks in one line: `error-ratio 0 / 0.01, latency-p95 0.02ms / 100.00ms, ...`. */
-export function formatChecks(checks: readonly CheckResult[]): string {
+export function formatChecks(checks: readonly CheckResult[], catalogue: Catalogue = CATALOGUE): string {
   return checks
     .filter((c) => c.outcome !== 'skipped')
-    .map((c) => `${c.name} ${formatValue(c)}`)
+    .map((c) => `${c.name} ${formatValue(c, catalogue)}`)
     .join(', ');
 }
 
-export function formatEvent(e: ReleaseEvent, startedAt: number): string {
+export function formatEvent(e: ReleaseEvent, startedAt: number, catalogue: Catalogue = CATALOGUE): string {
   const at = `+${seconds(e.at - startedAt)}`.padStart(8);
   let line = `${at}  ${e.type.padEnd(21)} ${e.reason}`;
   const checks = e.values?.checks as CheckResult[] | undefined;
-  if (checks) line += `\n${' '.repeat(32)}${formatChecks(checks)}`;
+  if (checks) line += `\n${' '.repeat(32)}${formatChecks(checks, catalogue)}`;
   return line;
 }
 
@@ -74,7 +83,7 @@ export function formatEvent(e: ReleaseEvent, startedAt: number): string {
  * A release in a few lines, for `status` and the end of `deploy --wait`. With `traffic` (from status), a
  * release whose traffic was moved outside it says so on its own status line.
  */
-export function formatReleaseSummary(r: ReleaseState, traffic?: ReleaseTraffic): string {
+export function formatReleaseSummary(r: ReleaseState, traffic?: ReleaseTraffic, catalogue: Catalogue = CATALOGUE): string {
   const { spec } = r;
   const where = isLive(r.status)
     ? `${r.phase}${r.phase === 'step' ? ` ${r.stepIndex + 1}/${spec.steps.length}` : ''}, ${spec.targetColor} at ${r.targetWeight}%`
@@ -87,7 +96,7 @@ export function formatReleaseSummary(r: ReleaseState, traffic?: ReleaseTraffic):
     lines[1] += `  [BUT live traffic disagrees with it: ${traffic.message}]`;
   }
   if (r.lastAnalysis && isLive(r.status)) {
-    lines.push(`analysis ${r.lastAnalysis.outcome} on ${r.lastAnalysis.samples.target} requests: ${formatChecks(r.lastAnalysis.checks)}`);
+    lines.push(`analysis ${r.lastAnalysis.outcome} on ${r.lastAnalysis.samples.target} requests: ${formatChecks(r.lastAnalysis.checks, catalogue)}`);
   }
   return lines.join('\n');
 }

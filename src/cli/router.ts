@@ -1,5 +1,6 @@
 /**
- * `bgserve router` (hidden): the embedded router in a process of its own, spawned by `bgserve up`. It outlives
+ * `bgserve router` (hidden): a router (the embedded one, or any driver placed so) in a process of its own,
+ * spawned by `bgserve up`. It outlives
  * a crash of `up` (kill -9, OOM) and keeps serving while `up` restarts and adopts it, as the instances do: no
  * refused connection across a restart. `up` drives it through a loopback control endpoint behind a token
  * (traffic/router-control.ts) and, once it listens, finds that endpoint's port in the ready file.
@@ -8,19 +9,22 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
 import { PORTS } from '../config/defaults.js';
 import { readTokenFile } from '../control/auth.js';
-import { startEmbeddedRouter } from '../traffic/embedded-router.js';
+import { builtInDrivers, DEFAULT_DRIVER } from '../traffic/drivers.js';
+import { parseHostPort } from '../traffic/registry.js';
 import { startRouterControl, type RouterReady } from '../traffic/router-control.js';
 import type { TrafficState } from '../traffic/types.js';
 import { port } from './option-parsers.js';
 
-/** host:port of an instance (parsed here: this module is the router process's whole CLI, kept light). */
 function hostPort(value: string): { host: string; port: number } {
-  const match = /^(.+):(\d+)$/.exec(value);
-  if (!match) throw new InvalidArgumentError('expected host:port');
-  return { host: match[1], port: port(match[2]) };
+  try {
+    return parseHostPort(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 interface RouterCliOptions {
+  kind: string;
   host: string;
   port: number;
   blue: { host: string; port: number };
@@ -43,9 +47,11 @@ export async function runRouter(o: RouterCliOptions): Promise<void> {
   const token = await readTokenFile(o.controlTokenFile);
   // Listening on the weights it was given from the start: `up` read them from the release log.
   const previewToken = o.previewTokenFile !== undefined ? await readTokenFile(o.previewTokenFile) : undefined;
-  const router = await startEmbeddedRouter({ host: o.host, port: o.port, upstreams: { blue: o.blue, green: o.green }, initial: o.initial, previewToken });
+  const drivers = builtInDrivers();
+  if (!drivers.has(o.kind)) throw new InvalidArgumentError(`--kind must be ${drivers.choices()}`);
+  const router = await drivers.get(o.kind).start({ listen: { host: o.host, port: o.port }, upstreams: { blue: o.blue, green: o.green }, initial: o.initial, previewToken, options: {} });
   const control = await startRouterControl({ driver: router, host: '127.0.0.1', port: 0, token });
-  const ready: RouterReady = { pid: process.pid, port: router.port, controlPort: control.port };
+  const ready: RouterReady = { pid: process.pid, port: Number(new URL(router.url).port || 80), controlPort: control.port };
   const tmp = `${o.readyFile}.${process.pid}.tmp`;
   await writeFile(tmp, `${JSON.stringify(ready)}\n`, { mode: 0o600 });
   await rename(tmp, o.readyFile);
@@ -69,6 +75,7 @@ export function registerRouter(program: Command): void {
     .requiredOption('--control-token-file <file>', 'bearer token of the control endpoint')
     .requiredOption('--ready-file <file>', 'written once listening: {pid, port, controlPort}')
     .option('--preview-token-file <file>', 'token the preview header needs (without it, preview requests are refused)')
+    .option('--kind <kind>', 'the traffic driver it runs', DEFAULT_DRIVER)
     .option('--host <host>', 'address the router listens on', '127.0.0.1')
     .option('--port <port>', 'router port', port, PORTS.router)
     .option('--initial <json>', 'traffic state to start with: {weights, mirror, sticky}', json)

@@ -159,7 +159,8 @@ export function registerTraffic(program: Command): void {
   ).action(async (opts: Opts) => {
     const client = await ControlClient.connect(opts);
     const report = await client.get<StatusReport>('/api/status');
-    // Release info (issue 5): the current or latest release, when the control API has one.
+    // The current or latest release beside the split, so status says whether traffic is where the release put
+    // it; a control API without releases (none yet, or no release routes) leaves it out rather than failing.
     const release = await client.get<ReleaseView>('/api/releases/current').then((v) => v.release, () => null);
     const summary = release ? `\n\n${formatReleaseSummary(release, report.releaseTraffic)}` : '';
     print(opts, release ? { ...report, release } : report, `${formatStatus(report)}${summary}`);

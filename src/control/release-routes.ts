@@ -7,14 +7,11 @@
  *   GET  /releases/:id/events      its events from ?after=N on (for progress following)
  *   POST /releases/current/:command  promote | abort | rollback | pause | resume
  */
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { createLocalController, type LocalControllerOptions } from '../controller/local.js';
 import { DeployError, type DeployOptions, type ReleaseController } from '../controller/controller.js';
-import { RELEASE_LOG_FILE } from '../release/defaults.js';
 import type { Command, ReleaseEvent, ReleaseState } from '../release/types.js';
-import { ReleaseStore } from '../store/release-store.js';
-import { ControlError, type ControlPlugin, type ReleasePort } from './server.js';
+import type { ReleaseStore } from '../store/release-store.js';
+import { ControlError, type ControlPlugin, type ReleasePort } from './context.js';
 
 export const COMMANDS: readonly Command[] = ['promote', 'abort', 'rollback', 'pause', 'resume'];
 
@@ -111,7 +108,7 @@ export function releaseRoutes(controller: ReleaseController): ControlPlugin {
 }
 
 /** What the traffic routes and status see of the controller (see ReleasePort). */
-export function releasePort(controller: ReleaseController, store: ReleaseStore): ReleasePort {
+export function releasePort(controller: ReleaseController, store: Pick<ReleaseStore, 'file' | 'damage'>): ReleasePort {
   return {
     current: () => controller.current(),
     async yieldTraffic(reason) {
@@ -124,23 +121,5 @@ export function releasePort(controller: ReleaseController, store: ReleaseStore):
       return out.state;
     },
     log: { file: store.file, damage: store.damage },
-  };
-}
-
-/**
- * The plugin `up` registers: opens the release log (its warnings to `log`), builds the local controller from
- * the control API's context, reconciles with the log, hands the traffic routes their release port, and
- * closes it all with the server.
- */
-export function releasePlugin(opts: LocalControllerOptions & { onReady?: (controller: ReleaseController) => void }): ControlPlugin {
-  return async (api, { ctx }) => {
-    const store = opts.store ?? ReleaseStore.open(path.join(opts.stateDir, RELEASE_LOG_FILE), { onWarning: (message) => opts.log?.(message) });
-    const controller = await createLocalController({ traffic: ctx.traffic, colors: ctx.colors, metrics: ctx.metrics }, { ...opts, store });
-    const reconciled = await controller.start();
-    for (const e of reconciled) opts.log?.(`release ${e.releaseId}: ${e.reason}`, { type: e.type });
-    api.addHook('onClose', async () => controller.close());
-    ctx.releases = releasePort(controller, store);
-    opts.onReady?.(controller);
-    await releaseRoutes(controller)(api, { ctx });
   };
 }

@@ -1,79 +1,26 @@
 /**
  * The control API: a token-protected Fastify app on loopback that the CLI and the release engine talk to.
- * Routes live in plugins registered under /api behind the bearer check; other parts add their own plugins
- * (release routes, status page) through `plugins`, and their metrics through `ctx.metrics`.
+ * Routes live in plugins registered under /api behind the bearer check; which plugins, over which services,
+ * is the composition root's choice (app/root.ts). This module is the app itself: auth, errors, /metrics.
  */
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Color } from '../config/defaults.js';
-import type { ReleaseState } from '../release/types.js';
-import type { LogDamage } from '../store/release-store.js';
-import { NginxConfigError } from '../traffic/nginx-driver.js';
 import { TrafficInputError } from '../traffic/policy.js';
-import type { TrafficDriver } from '../traffic/types.js';
+import { RouterRefusedError, type TrafficDriver } from '../traffic/types.js';
 import { bearerAuth } from './auth.js';
-import { trafficRoutes } from './traffic-routes.js';
-
-/** An error with its HTTP status and the stable JSON shape {error, message, details?}. */
-export class ControlError extends Error {
-  constructor(
-    readonly statusCode: number,
-    readonly code: string,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-    this.name = 'ControlError';
-  }
-}
-
-/** What a process supervisor knows about one color's instance (absent when instances run elsewhere). */
-export interface InstanceProcessInfo {
-  pid: number | null;
-  running: boolean;
-  exitCode: number | null;
-  signal: string | null;
-}
-
-export interface StackView {
-  processes(): Record<Color, InstanceProcessInfo>;
-}
-
-/**
- * What the traffic routes and the status report need of the release controller. Set by the release plugin
- * when it starts, so the traffic half of the API works without releases and never imports the controller.
- */
-export interface ReleasePort {
-  /** The live release, else the latest one, as users see it. */
-  current(): ReleaseState | undefined;
-  /**
-   * Someone moves traffic by hand while a release is live: the release stops moving traffic (paused, or
-   * aborted before it moved any), recording `reason`. Resolves with the release's new state.
-   */
-  yieldTraffic(reason: string): Promise<ReleaseState>;
-  /** The release log and the lines skipped as damaged when it was opened. */
-  log: { file: string; damage: readonly LogDamage[] };
-}
-
-export interface ControlContext {
-  traffic: TrafficDriver;
-  /** The release controller, once the release plugin has started it. */
-  releases?: ReleasePort;
-  /** Base URL of each color's instance (for /health, admin calls). */
-  colors: Record<Color, { url: string }>;
-  stack?: StackView;
-  /** Registry for controller metrics; served on /metrics with the router's and the process's. */
-  metrics: Registry;
-}
-
-export type ControlPlugin = FastifyPluginAsync<{ ctx: ControlContext }>;
+import { ControlError, type ControlContext, type ControlPlugin, type ReleasePort, type StackView } from './context.js';
 
 export interface ControlServerOptions {
   token: string;
   traffic: TrafficDriver;
   colors: Record<Color, { url: string }>;
   stack?: StackView;
-  /** Registered under /api, behind the token check, after the traffic routes. */
+  /** The release controller's port, for the traffic routes and status (none: the API has no releases). */
+  releases?: ReleasePort;
+  /** Registry of the services' own metrics (the controller's), served on /metrics. Default: a new one. */
+  metrics?: Registry;
+  /** Registered under /api, behind the token check, in order. */
   plugins?: ControlPlugin[];
   /** Registered at the root without the token check (e.g. a status page). Use sparingly. */
   publicPlugins?: ControlPlugin[];
@@ -96,7 +43,7 @@ export async function buildControlServer(opts: ControlServerOptions): Promise<Co
   });
   const processRegistry = new Registry();
   collectDefaultMetrics({ register: processRegistry, prefix: 'bgserve_control_' });
-  const ctx: ControlContext = { traffic: opts.traffic, colors: opts.colors, stack: opts.stack, metrics: new Registry() };
+  const ctx: ControlContext = { traffic: opts.traffic, colors: opts.colors, stack: opts.stack, releases: opts.releases, metrics: opts.metrics ?? new Registry() };
 
   app.setErrorHandler((err: FastifyError | Error, _request, reply) => {
     if (err instanceof ControlError) {
@@ -105,7 +52,7 @@ export async function buildControlServer(opts: ControlServerOptions): Promise<Co
     if (err instanceof TrafficInputError) {
       return reply.code(422).send({ error: err.code, message: err.message, details: err.details });
     }
-    if (err instanceof NginxConfigError) {
+    if (err instanceof RouterRefusedError) {
       return reply.code(502).send({ error: 'router_refused', message: err.message, details: { output: err.output } });
     }
     const fe = err as FastifyError;
@@ -139,7 +86,6 @@ export async function buildControlServer(opts: ControlServerOptions): Promise<Co
   await app.register(
     async (api) => {
       api.addHook('onRequest', bearerAuth(opts.token));
-      await api.register(trafficRoutes, { ctx });
       for (const plugin of opts.plugins ?? []) await api.register(plugin, { ctx });
     },
     { prefix: '/api' },

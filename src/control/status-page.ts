@@ -5,7 +5,7 @@
  * `up` registers `statusPagePlugin` in publicControlPlugins and `liveStatsPlugin()` in controlPlugins.
  */
 import { createHash } from 'node:crypto';
-import type { ControlPlugin } from './server.js';
+import type { ControlPlugin } from './context.js';
 import { renderStatusPage, STATUS_PAGE_CSS, STATUS_PAGE_SCRIPT } from './status-page-html.js';
 import { LiveSampler, type LiveSamplerOptions } from './status-page-live.js';
 

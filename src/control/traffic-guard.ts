@@ -8,7 +8,7 @@
 import { desiredTraffic, isLive, trafficAgrees } from '../release/engine.js';
 import type { ReleaseState } from '../release/types.js';
 import type { MirrorConfig, TrafficState, Weights } from '../traffic/types.js';
-import { ControlError, type ReleasePort } from './server.js';
+import { ControlError, type ReleasePort } from './context.js';
 
 export function describeSplit(w: Weights): string {
   return `blue ${w.blue} / green ${w.green}`;
@@ -30,8 +30,7 @@ export interface ReleaseTraffic {
 }
 
 export function releaseTraffic(release: ReleaseState, state: TrafficState): ReleaseTraffic {
-  const want = desiredTraffic(release);
-  const desired = { weights: want.weights, mirror: want.mirror ? { target: want.mirror.target, percent: want.mirror.percent } : { target: null, percent: 0 } };
+  const desired = desiredTraffic(release);
   const live = { weights: state.weights, mirror: state.mirror };
   const agrees = trafficAgrees(release, state);
   const mirrorAgrees = describeMirror(live.mirror) === describeMirror(desired.mirror);

@@ -2,10 +2,11 @@
 import { request } from 'undici';
 import { COLORS, type Color } from '../config/defaults.js';
 import { describeError } from '../traffic/health.js';
-import { activeColor, validateMirror, validateWeights, weightsFor } from '../traffic/policy.js';
+import { weightsFor } from '../config/traffic-split.js';
+import { activeColor, validateMirror, validateWeights } from '../traffic/policy.js';
 import type { MirrorConfig, StickyConfig, Weights } from '../traffic/types.js';
 import type { LogDamage } from '../store/release-store.js';
-import type { ControlContext, ControlPlugin, InstanceProcessInfo } from './server.js';
+import type { ControlContext, ControlPlugin, InstanceProcessInfo } from './context.js';
 import { actorOf } from './actor.js';
 import { claimTraffic, releaseTraffic, type ReleaseTraffic } from './traffic-guard.js';
 

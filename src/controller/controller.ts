@@ -3,41 +3,35 @@
  * smoke results, instance health, analysis windows from a MetricsProvider), feeds them to the engine,
  * persists every step before acting on it, and carries the engine's actions out on the traffic driver and
  * the instances. On start it reconciles: the last release's traffic is restored, and a release caught
- * mid-way is rolled back (the engine's reconcile() says why in an event).
+ * mid-way is rolled back (the engine's reconcile() says why in an event). It sees the world only through its
+ * ports (ports.ts: release log, traffic, instance admin, preview route, metric source, clock), so the same loop
+ * runs on real adapters or on in-memory fakes.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Registry } from 'prom-client';
 import { COLORS, type Color } from '../config/defaults.js';
+import { mirrorConfig } from '../config/traffic-split.js';
 import { BundleError, loadBundle } from '../model/bundle.js';
-import type { MetricsProvider } from '../metric-sources/types.js';
-import { ScrapeError } from '../metric-sources/scrape-provider.js';
-import { ANALYSIS_CALL_TIMEOUT_MS, ANALYSIS_EVERY_MS, CONTROLLER_TICK_MS, READY_TIMEOUT_MS, TARGET_UNREADABLE_MS } from '../release/defaults.js';
-import { createRelease, isLive, reconcile, refusedRelease, step } from '../release/engine.js';
+import { ColorUnreadableError } from '../metric-sources/types.js';
+import { createRelease, isAnalysisPhase, isLive, reconcile, refusedRelease, step } from '../release/engine.js';
 import { buildSpec, SpecError, type ReleaseRequest } from '../release/spec.js';
-import type { Action, Command, Observation, ReleaseEvent, ReleaseState, StepInput, StepResult, Weights } from '../release/types.js';
-import type { ReleaseStore } from '../store/release-store.js';
-import type { HealthReport, MirrorConfig, TrafficState } from '../traffic/types.js';
-import type { InstanceAdmin } from './instance-admin.js';
+import type { Action, Command, Observation, ReleaseEvent, ReleaseState, StepInput, StepResult } from '../release/types.js';
+import { systemClock } from './clock.js';
+import { ANALYSIS_CALL_TIMEOUT_MS, ANALYSIS_EVERY_MS, CONTROLLER_TICK_MS, READY_POLL_MS, READY_TIMEOUT_MS, TARGET_UNREADABLE_MS } from './defaults.js';
 import { ControllerMetrics } from './metrics.js';
-import { runSmoke, type PreviewClient } from './smoke.js';
-
-/** What the controller needs of a traffic driver (the TrafficDriver interface satisfies it). */
-export interface TrafficPort {
-  setWeights(weights: Weights): Promise<TrafficState>;
-  setMirror(mirror: MirrorConfig): Promise<TrafficState>;
-  state(): TrafficState;
-  health(): HealthReport;
-}
+import type { Clock, InstanceAdminPort, MetricsProvider, PreviewPort, ReleaseLog, TrafficPort } from './ports.js';
+import { runSmoke } from './smoke.js';
 
 export interface ControllerOptions {
-  store: ReleaseStore;
+  store: ReleaseLog;
   traffic: TrafficPort;
   provider: MetricsProvider;
-  admin: InstanceAdmin;
-  preview: PreviewClient;
-  clock?: () => number;
+  admin: InstanceAdminPort;
+  preview: PreviewPort;
+  /** Timestamps and waits (default: wall time and real timers). */
+  clock?: Clock;
   tickMs?: number;
   /** How often an analysis window is measured and judged while one is open. */
   analysisEveryMs?: number;
@@ -72,14 +66,15 @@ export interface RollbackTiming {
 
 export class ReleaseController {
   readonly metrics: ControllerMetrics;
-  private readonly clock: () => number;
+  private readonly clock: Clock;
   private live: ReleaseState | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private readonly inbox: Array<{ releaseId: string; observation: Observation }> = [];
   private analysisFrom: number | null = null;
   private lastAnalysisAt = 0;
   private targetUnreadableSince: number | null = null;
-  private timer: NodeJS.Timeout | undefined;
+  /** Stops the tick loop; the loop's promise settles once its last tick has. */
+  private ticking: { stop: AbortController; done: Promise<void> } | undefined;
   private readonly listeners = new Set<(event: ReleaseEvent) => void>();
   /** Releases whose latest step is persisted but whose actions are still being carried out: their previous state. */
   private readonly settling = new Map<string, ReleaseState>();
@@ -87,7 +82,7 @@ export class ReleaseController {
   lastRollback: RollbackTiming | undefined;
 
   constructor(private readonly opts: ControllerOptions) {
-    this.clock = opts.clock ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
     this.metrics = new ControllerMetrics(opts.registry, () => opts.traffic.state().weights);
   }
 
@@ -110,14 +105,29 @@ export class ReleaseController {
   /** Reconciles with the store, then starts ticking. */
   async start(): Promise<ReleaseEvent[]> {
     const events = await this.serial(() => this.reconcileLatest());
-    this.timer = setInterval(() => void this.tick().catch((err: Error) => this.log('tick failed', { error: err.message })), this.opts.tickMs ?? CONTROLLER_TICK_MS);
-    this.timer.unref();
+    const stop = new AbortController();
+    this.ticking = { stop, done: this.tickLoop(stop.signal) };
     return events;
   }
 
+  /** A tick every tickMs on the controller's clock, a tick never overlapping the next. */
+  private async tickLoop(signal: AbortSignal): Promise<void> {
+    const every = this.opts.tickMs ?? CONTROLLER_TICK_MS;
+    while (!signal.aborted) {
+      try {
+        await this.clock.sleep(every, signal);
+      } catch {
+        return;
+      }
+      await this.tick().catch((err: Error) => this.log('tick failed', { error: err.message }));
+    }
+  }
+
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    const ticking = this.ticking;
+    this.ticking = undefined;
+    ticking?.stop.abort();
+    await ticking?.done;
     await this.chain;
   }
 
@@ -130,7 +140,7 @@ export class ReleaseController {
   private async reconcileLatest(): Promise<ReleaseEvent[]> {
     const latest = this.opts.store.latest();
     if (!latest) return [];
-    const out = reconcile(latest, this.clock());
+    const out = reconcile(latest, this.clock.now());
     // The color that ends up active must serve the model the log says it does: after a restart of the whole
     // stack, instances come back with their start-up bundle.
     const { spec } = out.state;
@@ -145,7 +155,7 @@ export class ReleaseController {
       if (serving && serving.sha256 !== active.sha256) {
         const loaded = await this.opts.admin.load(active.color, active.bundle);
         out.events.push({
-          at: this.clock(),
+          at: this.clock.now(),
           releaseId: spec.id,
           type: 'reconciled',
           phase: 'done',
@@ -175,7 +185,7 @@ export class ReleaseController {
       const dir = path.resolve(bundle);
       const stableColor = this.stableColor();
       const stable = await this.opts.admin.model(stableColor);
-      const id = newReleaseId(this.clock());
+      const id = newReleaseId(this.clock.now());
       // Where the stable color's model came from, so a restart can put it back (see reconcileLatest).
       const origin = stable && this.opts.store.list(10_000).find((r) => r.status === 'succeeded' && r.spec.targetColor === stableColor && r.spec.sha256 === stable.sha256);
       const base = {
@@ -194,7 +204,7 @@ export class ReleaseController {
         if (!(err instanceof BundleError)) throw err;
         const claimed = await readClaimedIdentity(dir);
         const spec = buildSpec({ ...base, ...claimed, sha256: '' });
-        const refused = refusedRelease(spec, this.clock(), `bundle refused before any traffic moved: ${err.message}`, { code: err.code });
+        const refused = refusedRelease(spec, this.clock.now(), `bundle refused before any traffic moved: ${err.message}`, { code: err.code });
         await this.apply(refused);
         throw new DeployError('bundle_refused', err.message, [{ field: 'bundle', problem: err.code }], refused.state);
       }
@@ -205,7 +215,7 @@ export class ReleaseController {
         if (err instanceof SpecError) throw new DeployError('invalid_release', err.message);
         throw err;
       }
-      const out = createRelease(spec, this.clock());
+      const out = createRelease(spec, this.clock.now());
       await this.apply(out);
       return out.state;
     });
@@ -220,7 +230,7 @@ export class ReleaseController {
     return this.serial(async () => {
       const target = this.live ?? this.opts.store.latest();
       if (!target) throw new DeployError('no_release', 'there is no release to act on');
-      const out = await this.feed(target, { now: this.clock(), command, ...(opts.reason ? { reason: opts.reason } : {}) });
+      const out = await this.feed(target, { now: this.clock.now(), command, ...(opts.reason ? { reason: opts.reason } : {}) });
       return { state: out.state, events: out.events };
     });
   }
@@ -247,7 +257,7 @@ export class ReleaseController {
   tick(): Promise<void> {
     return this.serial(async () => {
       for (const item of this.inbox.splice(0)) {
-        if (this.live?.spec.id === item.releaseId && isLive(this.live.status)) await this.feed(this.live, { now: this.clock(), observation: item.observation });
+        if (this.live?.spec.id === item.releaseId && isLive(this.live.status)) await this.feed(this.live, { now: this.clock.now(), observation: item.observation });
       }
       const r = this.live;
       if (!r || !isLive(r.status)) return;
@@ -256,14 +266,14 @@ export class ReleaseController {
       // the instance itself before calling it down.
       if (!health[r.spec.targetColor].healthy && !(await this.opts.admin.ready(r.spec.targetColor))) {
         const healthy = Object.fromEntries(COLORS.map((c) => [c, health[c].healthy])) as Record<Color, boolean>;
-        await this.feed(r, { now: this.clock(), observation: { kind: 'health', healthy } });
+        await this.feed(r, { now: this.clock.now(), observation: { kind: 'health', healthy } });
       }
-      const now = this.clock();
+      const now = this.clock.now();
       const current = this.live as ReleaseState;
       if (
         current.status === 'running' &&
         this.analysisFrom !== null &&
-        ['shadow', 'step', 'post-switch'].includes(current.phase) &&
+        isAnalysisPhase(current.phase) &&
         now - this.lastAnalysisAt >= (this.opts.analysisEveryMs ?? ANALYSIS_EVERY_MS)
       ) {
         this.lastAnalysisAt = now;
@@ -285,11 +295,11 @@ export class ReleaseController {
   /** A provider call that gives up after analysisTimeoutMs, so a hung provider cannot stall the loop. */
   private bounded<T>(work: Promise<T>, what: string): Promise<T> {
     const ms = this.opts.analysisTimeoutMs ?? ANALYSIS_CALL_TIMEOUT_MS;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+    const done = new AbortController();
+    const timeout = this.clock.sleep(ms, done.signal).then((): never => {
+      throw new Error(`${what} took longer than ${ms} ms`);
     });
-    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+    return Promise.race([work, timeout]).finally(() => done.abort());
   }
 
   /**
@@ -300,7 +310,7 @@ export class ReleaseController {
   private async unavailable(release: ReleaseState, err: Error, now: number): Promise<void> {
     this.log('analysis window unavailable', { error: err.message });
     await this.feed(release, { now, observation: { kind: 'analysis-unavailable', reason: err.message } });
-    if (!(err instanceof ScrapeError) || err.color !== release.spec.targetColor) return;
+    if (!(err instanceof ColorUnreadableError) || err.color !== release.spec.targetColor) return;
     this.targetUnreadableSince ??= now;
     const current = this.live;
     if (current?.spec.id === release.spec.id && now - this.targetUnreadableSince >= TARGET_UNREADABLE_MS) {
@@ -342,7 +352,7 @@ export class ReleaseController {
     // (a reconcile after a restart) orders nothing.
     const ordered = state.rollbackOrderedAt !== null && state.rollbackOrderedAt !== (previous?.rollbackOrderedAt ?? null);
     if (ordered && state.rollbackOrderedAt !== null && out.actions.some((a) => a.kind === 'set-weights')) {
-      const timing = { releaseId: state.spec.id, orderedAt: state.rollbackOrderedAt, appliedAt: this.clock() };
+      const timing = { releaseId: state.spec.id, orderedAt: state.rollbackOrderedAt, appliedAt: this.clock.now() };
       this.lastRollback = timing;
       this.metrics.rollbackSeconds.observe((timing.appliedAt - timing.orderedAt) / 1000);
       this.log('rolled back', { ...timing, ms: timing.appliedAt - timing.orderedAt });
@@ -362,7 +372,7 @@ export class ReleaseController {
           this.metrics.weights(action.weights);
           return;
         case 'set-mirror':
-          await this.opts.traffic.setMirror(action.mirror ? { target: action.mirror.target, percent: action.mirror.percent } : { target: null, percent: 0 });
+          await this.opts.traffic.setMirror(mirrorConfig(action.mirror));
           return;
         case 'analyze':
           this.analysisFrom = action.fromMs;
@@ -396,10 +406,10 @@ export class ReleaseController {
   private async loadAndWait(color: Color, bundle: string): Promise<Observation> {
     const loaded = await this.opts.admin.load(color, bundle);
     if (!loaded.ok) return { kind: 'load', color, ok: false, error: loaded.error };
-    const deadline = Date.now() + (this.opts.readyTimeoutMs ?? READY_TIMEOUT_MS);
+    const deadline = this.clock.now() + (this.opts.readyTimeoutMs ?? READY_TIMEOUT_MS);
     while (!(await this.opts.admin.ready(color))) {
-      if (Date.now() > deadline) return { kind: 'load', color, ok: false, error: `${color} not ready after the load` };
-      await new Promise((r) => setTimeout(r, 100));
+      if (this.clock.now() > deadline) return { kind: 'load', color, ok: false, error: `${color} not ready after the load` };
+      await this.clock.sleep(READY_POLL_MS);
     }
     return { kind: 'load', color, ok: true, sha256: loaded.model.sha256, version: loaded.model.version };
   }

@@ -1,14 +1,8 @@
 /** The controller's HTTP client for instances: admin model loads and health, over undici. */
 import { request } from 'undici';
 import type { Color } from '../config/defaults.js';
-
-export interface ModelIdentity {
-  name: string;
-  version: string;
-  sha256: string;
-}
-
-export type LoadOutcome = { ok: true; model: ModelIdentity } | { ok: false; error: string };
+import { ADMIN_LOAD_TIMEOUT_MS, INSTANCE_PROBE_TIMEOUT_MS } from './defaults.js';
+import type { InstanceAdminPort, LoadOutcome, ModelIdentity } from './ports.js';
 
 export interface InstanceAdminOptions {
   instances: Record<Color, string>;
@@ -17,7 +11,7 @@ export interface InstanceAdminOptions {
   timeoutMs?: number;
 }
 
-export class InstanceAdmin {
+export class InstanceAdmin implements InstanceAdminPort {
   constructor(private readonly opts: InstanceAdminOptions) {}
 
   private url(color: Color, route: string): URL {
@@ -26,7 +20,7 @@ export class InstanceAdmin {
 
   /** POST /admin/model; the instance verifies the bundle and swaps only when it holds. */
   async load(color: Color, bundle: string): Promise<LoadOutcome> {
-    const timeout = this.opts.timeoutMs ?? 60_000;
+    const timeout = this.opts.timeoutMs ?? ADMIN_LOAD_TIMEOUT_MS;
     try {
       const res = await request(this.url(color, '/admin/model'), {
         method: 'POST',
@@ -46,7 +40,7 @@ export class InstanceAdmin {
   /** GET /health: the model a color serves, or null when it does not answer. */
   async model(color: Color): Promise<ModelIdentity | null> {
     try {
-      const res = await request(this.url(color, '/health'), { headersTimeout: 2_000, bodyTimeout: 2_000 });
+      const res = await request(this.url(color, '/health'), { headersTimeout: INSTANCE_PROBE_TIMEOUT_MS, bodyTimeout: INSTANCE_PROBE_TIMEOUT_MS });
       const body = (await res.body.json()) as { model?: ModelIdentity };
       return res.statusCode === 200 && body.model ? body.model : null;
     } catch {
@@ -57,7 +51,7 @@ export class InstanceAdmin {
   /** GET /ready answers 200. */
   async ready(color: Color): Promise<boolean> {
     try {
-      const res = await request(this.url(color, '/ready'), { headersTimeout: 2_000, bodyTimeout: 2_000 });
+      const res = await request(this.url(color, '/ready'), { headersTimeout: INSTANCE_PROBE_TIMEOUT_MS, bodyTimeout: INSTANCE_PROBE_TIMEOUT_MS });
       await res.body.dump();
       return res.statusCode === 200;
     } catch {

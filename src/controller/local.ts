@@ -1,52 +1,43 @@
 /**
- * Builds the release controller of a local stack from what the control API already holds (traffic driver,
- * instance URLs, metrics registry) plus the state directory: the release log and the instances' admin token.
+ * The release controller over real instances and a router (the composition root, app/root.ts, calls it with
+ * what it opened and read: the release log, the metric source, the tokens). Plus the traffic a router must
+ * start on, which the root gives the driver before the controller exists.
  */
-import path from 'node:path';
 import type { Registry } from 'prom-client';
-import { PREVIEW_TOKEN_FILE, type Color } from '../config/defaults.js';
-import { ensureTokenFile, readTokenFile } from '../control/auth.js';
-import { PrometheusProvider } from '../metric-sources/prometheus-provider.js';
-import { ScrapeProvider } from '../metric-sources/scrape-provider.js';
+import type { Color } from '../config/defaults.js';
 import type { MetricsProvider } from '../metric-sources/types.js';
-import { RELEASE_LOG_FILE } from '../release/defaults.js';
 import { desiredTraffic, reconcile } from '../release/engine.js';
 import type { ReleaseState } from '../release/types.js';
-import { ReleaseStore } from '../store/release-store.js';
+import type { ReleaseStore } from '../store/release-store.js';
 import type { MirrorConfig, TrafficDriver, Weights } from '../traffic/types.js';
 import { ReleaseController } from './controller.js';
 import { InstanceAdmin } from './instance-admin.js';
 import { PreviewClient } from './smoke.js';
 
-export interface LocalControllerOptions {
-  stateDir: string;
-  /** File holding the instances' admin bearer token. */
-  adminTokenFile: string;
-  /** Prometheus base URL: analysis through PromQL instead of scraping the instances directly. */
-  prometheusUrl?: string;
-  log?: (message: string, fields?: Record<string, unknown>) => void;
-  /** The release log, when the caller opened it already (default: <stateDir>/releases.jsonl, warnings to `log`). */
-  store?: ReleaseStore;
-}
-
-export interface ControllerContext {
+export interface LocalControllerServices {
+  store: ReleaseStore;
   traffic: TrafficDriver;
-  colors: Record<Color, { url: string }>;
-  metrics: Registry;
+  provider: MetricsProvider;
+  /** Base URL of each color's instance. */
+  instances: Record<Color, string>;
+  /** The instances' admin bearer token. */
+  adminToken: string;
+  /** The token the router was given for its preview route: the smoke checks go through it. */
+  previewToken: string;
+  /** Where the controller's metrics are registered (the control API serves it). */
+  registry: Registry;
+  log?: (message: string, fields?: Record<string, unknown>) => void;
 }
 
-export async function createLocalController(ctx: ControllerContext, opts: LocalControllerOptions): Promise<ReleaseController> {
-  const instances = { blue: ctx.colors.blue.url, green: ctx.colors.green.url };
-  const provider: MetricsProvider = opts.prometheusUrl ? new PrometheusProvider({ url: opts.prometheusUrl }) : new ScrapeProvider({ instances });
+export function createLocalController(s: LocalControllerServices): ReleaseController {
   return new ReleaseController({
-    store: opts.store ?? ReleaseStore.open(path.join(opts.stateDir, RELEASE_LOG_FILE), { onWarning: (message) => opts.log?.(message) }),
-    traffic: ctx.traffic,
-    provider,
-    admin: new InstanceAdmin({ instances, token: await readTokenFile(opts.adminTokenFile) }),
-    // The same file the stack gave its router (`up`, `controller`): the smoke checks go through the private preview route.
-    preview: new PreviewClient(ctx.traffic.url, { token: await ensureTokenFile(path.join(opts.stateDir, PREVIEW_TOKEN_FILE)) }),
-    registry: ctx.metrics,
-    ...(opts.log ? { log: opts.log } : {}),
+    store: s.store,
+    traffic: s.traffic,
+    provider: s.provider,
+    admin: new InstanceAdmin({ instances: s.instances, token: s.adminToken }),
+    preview: new PreviewClient(s.traffic.url, { token: s.previewToken }),
+    registry: s.registry,
+    ...(s.log ? { log: s.log } : {}),
   });
 }
 
@@ -59,6 +50,5 @@ export async function createLocalController(ctx: ControllerContext, opts: LocalC
  */
 export function startupTraffic(latest: ReleaseState | undefined, now: number = Date.now()): { weights: Weights; mirror: MirrorConfig } | undefined {
   if (!latest) return undefined;
-  const want = desiredTraffic(reconcile(latest, now).state);
-  return { weights: want.weights, mirror: want.mirror ? { target: want.mirror.target, percent: want.mirror.percent } : { target: null, percent: 0 } };
+  return desiredTraffic(reconcile(latest, now).state);
 }

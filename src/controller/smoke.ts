@@ -1,8 +1,8 @@
 /**
  * Smoke checks of a freshly loaded color through the router's preview route (the header that reaches one
- * color whatever the weights, private: the preview token goes with it): the golden rows of the new bundle go to both colors, and the new one must
- * answer every row, with the version it was given, and an RMSE no worse than the stable color's by the margin
- * (the engine judges the margin).
+ * color whatever the weights, private: the preview token goes with it): the golden rows of the new bundle go
+ * to both colors, and the new one must answer every row, with the version it was given, and an RMSE no worse
+ * than the stable color's by the margin (the engine judges the margin).
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,11 +11,10 @@ import { PREVIEW_HEADER, PREVIEW_TOKEN_HEADER, type Color } from '../config/defa
 import { parseDataset } from '../model/csv.js';
 import type { Manifest } from '../model/types.js';
 import { compareGolden } from '../release/golden.js';
+import { GOLDEN_FILE } from '../model/train-bundle.js';
 import type { SmokeResult } from '../release/types.js';
-
-export const GOLDEN_FILE = 'golden.csv';
-/** Rows per preview request: the instances' batch limit is 1000. */
-const BATCH_ROWS = 500;
+import { PREVIEW_BATCH_ROWS, PREVIEW_TIMEOUT_MS } from './defaults.js';
+import type { PreviewAnswer, PreviewPort } from './ports.js';
 
 export interface GoldenSet {
   features: readonly string[];
@@ -40,19 +39,13 @@ export async function readGoldenSet(bundleDir: string): Promise<GoldenSet | null
   return { features, rows, labels: data.y as Float64Array };
 }
 
-interface BatchAnswer {
-  predictions: number[];
-  model: { name: string; version: string };
-  color: string;
-}
-
 export interface PreviewClientOptions {
   /** The routers' preview token (`<state-dir>/preview-token`); without it every preview request is refused. */
   token?: string;
   timeoutMs?: number;
 }
 
-export class PreviewClient {
+export class PreviewClient implements PreviewPort {
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
 
@@ -62,21 +55,21 @@ export class PreviewClient {
     opts: PreviewClientOptions = {},
   ) {
     this.headers = { 'content-type': 'application/json', ...(opts.token !== undefined ? { [PREVIEW_TOKEN_HEADER]: opts.token } : {}) };
-    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.timeoutMs = opts.timeoutMs ?? PREVIEW_TIMEOUT_MS;
   }
 
-  async predictBatch(color: Color, rows: Array<Record<string, number>>): Promise<BatchAnswer> {
+  async predictBatch(color: Color, rows: Array<Record<string, number>>): Promise<PreviewAnswer> {
     const predictions: number[] = [];
-    let last: BatchAnswer | undefined;
-    for (let i = 0; i < rows.length; i += BATCH_ROWS) {
+    let last: PreviewAnswer | undefined;
+    for (let i = 0; i < rows.length; i += PREVIEW_BATCH_ROWS) {
       const res = await request(new URL('/predict/batch', this.routerUrl), {
         method: 'POST',
         headers: { ...this.headers, [PREVIEW_HEADER]: color },
-        body: JSON.stringify({ instances: rows.slice(i, i + BATCH_ROWS) }),
+        body: JSON.stringify({ instances: rows.slice(i, i + PREVIEW_BATCH_ROWS) }),
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
       });
-      const body = (await res.body.json()) as BatchAnswer & { message?: string };
+      const body = (await res.body.json()) as PreviewAnswer & { message?: string };
       if (res.statusCode !== 200) throw new Error(`preview batch on ${color} answered ${res.statusCode}: ${body.message ?? ''}`);
       if (body.color !== color) throw new Error(`preview request for ${color} was answered by ${body.color}`);
       predictions.push(...body.predictions);
@@ -87,7 +80,7 @@ export class PreviewClient {
   }
 }
 
-export async function runSmoke(client: PreviewClient, target: Color, stable: Color, bundleDir: string, expectedVersion: string): Promise<SmokeResult> {
+export async function runSmoke(client: PreviewPort, target: Color, stable: Color, bundleDir: string, expectedVersion: string): Promise<SmokeResult> {
   const failures: string[] = [];
   const golden = await readGoldenSet(bundleDir).catch((err: Error) => {
     failures.push(`golden set unreadable: ${err.message}`);

@@ -1,12 +1,13 @@
 /**
  * The Argo Rollouts variant, for scaling out: a Rollout (N replicas per version) with the blueGreen strategy
  * switches the active Service between ReplicaSets, and AnalysisTemplates run bgserve's checks on Prometheus
- * (release/analysis.ts semantics, thresholds from release/defaults.ts):
+ * (every check of the catalogue in release/checks/ that has PromQL, with its default thresholds):
  *
  *   pre-promotion  (preview pods, no live traffic yet): a smoke Job sends the original example request to the
- *                  preview Service and fails on any non-200; error ratio and p95/p99 latency on that traffic.
- *   post-promotion (new pods take all traffic):         error ratio, p95/p99, p99 against the old pods'
- *                  p99, and the shift of the mean prediction against the old pods' distribution.
+ *                  preview Service and fails on any non-200; the checks of the new pods alone (error ratio,
+ *                  p95/p99 latency) on that traffic.
+ *   post-promotion (new pods take all traffic):         those, and the checks against the old pods (p99 against
+ *                  their p99, the shift of the mean prediction against their distribution).
  *
  * As in bgserve, too few samples is inconclusive (both conditions false), which pauses the rollout rather
  * than promoting or failing it; a failed measurement aborts it and Argo scales the old version back to 100%.
@@ -18,7 +19,9 @@ import { Service } from 'kubernetes-models/v1';
 import { INSTANCE_METRICS } from '../config/metric-names.js';
 import { WINE_EXAMPLE } from '../model/wine.js';
 import { DEFAULT_ANALYSIS } from '../release/defaults.js';
-import { latencyQuantile, predictionMean, predictionQuantile, serverErrorRatio, type Scope } from '../monitoring/queries.js';
+import type { Scope } from '../monitoring/queries.js';
+import { completeConfig } from '../release/analysis.js';
+import { CATALOGUE, type Catalogue } from '../release/checks/catalogue.js';
 import { APP, IMAGE, INSTANCE_PORT, SERVICE_PORT, instanceContainer, podSpec, scrapeAnnotations, serveArgs } from './common.js';
 import type { ManifestFile } from './plain.js';
 import { ROLLOUT_HASH_LABEL } from './prometheus.js';
@@ -49,29 +52,17 @@ interface Check {
   query: string;
   /** The measurement passes when result[0] <= limit, fails when above; no result is inconclusive. */
   limit: number;
+  comparesWithStable: boolean;
 }
 
-const errorRatio: Check = { name: 'error-ratio', query: withEnoughSamples(serverErrorRatio(latest)), limit: a.maxErrorRatio };
-const p95: Check = { name: 'latency-p95', query: withEnoughSamples(latencyQuantile(0.95, latest)), limit: a.maxP95Seconds };
-const p99: Check = { name: 'latency-p99', query: withEnoughSamples(latencyQuantile(0.99, latest)), limit: a.maxP99Seconds };
-/** New p99 minus what bgserve allows relative to the old pods (ratio x old p99 + slack): passes at <= 0. */
-const p99VsStable: Check = {
-  name: 'latency-p99-vs-stable',
-  query: withEnoughSamples(`${latencyQuantile(0.99, latest)} - (${latencyQuantile(0.99, stable)} * ${a.maxLatencyRatio} + ${a.latencySlackSeconds})`),
-  limit: 0,
-};
-/**
- * |mean(new) - mean(old)| in units of the old predictions' spread. Histograms keep no squares, so the spread is
- * estimated as half the 16th-84th percentile range (one standard deviation for a normal shape), floored at
- * minPredictionStd as bgserve does.
- */
-const meanShift: Check = {
-  name: 'prediction-mean-shift',
-  query: withEnoughSamples(
-    `abs(${predictionMean(latest)} - ${predictionMean(stable)}) / clamp_min((${predictionQuantile(0.84, stable)} - ${predictionQuantile(0.16, stable)}) / 2, ${a.minPredictionStd})`,
-  ),
-  limit: a.maxMeanShiftStd,
-};
+/** The checks of a catalogue that have PromQL, in its order, on the new and the old pods. */
+function promChecks(catalogue: Catalogue): Check[] {
+  return catalogue.flatMap((check) => {
+    if (!check.promql) return [];
+    const { query, limit } = check.promql({ target: latest, stable }, completeConfig(a, catalogue));
+    return [{ name: check.name, query: withEnoughSamples(query), limit, comparesWithStable: check.comparesWithStable }];
+  });
+}
 
 function prometheusMetric(check: Check, opts: { interval: string; count: number; initialDelay?: string }) {
   return {
@@ -110,7 +101,7 @@ export function smokeScript(): string {
   ].join('\n');
 }
 
-export function smokeTemplate(): AnalysisTemplate {
+export function smokeTemplate(catalogue: Catalogue = CATALOGUE): AnalysisTemplate {
   return new AnalysisTemplate({
     metadata: { name: SMOKE_TEMPLATE, labels: { app: APP } },
     spec: {
@@ -142,19 +133,20 @@ export function smokeTemplate(): AnalysisTemplate {
           },
         },
         // After the smoke traffic has landed in Prometheus (scrape every 5 s).
-        ...[errorRatio, p95, p99].map((c) => prometheusMetric(c, { interval: '15s', count: 2, initialDelay: '30s' })),
+        // The preview pods take no live traffic: only the checks of the new pods alone apply.
+        ...promChecks(catalogue).filter((c) => !c.comparesWithStable).map((c) => prometheusMetric(c, { interval: '15s', count: 2, initialDelay: '30s' })),
       ],
     },
   });
 }
 
-export function analysisTemplate(): AnalysisTemplate {
+export function analysisTemplate(catalogue: Catalogue = CATALOGUE): AnalysisTemplate {
   return new AnalysisTemplate({
     metadata: { name: ANALYSIS_TEMPLATE, labels: { app: APP } },
     spec: {
       args: templateArgs,
       // Six measurements 10 s apart: a one-minute post-switch window, as bgserve's default analysis length.
-      metrics: [errorRatio, p95, p99, p99VsStable, meanShift].map((c) => prometheusMetric(c, { interval: '10s', count: 6, initialDelay: '20s' })),
+      metrics: promChecks(catalogue).map((c) => prometheusMetric(c, { interval: '10s', count: 6, initialDelay: '20s' })),
     },
   });
 }

@@ -7,7 +7,7 @@ import { COLORS, type Color } from '../config/defaults.js';
 import type { ColorWindow, WindowStats } from '../release/types.js';
 import { ANALYSIS_FAMILIES, colorDelta, colorTotals, windowStats } from './color-totals.js';
 import { parseExposition } from './prom-text.js';
-import type { MetricsProvider } from './types.js';
+import { ColorUnreadableError, type MetricsProvider } from './types.js';
 
 export interface ScrapeProviderOptions {
   /** Base URL of each color's instance, e.g. http://127.0.0.1:8001 */
@@ -30,14 +30,7 @@ interface ColorSnapshot {
 type Totals = Record<Color, ColorSnapshot>;
 
 /** A color's /metrics could not be read: the controller treats a lasting one as the instance being down. */
-export class ScrapeError extends Error {
-  constructor(
-    readonly color: Color,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export class ScrapeError extends ColorUnreadableError {}
 
 /** A color's /metrics answered, but what the analysis needs of it could not be read. */
 export class MetricsTextError extends Error {}

@@ -1,3 +1,4 @@
+import type { Color } from '../config/defaults.js';
 import type { WindowStats } from '../release/types.js';
 
 /**
@@ -10,4 +11,18 @@ export interface MetricsProvider {
   open(fromMs: number): Promise<void>;
   /** Statistics of both colors from `fromMs` to `toMs` (now). Throws when the numbers cannot be had. */
   window(fromMs: number, toMs: number): Promise<WindowStats>;
+}
+
+/**
+ * A window failed because one color's metrics could not be read at all (its /metrics did not answer), as
+ * opposed to a metric source that is itself down. The controller treats a lasting one on the new color as that
+ * instance being down: a rollback, where any other failure only makes the window unavailable.
+ */
+export class ColorUnreadableError extends Error {
+  constructor(
+    readonly color: Color,
+    message: string,
+  ) {
+    super(message);
+  }
 }

@@ -1,7 +1,9 @@
 /**
- * Every default of the release engine and controller, in one place. Each value says why it is what it is;
- * the CLI and control API accept overrides for the ones users tune (steps, shadow, analysis window).
+ * Every default of the release engine, in one place (the controller's timing is in controller/defaults.ts).
+ * Each value says why it is what it is; the CLI and control API accept overrides for the ones users tune
+ * (steps, shadow, analysis window).
  */
+import { CHECK_THRESHOLDS } from './checks/catalogue.js';
 import type { AnalysisConfig, Strategy } from './types.js';
 
 export const DEFAULT_STRATEGY: Strategy = 'bluegreen';
@@ -43,7 +45,11 @@ export const DEFAULT_GOLDEN_RMSE_MARGIN = 0.05;
  */
 export const AGREEMENT_TOLERANCE = 0.5;
 
-export const DEFAULT_ANALYSIS: AnalysisConfig = {
+/**
+ * The analysis config: how many samples a window needs before checks may judge, then each check's thresholds,
+ * whose defaults (and reasons) are written in its catalogue entry (checks/).
+ */
+export const DEFAULT_ANALYSIS: Required<AnalysisConfig> = {
   // Below 50 requests one error is already 2%: too few to judge either way.
   minSamples: 50,
   // p99 of 200 requests rests on 2 of them; PSI's noise over ~10 used buckets is then about 0.05.
@@ -51,34 +57,8 @@ export const DEFAULT_ANALYSIS: AnalysisConfig = {
   // A GC pause or the first requests on a cold code path slow a handful of requests together: 10 over the
   // limit is a pattern. A version slow on every request has them within its first 10 requests.
   minTailExceedances: 10,
-  // The stable model answers no 5xx at all; 1% is a clear fault, not noise.
-  maxErrorRatio: 0.01,
-  // Inference takes microseconds; these absolute limits catch a hung or thrashing instance.
-  maxP95Seconds: 0.1,
-  maxP99Seconds: 0.25,
-  // Relative to the stable color in the same window: twice as slow plus 5 ms of bucket coarseness.
-  maxLatencyRatio: 2,
-  latencySlackSeconds: 0.005,
-  // Half a standard deviation of the stable predictions is a visible change of the model's output.
-  maxMeanShiftStd: 0.5,
-  minPredictionStd: 0.1,
-  // PSI: < 0.1 stable, 0.1-0.25 moderate, > 0.25 major shift (the usual credit-scoring reading).
-  maxPsi: 0.25,
+  ...CHECK_THRESHOLDS,
 };
-
-/** How often the controller ticks (feeds time and observations to the engine). */
-export const CONTROLLER_TICK_MS = 250;
-/** How often an open analysis window is measured and judged: the bound on detection delay. */
-export const ANALYSIS_EVERY_MS = 500;
-/** How long a color may take to answer /ready after an admin load. */
-export const READY_TIMEOUT_MS = 30_000;
-/**
- * Longest the controller waits for one analysis measurement (retries included) before calling the window
- * unavailable: the loop that carries commands out waits behind it.
- */
-export const ANALYSIS_CALL_TIMEOUT_MS = 5_000;
-/** How long the new color's /metrics may stay unreadable before the controller reports it unhealthy. */
-export const TARGET_UNREADABLE_MS = 2_000;
 
 /** File of the release log inside the state directory. */
 export const RELEASE_LOG_FILE = 'releases.jsonl';

@@ -3,13 +3,13 @@
  * No I/O, timers, clocks or randomness: time and observations come in, decisions go out, and the
  * controller carries the actions out. Every decision is an event with its reason and values.
  */
+import { mirrorConfig, weightsFor, type MirrorConfig } from '../config/traffic-split.js';
 import { addWindows, evaluate, describeFailures } from './analysis.js';
 import { DEFAULT_ANALYSIS_DEADLINE_MARGIN_MS } from './defaults.js';
 import type {
   Action,
   Command,
   EventType,
-  Mirror,
   Observation,
   Phase,
   ReleaseEvent,
@@ -26,24 +26,23 @@ export function isLive(status: ReleaseStatus): boolean {
   return status === 'running' || status === 'paused';
 }
 
-/** Weights with `percent` on the release's new color and the rest on the stable one. */
-export function weightsFor(spec: ReleaseSpec, percent: number): Weights {
-  const w = { blue: 0, green: 0 };
-  w[spec.targetColor] = percent;
-  w[spec.stableColor] = 100 - percent;
-  return w;
+/** The phases in which traffic has reached the new color and analysis windows judge it. */
+export const ANALYSIS_PHASES: readonly Phase[] = ['shadow', 'step', 'post-switch'];
+
+export function isAnalysisPhase(phase: Phase): boolean {
+  return ANALYSIS_PHASES.includes(phase);
 }
 
-/** The traffic a release's state stands for: what the controller restores after a restart. */
-export function desiredTraffic(state: ReleaseState): { weights: Weights; mirror: Mirror | null } {
-  if (isLive(state.status)) return { weights: weightsFor(state.spec, state.targetWeight), mirror: state.mirror };
-  return { weights: weightsFor(state.spec, state.status === 'succeeded' ? 100 : 0), mirror: null };
+/** The traffic a release's state stands for, as a router holds it: what the controller restores after a restart. */
+export function desiredTraffic(state: ReleaseState): { weights: Weights; mirror: MirrorConfig } {
+  if (isLive(state.status)) return { weights: weightsFor(state.spec.targetColor, state.targetWeight), mirror: mirrorConfig(state.mirror) };
+  return { weights: weightsFor(state.spec.targetColor, state.status === 'succeeded' ? 100 : 0), mirror: mirrorConfig(null) };
 }
 
 /** Traffic as a router reports it (TrafficState has this shape; the engine imports no driver). */
 export interface ObservedTraffic {
   weights: Weights;
-  mirror: { target: Mirror['target'] | null; percent: number } | null;
+  mirror: MirrorConfig | null;
 }
 
 /**
@@ -54,7 +53,7 @@ export function trafficAgrees(release: ReleaseState, traffic: ObservedTraffic): 
   const want = desiredTraffic(release);
   if (want.weights.blue !== traffic.weights.blue || want.weights.green !== traffic.weights.green) return false;
   const actual = traffic.mirror && traffic.mirror.target !== null && traffic.mirror.percent > 0 ? traffic.mirror : null;
-  if (want.mirror === null || want.mirror.percent === 0) return actual === null;
+  if (want.mirror.target === null || want.mirror.percent === 0) return actual === null;
   return actual !== null && actual.target === want.mirror.target && actual.percent === want.mirror.percent;
 }
 
@@ -125,8 +124,6 @@ export function refusedRelease(spec: ReleaseSpec, now: number, reason: string, v
   return s.result();
 }
 
-const ANALYSIS_PHASES: readonly Phase[] = ['shadow', 'step', 'post-switch'];
-
 export function step(state: ReleaseState, input: StepInput): StepResult {
   const s = new Step(state, input.now);
   if (input.command) applyCommand(s, input.command, input.reason);
@@ -177,7 +174,7 @@ function applyCommand(s: Step, command: Command, given?: string): void {
       // A paused release may be paused again with a new reason (traffic moved by hand while it waited): the
       // reason is what status shows, so it must say who moved traffic last.
       if (status === 'paused' && !given) return refuse('already paused');
-      if (!ANALYSIS_PHASES.includes(phase)) return refuse(`cannot pause while ${phase}; abort instead`);
+      if (!isAnalysisPhase(phase)) return refuse(`cannot pause while ${phase}; abort instead`);
       const reason = given ? `paused: ${given}` : 'paused by user';
       s.update({ status: 'paused', reason });
       s.event('paused', reason, { targetWeight: s.state.targetWeight, ...(given ? { requested: given } : {}) });
@@ -187,7 +184,7 @@ function applyCommand(s: Step, command: Command, given?: string): void {
       if (status !== 'paused') return refuse('not paused');
       // Traffic may have been moved by hand while paused: the release takes its own traffic back first, so
       // the restarted window measures what the release says it does.
-      const weights = weightsFor(s.state.spec, s.state.targetWeight);
+      const weights = weightsFor(s.state.spec.targetColor, s.state.targetWeight);
       s.actions.push({ kind: 'set-mirror', mirror: s.state.mirror }, { kind: 'set-weights', weights });
       s.update({ status: 'running', reason: null, phaseStartedAt: s.now, inconclusiveSince: null, analysisUnavailable: null });
       s.event('resumed', `resumed ${phaseLabel(s)}: traffic back to ${weights.blue}/${weights.green} (blue/green)${s.state.mirror ? `, mirroring ${s.state.mirror.percent}% to ${s.state.mirror.target}` : ''}; analysis window restarts`, {
@@ -200,7 +197,7 @@ function applyCommand(s: Step, command: Command, given?: string): void {
       return;
     }
     case 'promote':
-      if (!ANALYSIS_PHASES.includes(phase)) return refuse(`the bundle has not passed loading and smoke checks yet (${phase})`);
+      if (!isAnalysisPhase(phase)) return refuse(`the bundle has not passed loading and smoke checks yet (${phase})`);
       s.event('promoted', 'promoted by user: remaining steps and analysis skipped', { fromWeight: s.state.targetWeight });
       switchFully(s);
       succeed(s, 'promoted by user');
@@ -210,7 +207,7 @@ function applyCommand(s: Step, command: Command, given?: string): void {
 
 function applyObservation(s: Step, obs: Observation): void {
   const { phase, spec } = s.state;
-  const trafficMoved = ANALYSIS_PHASES.includes(phase);
+  const trafficMoved = isAnalysisPhase(phase);
   switch (obs.kind) {
     case 'action-failed': {
       // Opening an analysis window touches no traffic: its failure leaves the window without numbers.
@@ -261,7 +258,7 @@ function applyObservation(s: Step, obs: Observation): void {
       return;
     }
     case 'analysis':
-      if (s.state.status === 'running' && ANALYSIS_PHASES.includes(phase)) judge(s, obs);
+      if (s.state.status === 'running' && isAnalysisPhase(phase)) judge(s, obs);
       return;
     case 'analysis-unavailable':
       unavailable(s, obs.reason);
@@ -275,7 +272,7 @@ function applyObservation(s: Step, obs: Observation): void {
  */
 function unavailable(s: Step, reason: string): void {
   const { status, phase, spec, phaseStartedAt } = s.state;
-  if (status !== 'running' || !ANALYSIS_PHASES.includes(phase)) return;
+  if (status !== 'running' || !isAnalysisPhase(phase)) return;
   if (!s.state.analysisUnavailable) s.event('analysis-unavailable', `analysis of ${phaseLabel(s)} unavailable: ${reason}`, { reason });
   if (s.state.analysisUnavailable !== reason) s.update({ analysisUnavailable: reason });
   const windowMs = phase === 'shadow' ? spec.shadowMs : spec.analysisMs;
@@ -343,7 +340,7 @@ function checkTimeouts(s: Step): void {
   const elapsed = s.now - phaseStartedAt;
   if (phase === 'loading' && elapsed > spec.loadTimeoutMs) fail(s, `bundle not ready on ${spec.targetColor} after ${spec.loadTimeoutMs} ms`);
   else if (phase === 'smoke' && elapsed > spec.smokeTimeoutMs) fail(s, `smoke checks did not finish within ${spec.smokeTimeoutMs} ms`);
-  else if (ANALYSIS_PHASES.includes(phase) && elapsed > phaseDeadlineMs(spec, phase)) {
+  else if (isAnalysisPhase(phase) && elapsed > phaseDeadlineMs(spec, phase)) {
     const last = s.state.analysisUnavailable
       ? `analysis unavailable: ${s.state.analysisUnavailable}`
       : s.state.lastAnalysis
@@ -376,17 +373,17 @@ function enterFirstTrafficPhase(s: Step): void {
 function enterStep(s: Step, index: number): void {
   const { spec } = s.state;
   const percent = spec.steps[index];
-  s.actions.push({ kind: 'set-weights', weights: weightsFor(spec, percent) });
+  s.actions.push({ kind: 'set-weights', weights: weightsFor(spec.targetColor, percent) });
   enterPhase(s, 'step', { stepIndex: index, targetWeight: percent });
   s.event('step-started', `canary step ${index + 1}/${spec.steps.length}: ${percent}% to ${spec.targetColor}`, {
-    weights: weightsFor(spec, percent),
+    weights: weightsFor(spec.targetColor, percent),
   });
 }
 
 function switchFully(s: Step): void {
   const { spec } = s.state;
   if (s.state.mirror) s.actions.push({ kind: 'set-mirror', mirror: null });
-  s.actions.push({ kind: 'set-weights', weights: weightsFor(spec, 100) });
+  s.actions.push({ kind: 'set-weights', weights: weightsFor(spec.targetColor, 100) });
   s.update({ targetWeight: 100, mirror: null });
 }
 
@@ -394,7 +391,7 @@ function enterPostSwitch(s: Step): void {
   switchFully(s);
   enterPhase(s, 'post-switch');
   s.event('switched', `100% to ${s.state.spec.targetColor}; post-switch analysis for ${s.state.spec.analysisMs} ms`, {
-    weights: weightsFor(s.state.spec, 100),
+    weights: weightsFor(s.state.spec.targetColor, 100),
   });
 }
 
@@ -408,7 +405,7 @@ function advance(s: Step): void {
 function succeed(s: Step, reason: string): void {
   s.update({ status: 'succeeded', phase: 'done', reason });
   s.event('succeeded', `${reason}; ${s.state.spec.stableColor} keeps its model warm for instant rollback`, {
-    weights: weightsFor(s.state.spec, 100),
+    weights: weightsFor(s.state.spec.targetColor, 100),
   });
 }
 
@@ -422,7 +419,7 @@ function fail(s: Step, reason: string, values?: Record<string, unknown>): void {
 /** Traffic back to the stable color at once. */
 function rollBack(s: Step, status: 'rolled_back' | 'aborted', reason: string, values: Record<string, unknown>, announce = reason): void {
   const { spec } = s.state;
-  const weights = weightsFor(spec, 0);
+  const weights = weightsFor(spec.targetColor, 0);
   s.actions.push({ kind: 'set-mirror', mirror: null }, { kind: 'set-weights', weights });
   s.event(status === 'aborted' ? 'aborted' : 'rolled-back', `${announce}; 100% back on ${spec.stableColor}`, { ...values, weights });
   s.update({ status, phase: 'done', reason, targetWeight: 0, mirror: null, rollbackOrderedAt: s.now });

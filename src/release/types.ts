@@ -3,6 +3,7 @@
  * can be persisted as they are and replayed after a crash.
  */
 import type { Color } from '../config/defaults.js';
+import type { Mirror, Weights } from '../config/traffic-split.js';
 
 export type Strategy = 'bluegreen' | 'canary';
 
@@ -17,17 +18,13 @@ export type Phase = 'loading' | 'smoke' | 'shadow' | 'step' | 'post-switch' | 'd
 
 export type Command = 'promote' | 'abort' | 'rollback' | 'pause' | 'resume';
 
-export interface Weights {
-  blue: number;
-  green: number;
-}
+/** The traffic vocabulary the engine shares with the routers. */
+export type { Mirror, Weights } from '../config/traffic-split.js';
 
-export interface Mirror {
-  target: Color;
-  percent: number;
-}
-
-/** Thresholds of the analysis checks; see defaults.ts for the values and their reasons. */
+/**
+ * Sample sizes and thresholds of the analysis checks, as a release records them. Each threshold's default and
+ * reason are in its check's entry in checks/ (a key missing here fails the catalogue's typecheck).
+ */
 export interface AnalysisConfig {
   /** Requests the new color must have answered in the window before any check may pass or fail. */
   minSamples: number;

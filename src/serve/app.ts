@@ -17,7 +17,7 @@ import { adminRoutes } from './routes/admin.js';
 import { predictRoutes } from './routes/predict.js';
 import { statusRoutes } from './routes/status.js';
 import { trafficSource } from './source.js';
-import { v2Routes } from './v2.js';
+import { v2Routes } from './routes/v2.js';
 import { STRICT_AJV_OPTIONS } from './validation.js';
 
 export { ModelHolder } from './holder.js';

@@ -1,6 +1,6 @@
 /**
  * Open Inference Protocol V2 (KServe / Triton / MLServer REST): the infer request's tensors -> row-major rows
- * in manifest feature order, and predictions -> the infer response. Pure; the plugin in v2.ts does the I/O.
+ * in manifest feature order, and predictions -> the infer response. Pure; the plugin in routes/v2.ts does the I/O.
  *
  * Accepted request forms (https://github.com/kserve/open-inference-protocol, REST "Inference"):
  * - one tensor of shape [N, F] (F = number of features, columns in manifest order), any name;

@@ -11,7 +11,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { request } from 'undici';
 import { COLORS, type Color } from '../config/defaults.js';
-import type { InstanceProcessInfo, StackView } from '../control/server.js';
+import type { InstanceProcessInfo, StackView } from '../control/context.js';
 import { liveness, type ProcessIdentity } from './proc.js';
 
 /** How often an adopted instance's PID is checked for its exit. */

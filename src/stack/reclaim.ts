@@ -8,8 +8,9 @@
  *     the release reconcile then checks). One that refuses the token (admin-token was changed) is replaced:
  *     adopted, it would fail every release with 401;
  *   - the router is ADOPTED when this `up` would run the same one: the router process with the same command line,
- *     answering its control endpoint with its PID and the router token; the managed nginx master of this state
- *     dir on the same address (it is then reloaded with the new configuration). Traffic never stops;
+ *     answering its control endpoint with its PID and the router token; or the process a driver manages (the
+ *     managed nginx's master) when its command line shows it is that driver's on this state dir, on the same
+ *     address (its driver then takes it over: traffic/registry.ts, ManagedProcess). Traffic never stops;
  *   - anything else of ours (Prometheus, a router of the other kind, an instance with other options or not
  *     answering) is stopped gracefully (its stop signal, then SIGKILL) and started fresh.
  * A PID that may have been reused is never signalled. A port held by a process that is not ours is an error
@@ -19,12 +20,15 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { request } from 'undici';
 import { isColor, type Color } from '../config/defaults.js';
-import { commandLine, identify, liveness, portHolders, portIsFree, stopProcessByPid, type Liveness } from './proc.js';
+import type { ManagedProcess } from '../traffic/registry.js';
 import { ROUTER_CONTROL_PATH } from '../traffic/router-control.js';
+import { commandLine, identify, liveness, portHolders, portIsFree, stopProcessByPid, type Liveness } from './proc.js';
+import { ROUTER_PROCESS_ROLE } from './router-process.js';
 import { readStackRecord, type RecordedProcess, type StackRecord, type StackRole } from './stack-record.js';
 
-/** How long each kind of leftover gets to stop by itself before SIGKILL (instances drain first). */
-export const RECLAIM_GRACE_MS: Record<StackRole, number> = { blue: 15_000, green: 15_000, router: 5_000, nginx: 5_000, prometheus: 5_000 };
+/** How long a leftover gets to stop by itself before SIGKILL: instances drain first, the rest stop at once. */
+const INSTANCE_GRACE_MS = 15_000;
+const OTHER_GRACE_MS = 5_000;
 
 export interface HealthAnswer {
   pid: number;
@@ -40,8 +44,8 @@ export interface Probe {
   tokenAccepted?: boolean | null;
   /** The router process: the PID its control endpoint reports with the router token (null: no answer). */
   control?: { pid: number } | null;
-  /** nginx: the recorded PID is the master of this state dir's managed nginx (its command line says so). */
-  nginxMaster?: boolean;
+  /** A process a driver manages: its command line shows it is that driver's on this state dir (the managed nginx's master). */
+  recognised?: boolean;
 }
 
 /** What this `up` would run for a color. */
@@ -51,8 +55,12 @@ export interface WantedInstance {
   port: number;
 }
 
-/** The router this `up` would run: the router process (its identifying command line) or the managed nginx. */
-export type WantedRouter = { role: 'router'; argv: string[]; host: string; port: number } | { role: 'nginx'; host: string; port: number };
+/** The router this `up` would run. */
+export type WantedRouter =
+  /** The router process: the same command line, answering its control endpoint with its PID. */
+  | { role: string; argv: string[]; host: string; port: number }
+  /** A process a driver manages, recognised by its command line as `process` (e.g. "the master of this state dir's managed nginx"). */
+  | { role: string; host: string; port: number; process: string };
 
 export type Verdict = { action: 'adopt' } | { action: 'stop'; reason: string; verified: boolean } | { action: 'leave'; reason: string };
 
@@ -61,7 +69,7 @@ export function judge(entry: RecordedProcess, probe: Probe, wanted?: WantedInsta
   if (probe.liveness === 'gone') return { action: 'leave', reason: 'exited' };
   const answers = isColor(entry.role)
     ? !!probe.health && probe.health.pid === entry.pid && probe.health.color === entry.role
-    : entry.role === 'router' && probe.control?.pid === entry.pid;
+    : entry.role === ROUTER_PROCESS_ROLE && probe.control?.pid === entry.pid;
   if (probe.liveness === 'unknown' && !answers) {
     return { action: 'leave', reason: `PID ${entry.pid} cannot be verified as the recorded ${entry.role} (no /proc start time, no matching /health): left alone` };
   }
@@ -71,10 +79,10 @@ export function judge(entry: RecordedProcess, probe: Probe, wanted?: WantedInsta
   if (wanted.host !== entry.host || wanted.port !== entry.port || (argv && JSON.stringify(argv) !== JSON.stringify(entry.argv))) {
     return stop('started with other options than this `up` uses');
   }
-  if (entry.role === 'nginx') return probe.nginxMaster ? { action: 'adopt' } : stop('it is not the master of this state dir\'s managed nginx');
+  if ('process' in wanted) return probe.recognised ? { action: 'adopt' } : stop(`it is not ${wanted.process}`);
   if (!answers) {
     return stop(
-      entry.role === 'router'
+      entry.role === ROUTER_PROCESS_ROLE
         ? `does not answer its control endpoint (port ${entry.controlPort ?? '?'}) as pid ${entry.pid} with the router token`
         : `does not answer /health on ${entry.host}:${entry.port} as ${entry.role} pid ${entry.pid}`,
     );
@@ -138,9 +146,10 @@ async function routerControl(entry: RecordedProcess, token: string | undefined):
   }
 }
 
-async function isManagedNginxMaster(pid: number, prefix: string): Promise<boolean> {
-  const command = await commandLine(pid);
-  return command.startsWith('nginx: master process') && command.includes(`-p ${path.resolve(prefix)} `);
+/** A process some driver manages (whichever router this `up` runs) and its folder in the state dir. */
+export interface ManagedLeftover {
+  process: ManagedProcess;
+  dir: string;
 }
 
 /** Refuses to take over a stack whose `up` still runs. */
@@ -157,8 +166,11 @@ export interface ReclaimOptions {
   /** <state-dir>/stack.json */
   file: string;
   wanted: Record<Color, WantedInstance>;
-  /** The managed nginx's prefix: its pid file finds an nginx started just before a crash, recorded or not. */
-  nginxPrefix: string;
+  /**
+   * Every process a driver may manage, with its folder: a recorded one is recognised by its command line, and
+   * its pid file finds one started just before a crash, recorded or not.
+   */
+  managed: readonly ManagedLeftover[];
   /** The router this `up` runs: a previous one just like it is adopted, any other stopped (see stopRouter). */
   router?: WantedRouter;
   /** The instances' admin token now: an instance refusing it is replaced, not adopted. */
@@ -172,7 +184,7 @@ export interface ReclaimOptions {
 export interface Reclaimed {
   /** The instances to adopt (their records). */
   adopted: Partial<Record<Color, RecordedProcess>>;
-  /** The previous router, to adopt (router process or managed nginx): it keeps serving throughout. */
+  /** The previous router, to adopt (router process or a driver's managed process): it keeps serving throughout. */
   router?: RecordedProcess;
   /**
    * Stops a previous router that is not adopted, left to the caller: it keeps serving while the instances are
@@ -189,13 +201,14 @@ export async function reclaimStack(o: ReclaimOptions): Promise<Reclaimed> {
   let router: RecordedProcess | undefined;
   const stops: Promise<void>[] = [];
   const routerStops: (() => Promise<void>)[] = [];
-  const grace = (role: StackRole) => o.graceMs?.[role] ?? RECLAIM_GRACE_MS[role];
+  const grace = (role: StackRole) => o.graceMs?.[role] ?? (isColor(role) ? INSTANCE_GRACE_MS : OTHER_GRACE_MS);
+  const managed = (role: StackRole) => o.managed.find((m) => m.process.role === role);
   const stop = (what: string, entry: Pick<RecordedProcess, 'pid' | 'startTime' | 'bootId' | 'stopSignal' | 'role'>, reason: string, verified: boolean) => {
     const run = async () => {
       const stopped = await stopProcessByPid(entry, entry.stopSignal, grace(entry.role), verified);
       log(stopped ? `stopped ${what} (pid ${entry.pid}): ${reason}` : `${what} (pid ${entry.pid}) had already exited`);
     };
-    if (entry.role === 'nginx' || entry.role === 'router') routerStops.push(run);
+    if (entry.role === ROUTER_PROCESS_ROLE || managed(entry.role)) routerStops.push(run);
     else stops.push(run());
   };
 
@@ -207,10 +220,11 @@ export async function reclaimStack(o: ReclaimOptions): Promise<Reclaimed> {
       if (isColor(entry.role)) {
         probe.health = await health(entry);
         if (probe.health && o.adminToken !== undefined) probe.tokenAccepted = await acceptsToken(entry, o.adminToken);
-      } else if (entry.role === 'router') {
+      } else if (entry.role === ROUTER_PROCESS_ROLE) {
         probe.control = await routerControl(entry, o.routerToken);
-      } else if (entry.role === 'nginx') {
-        probe.nginxMaster = await isManagedNginxMaster(entry.pid, o.nginxPrefix);
+      } else {
+        const m = managed(entry.role);
+        if (m) probe.recognised = m.process.recognise(await commandLine(entry.pid), m.dir);
       }
       const wanted = isColor(entry.role) ? o.wanted[entry.role] : o.router?.role === entry.role ? o.router : undefined;
       const verdict = judge(entry, probe, wanted);
@@ -226,12 +240,12 @@ export async function reclaimStack(o: ReclaimOptions): Promise<Reclaimed> {
     }
   }
 
-  // The managed nginx writes its pid file under the prefix as it starts: a crash before it was recorded is covered.
-  const pidText = await readFile(path.join(o.nginxPrefix, 'nginx.pid'), 'utf8').catch(() => '');
-  const nginxPid = Number(pidText.trim());
-  if (Number.isInteger(nginxPid) && nginxPid > 0 && nginxPid !== record?.processes.nginx?.pid) {
-    if (await isManagedNginxMaster(nginxPid, o.nginxPrefix)) {
-      stop('managed nginx', { ...(await identify(nginxPid)), role: 'nginx', stopSignal: 'SIGQUIT' }, `its prefix is ${o.nginxPrefix}`, true);
+  // A managed process writes its pid file as it starts: a crash before it was recorded is covered.
+  for (const { process: p, dir } of o.managed) {
+    if (!p.pidFile) continue;
+    const pid = Number((await readFile(p.pidFile.path(dir), 'utf8').catch(() => '')).trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== record?.processes[p.role]?.pid && p.recognise(await commandLine(pid), dir)) {
+      stop(p.name, { ...(await identify(pid)), role: p.role, stopSignal: p.stopSignal }, p.pidFile.why(dir), true);
     }
   }
   await Promise.all(stops);

@@ -1,18 +1,24 @@
 /**
- * The embedded router as a child process of `bgserve up` (`bgserve router`), detached like the instances so it
- * outlives a crash of `up`; the next `up` adopts it (reclaim.ts) and traffic never stops. Started on the
- * traffic the release log says; stopped by PID (SIGTERM: it closes its listeners, then SIGKILL past the grace).
+ * A router in a child process of `bgserve up` (`bgserve router --kind <kind>`: the drivers placed so, like the
+ * embedded router), detached like the instances so it outlives a crash of `up`; the next `up` adopts it
+ * (reclaim.ts) and traffic never stops. Started on the traffic the release log says; stopped by PID (SIGTERM:
+ * it closes its listeners, then SIGKILL past the grace).
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { RouterReady } from '../traffic/router-control.js';
-import type { TrafficState, Upstreams } from '../traffic/types.js';
+import type { DriverKind, TrafficState, Upstreams } from '../traffic/types.js';
 import { adoptedHandle, currentCli, type CliCommand, type ExitInfo, type ProcessHandle } from './instances.js';
 import type { ProcessIdentity } from './proc.js';
 
+/** Its role in stack.json. */
+export const ROUTER_PROCESS_ROLE = 'router';
+
 export interface RouterSpec {
+  /** The driver it runs (traffic/registry.ts). */
+  kind: DriverKind;
   host: string;
   port: number;
   upstreams: Upstreams;
@@ -39,6 +45,7 @@ export function routerArgv(spec: RouterSpec, cli: CliCommand = currentCli()): st
   return [
     ...routerCommand(cli),
     'router',
+    '--kind', spec.kind,
     '--host', spec.host,
     '--port', String(spec.port),
     '--blue', hp('blue'),

@@ -12,8 +12,11 @@ import { commandArgv, identify, type ProcessIdentity } from './proc.js';
 
 export const STACK_RECORD_FILE = 'stack.json';
 
-/** `router`: the embedded router's own process (`bgserve router`); `nginx`: the managed nginx's master. */
-export type StackRole = Color | 'router' | 'nginx' | 'prometheus';
+/**
+ * A color, `prometheus`, `router` (the router process, router-process.ts), or the role a driver records the
+ * process it manages under (its ManagedProcess.role in traffic/registry.ts, e.g. the managed nginx's master).
+ */
+export type StackRole = Color | 'prometheus' | (string & {});
 
 export interface RecordedProcess extends ProcessIdentity {
   role: StackRole;
@@ -21,7 +24,7 @@ export interface RecordedProcess extends ProcessIdentity {
   port: number;
   /** The command it was started with (an instance is adopted only if the new one would be the same). */
   argv: string[];
-  /** Its graceful stop (nginx: SIGQUIT). */
+  /** Its graceful stop (a managed nginx: SIGQUIT). */
   stopSignal: NodeJS.Signals;
   startedAt: string;
   /** The router process's loopback control endpoint (role `router` only). */

@@ -68,7 +68,23 @@ export interface StoreOpenOptions {
   onWarning?: (message: string) => void;
 }
 
-export class ReleaseStore {
+/**
+ * The release log as the controller uses it: every engine step is saved (durably) before it is acted on, and
+ * releases and events are read back from it. ReleaseStore is the one on disk.
+ */
+export interface ReleaseLog {
+  /** Appends one engine step (its new state, then its events); returns once it would survive a crash. */
+  save(state: ReleaseState, events?: readonly ReleaseEvent[]): void;
+  get(id: string): ReleaseState | undefined;
+  latest(): ReleaseState | undefined;
+  /** Newest first. */
+  list(limit?: number): ReleaseState[];
+  /** Every event, or one release's, oldest first. */
+  events(releaseId?: string): ReleaseEvent[];
+  close(): void;
+}
+
+export class ReleaseStore implements ReleaseLog {
   private readonly releases = new Map<string, ReleaseState>();
   private readonly order: string[] = [];
   private readonly allEvents: ReleaseEvent[] = [];

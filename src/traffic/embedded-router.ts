@@ -15,6 +15,15 @@ import type { Registry } from 'prom-client';
 import { Pool, type Dispatcher } from 'undici';
 import { isColor, otherColor, PREVIEW_HEADER, PREVIEW_TOKEN_HEADER, SOURCE_HEADER, type Color, type TrafficSource } from '../config/defaults.js';
 import { tokenMatches } from '../control/auth.js';
+import {
+  CLIENT_KEEP_ALIVE_MS,
+  CONNECTIONS_PER_COLOR,
+  MAX_BODY_BYTES,
+  MAX_MIRROR_IN_FLIGHT,
+  UPSTREAM_CONNECT_TIMEOUT_MS,
+  UPSTREAM_KEEP_ALIVE_MS,
+  UPSTREAM_TIMEOUT_MS,
+} from './defaults.js';
 import { ActiveHealthChecker, describeError, HealthTracker, type HealthOptions } from './health.js';
 import { RouterMetrics } from './metrics.js';
 import {
@@ -118,22 +127,22 @@ export class EmbeddedRouter implements TrafficDriver {
     this.picker = new WeightedPicker(this.current.weights);
     this.mirrorSampler.set(this.current.mirror.percent);
     this.m.setWeights(this.current.weights);
-    this.maxBody = opts.maxBodyBytes ?? 1024 * 1024;
-    this.maxMirrors = opts.maxMirrorInFlight ?? 64;
-    const timeout = opts.upstreamTimeoutMs ?? 30_000;
+    this.maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
+    this.maxMirrors = opts.maxMirrorInFlight ?? MAX_MIRROR_IN_FLIGHT;
+    const timeout = opts.upstreamTimeoutMs ?? UPSTREAM_TIMEOUT_MS;
     const pool = (color: Color) =>
       new Pool(`http://${opts.upstreams[color].host}:${opts.upstreams[color].port}`, {
-        connections: opts.connectionsPerColor ?? 128,
-        connectTimeout: 1_000,
+        connections: opts.connectionsPerColor ?? CONNECTIONS_PER_COLOR,
+        connectTimeout: UPSTREAM_CONNECT_TIMEOUT_MS,
         headersTimeout: timeout,
         bodyTimeout: timeout,
-        keepAliveTimeout: 10_000,
+        keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
       });
     this.pools = { blue: pool('blue'), green: pool('green') };
     this.tracker = new HealthTracker({ ...opts.health, onChange: (color, healthy) => this.m.setHealthy(color, healthy) });
     this.checker = new ActiveHealthChecker(opts.upstreams, this.tracker, opts.health);
     this.server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => this.onRequest(req, res));
-    this.server.keepAliveTimeout = 65_000;
+    this.server.keepAliveTimeout = CLIENT_KEEP_ALIVE_MS;
     // Without this, node answers 100 Continue to any body, however large, before the limit can be checked.
     this.server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
       if (this.declaredTooLarge(req)) this.refuseBody(req, res, 0);

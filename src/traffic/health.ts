@@ -5,6 +5,7 @@
  */
 import { Client } from 'undici';
 import { COLORS, type Color } from '../config/defaults.js';
+import { HEALTH_INTERVAL_MS, HEALTH_TIMEOUT_MS, PASSIVE_WINDOW_MS } from './defaults.js';
 import type { HealthReport, Upstreams } from './types.js';
 
 interface ColorState {
@@ -15,7 +16,7 @@ interface ColorState {
 }
 
 export interface HealthOptions {
-  /** Active check period; 500 ms keeps a dead color out of rotation within about half a second. */
+  /** Active check period (default HEALTH_INTERVAL_MS). */
   intervalMs?: number;
   /** How long one failed request keeps a color out of rotation (nginx's fail_timeout). */
   passiveWindowMs?: number;
@@ -34,7 +35,7 @@ export class HealthTracker {
   private readonly last: Record<Color, boolean> = { blue: true, green: true };
 
   constructor(opts: HealthOptions = {}) {
-    this.passiveWindowMs = opts.passiveWindowMs ?? 2_000;
+    this.passiveWindowMs = opts.passiveWindowMs ?? PASSIVE_WINDOW_MS;
     this.now = opts.now ?? Date.now;
     this.onChange = opts.onChange;
     const fresh = (): ColorState => ({ activeOk: true, passiveUntil: 0, lastError: null, checkedAt: null });
@@ -96,8 +97,8 @@ export class ActiveHealthChecker {
     private readonly tracker: HealthTracker,
     opts: HealthOptions = {},
   ) {
-    this.intervalMs = opts.intervalMs ?? 500;
-    const timeout = opts.timeoutMs ?? 1_000;
+    this.intervalMs = opts.intervalMs ?? HEALTH_INTERVAL_MS;
+    const timeout = opts.timeoutMs ?? HEALTH_TIMEOUT_MS;
     const client = (color: Color) =>
       new Client(`http://${upstreams[color].host}:${upstreams[color].port}`, {
         headersTimeout: timeout,

@@ -21,6 +21,17 @@
  * dispatches (to @bgserve_live or @bgserve_preview); preview requests never meet an interception, so they show
  * the named color's real answer, a 500 included.
  *
+ * Upstream names re-resolved at run time (`resolver` set; compose, where a recreated container comes back with a
+ * new address): nginx before 1.27.3 resolves the host of an upstream block's server once, at load, and only a reload
+ * would follow the new address — which closes idle keep-alive client connections, like any reload. So with a
+ * resolver there are no upstream blocks: locations proxy to a `host:port` variable, which nginx looks up through the
+ * resolver (cached RESOLVE_VALID_S). That costs upstream keep-alive (a connection per request) and passive health
+ * (no max_fails memory): every failure of the first color — connection refused, NXDOMAIN for a stopped container,
+ * timeout, 502/503/504, 500 — is replayed once on the other color through error_page -> @bgserve_replay, as the
+ * 500 alone is in the upstream-block form. A stopped container's name answers NXDOMAIN and a freed address refuses
+ * at once, so a dead color costs a lookup, not a timeout. Without a resolver (IP literals: `bgserve up`), the
+ * upstream blocks below, unchanged.
+ *
  * The preview route is private: a map over the preview header and the preview token (rendered into this file,
  * which the driver writes readable by its owner only) picks the color; a preview header without the token is
  * answered 403 and never forwarded. Without a token, preview is off. Every proxied request has SOURCE_HEADER
@@ -32,6 +43,7 @@
  * upstream answers alone (proxy_intercept_errors off) and turn only nginx's own 502/504 into JSON. The body
  * limit is checked in `location /`, which proxies nothing, so its 413 is always nginx's own.
  */
+import { isIP } from 'node:net';
 import { COLORS, otherColor, PREVIEW_HEADER, PREVIEW_TOKEN_HEADER, SOURCE_HEADER, type Color, type TrafficSource } from '../config/defaults.js';
 import { RETRY_STATUSES } from './policy.js';
 import {
@@ -90,7 +102,21 @@ export interface NginxRenderOptions {
   clientMaxBodySize?: string;
   /** The preview route's credential; absent: preview is off. Printable ASCII without quotes or spaces. */
   previewToken?: string;
+  /**
+   * DNS server nginx re-resolves the upstream hosts with on requests (`addr` or `addr:port`, e.g. DOCKER_DNS):
+   * no upstream blocks, no reload when a container comes back with a new address (see above). Absent: upstream
+   * blocks, their hosts resolved once at load.
+   */
+  resolver?: string;
 }
+
+/** Docker's embedded DNS, as every container on a user-defined network (compose's) sees it. */
+export const DOCKER_DNS = '127.0.0.11';
+/**
+ * How long nginx keeps a looked-up address (and an NXDOMAIN), in its whole-second clock: a recreated container is
+ * followed within RESOLVE_VALID_S to RESOLVE_VALID_S + 1 seconds.
+ */
+export const RESOLVE_VALID_S = 1;
 
 /** Where nginx's own errors are answered (internal locations). */
 export const ERROR_PREFIX = '/__bgserve/error/';
@@ -121,11 +147,11 @@ function headerName(header: string): string {
  * How every location reaches an upstream held in `variable`. A client's SOURCE_HEADER is replaced (an empty
  * value removes the header: live traffic) and the preview token never leaves nginx.
  */
-function proxyTo(variable: string, indent: string, source: TrafficSource = 'live'): string[] {
+function proxyTo(variable: string, indent: string, source: TrafficSource, dynamic: boolean): string[] {
   return [
     `proxy_pass http://${variable};`,
     'proxy_http_version 1.1;',
-    'proxy_set_header Connection "";',
+    upstreamConnection(dynamic),
     'proxy_set_header Host $host;',
     'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
     `proxy_set_header ${headerName(SOURCE_HEADER)} ${source === 'live' ? '""' : source};`,
@@ -135,8 +161,36 @@ function proxyTo(variable: string, indent: string, source: TrafficSource = 'live
   ].map((line) => indent + line);
 }
 
+/**
+ * Upstream blocks keep connections alive (an empty Connection header). A host:port variable gets a connection per
+ * request, and `close` asks the instance to close it first: TIME_WAIT then stays on the instance's side, not on
+ * nginx's, whose ephemeral ports to one instance (about 28,000, each held 60 s) would run out above about 470 new
+ * connections a second outside loopback.
+ */
+function upstreamConnection(dynamic: boolean): string {
+  return dynamic ? 'proxy_set_header Connection close;' : 'proxy_set_header Connection "";';
+}
+
 function server(u: Upstream): string {
   return `${u.host}:${u.port}`;
+}
+
+/**
+ * The resolver for an nginx whose upstream hosts this process was given: `configured` ("off": none, names resolved
+ * once at load); by default Docker's DNS when a host is a name (compose), none for IP literals, which never move.
+ */
+export function resolverFor(upstreams: Upstreams, configured?: string): string | undefined {
+  if (configured === 'off') return undefined;
+  if (configured !== undefined) return checkedResolver(configured);
+  return COLORS.some((color) => isIP(upstreams[color].host) === 0) ? DOCKER_DNS : undefined;
+}
+
+/** A resolver address goes into the configuration unquoted: host or IP, optional port, nothing else. */
+function checkedResolver(resolver: string): string {
+  if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(resolver)) {
+    throw new Error(`the nginx resolver must be an address or address:port, not ${JSON.stringify(resolver)}`);
+  }
+  return resolver;
 }
 
 /** `x-bgserve-color` -> `$http_x_bgserve_color`. */
@@ -177,6 +231,9 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
   const sticky = stickyVariable(state);
   const p = opts.paths;
   const live = `${p.liveDir}/${LIVE_CURRENT}`;
+  const resolver = opts.resolver === undefined ? null : checkedResolver(opts.resolver);
+  // What each proxying location passes to: the upstream block named by a variable, or (resolver) its host:port.
+  const target = (variable: string) => (resolver ? `${variable}_addr` : variable);
 
   const lines: string[] = [
     '# Generated by bgserve. Do not edit: the next change overwrites it.',
@@ -191,7 +248,8 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     '}',
     '',
     'http {',
-    `  log_format bgserve '${ACCESS_LOG_FORMAT}';`,
+    // With a resolver, $upstream_addr holds looked-up addresses: the log names host:port instead (see dynamicMaps).
+    `  log_format bgserve '${resolver ? ACCESS_LOG_FORMAT.replace('$upstream_addr', '$bgserve_log_addr') : ACCESS_LOG_FORMAT}';`,
     `  access_log ${p.accessLog ? `${p.accessLog} bgserve buffer=32k flush=1s` : 'off'};`,
     `  client_body_temp_path ${p.tempDir}/client_body;`,
     `  proxy_temp_path ${p.tempDir}/proxy;`,
@@ -208,6 +266,14 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     '  server_tokens off;',
     '  # Live files must be seen on the next request: never cache their existence.',
     '  open_file_cache off;',
+    ...(resolver
+      ? [
+          '  # Upstream hosts are looked up on requests, so a container recreated with a new address is followed',
+          `  # within ${RESOLVE_VALID_S}-${RESOLVE_VALID_S + 1}s with no reload; a slow DNS holds a request 1s at most, then it is replayed.`,
+          `  resolver ${resolver} valid=${RESOLVE_VALID_S}s ipv6=off;`,
+          '  resolver_timeout 1s;',
+        ]
+      : []),
     '',
     '  # The preview header reaches one color directly, whatever the weights, with the preview token only.',
     '  # Regexes: map compares plain strings ignoring case, the token must match exactly.',
@@ -252,23 +318,38 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
   // Salted, so the mirrored share is independent of the color split.
   lines.push(...buckets('${request_id}mirror', '$bgserve_mirror_bucket'));
 
+  if (resolver) lines.push(...dynamicMaps(opts.upstreams));
+  else lines.push(...upstreamBlocks(opts.upstreams, keepalive, maxFails, failTimeout));
+  lines.push(...serverBlock(opts, live, target, resolver !== null));
+  return lines.join('\n');
+}
+
+/** One block per color (the original names), and per color one with the other color as its backup. */
+function upstreamBlocks(upstreams: Upstreams, keepalive: number, maxFails: number, failTimeout: string): string[] {
+  const lines: string[] = [];
   for (const color of COLORS) {
-    lines.push(`  upstream ${COLOR_UPSTREAM[color]} {`, `    server ${server(opts.upstreams[color])};`, `    keepalive ${keepalive};`, '  }', '');
+    lines.push(`  upstream ${COLOR_UPSTREAM[color]} {`, `    server ${server(upstreams[color])};`, `    keepalive ${keepalive};`, '  }', '');
   }
   for (const color of COLORS) {
     const other = color === 'blue' ? 'green' : 'blue';
     lines.push(
       `  upstream ${PREFER_UPSTREAM[color]} {`,
-      `    server ${server(opts.upstreams[color])} max_fails=${maxFails} fail_timeout=${failTimeout};`,
-      `    server ${server(opts.upstreams[other])} backup max_fails=${maxFails} fail_timeout=${failTimeout};`,
+      `    server ${server(upstreams[color])} max_fails=${maxFails} fail_timeout=${failTimeout};`,
+      `    server ${server(upstreams[other])} backup max_fails=${maxFails} fail_timeout=${failTimeout};`,
       `    keepalive ${keepalive};`,
       '  }',
       '',
     );
   }
+  return lines;
+}
 
-  const errorPage = (status: number, suffix: string, as?: number) => `error_page ${status} ${as ? `=${as} ` : ''}${ERROR_PREFIX}${status}${suffix ? `-${suffix}` : ''};`;
-  lines.push(
+type ErrorPage = (status: number, suffix: string, as?: number) => string;
+
+const errorPage: ErrorPage = (status, suffix, as) => `error_page ${status} ${as ? `=${as} ` : ''}${ERROR_PREFIX}${status}${suffix ? `-${suffix}` : ''};`;
+
+function serverBlock(opts: NginxRenderOptions, live: string, target: (variable: string) => string, dynamic: boolean): string[] {
+  return [
     '  server {',
     `    listen ${server(opts.listen)};`,
     '    # What nginx answers itself (a refused preview, the error locations) is JSON; proxied answers keep theirs.',
@@ -324,29 +405,21 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     '    location @bgserve_live {',
     '      mirror /__bgserve_mirror;',
     '      mirror_request_body on;',
-    ...proxyTo('$bgserve_upstream', '      '),
-    '      # Predictions have no side effects: a POST that failed on one color is replayed once on the other.',
-    `      proxy_next_upstream error timeout ${NEXT_UPSTREAM_STATUSES.map((code) => `http_${code}`).join(' ')} non_idempotent;`,
-    '      proxy_next_upstream_tries 2;',
-    `      # A ${REPLAYED_STATUS} is replayed without counting towards max_fails; other answers pass through unchanged.`,
-    '      proxy_intercept_errors on;',
-    `      error_page ${REPLAYED_STATUS} = @bgserve_replay;`,
-    '      # Both colors tried and failed (instances never answer 502/504 themselves): JSON, naming no address.',
-    `      ${errorPage(502, EITHER)}`,
-    `      ${errorPage(504, EITHER)}`,
+    ...proxyTo(target('$bgserve_upstream'), '      ', 'live', dynamic),
+    ...(dynamic ? liveReplayedByErrorPage() : liveRetriedOnBackup()),
     '      recursive_error_pages on;',
     '    }',
     '',
     '    # The named color\'s own answers pass through (no interception); only nginx\'s own errors become JSON.',
     '    location @bgserve_preview {',
-    ...proxyTo('$bgserve_preview', '      ', 'preview'),
+    ...proxyTo(target('$bgserve_preview'), '      ', 'preview', dynamic),
     `      ${errorPage(502, '$bgserve_preview')}`,
     `      ${errorPage(504, '$bgserve_preview')}`,
     '    }',
     '',
     '    # Whatever the other color answers goes to the client (no interception here).',
     '    location @bgserve_replay {',
-    ...proxyTo('$bgserve_replay_to', '      '),
+    ...proxyTo(target('$bgserve_replay_to'), '      ', 'live', dynamic),
     `      ${errorPage(502, '$bgserve_replay_to')}`,
     `      ${errorPage(504, '$bgserve_replay_to')}`,
     '    }',
@@ -365,9 +438,9 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     '      if ($bgserve_mirror_to = "") {',
     '        return 204;',
     '      }',
-    '      proxy_pass http://$bgserve_mirror_to$request_uri;',
+    `      proxy_pass http://${target('$bgserve_mirror_to')}$request_uri;`,
     '      proxy_http_version 1.1;',
-    '      proxy_set_header Connection "";',
+    `      ${upstreamConnection(dynamic)}`,
     '      proxy_set_header Host $host;',
     `      proxy_set_header ${headerName(SOURCE_HEADER)} ${'mirror' satisfies TrafficSource};`,
     `      proxy_set_header ${headerName(PREVIEW_TOKEN_HEADER)} "";`,
@@ -377,8 +450,68 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     '  }',
     '}',
     '',
-  );
-  return lines.join('\n');
+  ];
+}
+
+/** Upstream blocks: nginx retries on the backup server itself; a 500 is replayed apart (see the top). */
+function liveRetriedOnBackup(): string[] {
+  return [
+    '      # Predictions have no side effects: a POST that failed on one color is replayed once on the other.',
+    `      proxy_next_upstream error timeout ${NEXT_UPSTREAM_STATUSES.map((code) => `http_${code}`).join(' ')} non_idempotent;`,
+    '      proxy_next_upstream_tries 2;',
+    `      # A ${REPLAYED_STATUS} is replayed without counting towards max_fails; other answers pass through unchanged.`,
+    '      proxy_intercept_errors on;',
+    `      error_page ${REPLAYED_STATUS} = @bgserve_replay;`,
+    '      # Both colors tried and failed (instances never answer 502/504 themselves): JSON, naming no address.',
+    `      ${errorPage(502, EITHER)}`,
+    `      ${errorPage(504, EITHER)}`,
+  ];
+}
+
+/**
+ * Resolver: one server per color, so nothing to fail over to here. Every failure is replayed once on the other
+ * color: nginx's own 502 (connection refused, a name that no longer resolves) and 504 (timeout), and the same
+ * upstream answers the backup form retries (RETRY_STATUSES); other answers pass through unchanged.
+ */
+function liveReplayedByErrorPage(): string[] {
+  return [
+    '      # Predictions have no side effects: a POST that failed on one color is replayed once on the other.',
+    '      proxy_next_upstream off;',
+    '      proxy_intercept_errors on;',
+    `      error_page ${RETRY_STATUSES.join(' ')} = @bgserve_replay;`,
+  ];
+}
+
+/**
+ * Resolver: each variable naming an upstream maps to the `host:port` nginx looks up, and the access log names
+ * that host:port (as the upstream-block form's $upstream_addr does) rather than the address it resolved to: the
+ * first attempt went to the preview or live target, a second one (after " : ", an error_page replay) to the other.
+ */
+function dynamicMaps(upstreams: Upstreams): string[] {
+  const map = (from: string, to: string, entries: Array<[string, string]>) => [
+    `  map ${from} ${to} {`,
+    ...entries.map(([key, value]) => `    ${key} ${value};`),
+    '    default "";',
+    '  }',
+  ];
+  const byName = COLORS.map((color): [string, string] => [COLOR_UPSTREAM[color], server(upstreams[color])]);
+  return [
+    '  # Where each upstream name is: looked up through the resolver on the request (no upstream blocks).',
+    ...map('$bgserve_upstream', '$bgserve_upstream_addr', COLORS.map((color) => [PREFER_UPSTREAM[color], server(upstreams[color])])),
+    ...map('$bgserve_preview', '$bgserve_preview_addr', byName),
+    ...map('$bgserve_replay_to', '$bgserve_replay_to_addr', byName),
+    ...map('$bgserve_mirror_to', '$bgserve_mirror_to_addr', byName),
+    '  map $bgserve_preview $bgserve_log_first {',
+    '    "" $bgserve_upstream_addr;',
+    '    default $bgserve_preview_addr;',
+    '  }',
+    '  map $upstream_addr $bgserve_log_addr {',
+    '    "" "";',
+    '    "~ : " "$bgserve_log_first : $bgserve_replay_to_addr";',
+    '    default $bgserve_log_first;',
+    '  }',
+    '',
+  ];
 }
 
 /**

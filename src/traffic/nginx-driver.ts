@@ -31,7 +31,7 @@ import {
 } from './nginx-config.js';
 import { initialState, validateMirror, validateSticky, validateWeights } from './policy.js';
 import type { Color } from '../config/defaults.js';
-import type { HealthReport, MirrorConfig, StickyConfig, TrafficDriver, TrafficState, Upstream, Upstreams, Weights } from './types.js';
+import { RouterRefusedError, type DriverProcess, type HealthReport, type MirrorConfig, type StickyConfig, type TrafficDriver, type TrafficState, type Upstream, type Upstreams, type Weights } from './types.js';
 
 const run = promisify(execFile);
 
@@ -71,7 +71,7 @@ export interface NginxDriverOptions {
   url?: string;
   initial?: Partial<Omit<TrafficState, 'generation'>>;
   health?: HealthOptions;
-  render?: Pick<NginxRenderOptions, 'workerProcesses' | 'maxFails' | 'failTimeoutS' | 'keepaliveConnections' | 'clientMaxBodySize'>;
+  render?: Pick<NginxRenderOptions, 'workerProcesses' | 'maxFails' | 'failTimeoutS' | 'keepaliveConnections' | 'clientMaxBodySize' | 'resolver'>;
   /** How long a reload may take to be in effect before the change is reported as failed. */
   inEffectTimeoutMs?: number;
   /** The preview route's credential, rendered into the configuration (absent: preview is off). */
@@ -79,12 +79,9 @@ export interface NginxDriverOptions {
 }
 
 /** nginx refused a rendered configuration (`nginx -t` failed); nothing was applied. */
-export class NginxConfigError extends Error {
-  constructor(
-    message: string,
-    readonly output: string,
-  ) {
-    super(message);
+export class NginxConfigError extends RouterRefusedError {
+  constructor(message: string, output: string) {
+    super(message, output);
     this.name = 'NginxConfigError';
   }
 }
@@ -183,6 +180,13 @@ export class NginxDriver implements TrafficDriver {
 
   get pid(): number | undefined {
     return this.master?.pid ?? undefined;
+  }
+
+  /** The managed nginx's master, for the stack to record and kill; none in external mode. */
+  get process(): DriverProcess | undefined {
+    const pid = this.master?.pid;
+    if (this.opts.mode.kind !== 'managed' || !pid) return undefined;
+    return { pid, stopSignal: 'SIGQUIT', adopted: this.adopted, killNow: () => this.killNow() };
   }
 
   /** True when this driver took over a running nginx instead of starting one. */

@@ -3,6 +3,7 @@
  * mirror sampling. No I/O here, so both drivers and the control API share one set of rules.
  */
 import { COLORS, isColor, otherColor, type Color } from '../config/defaults.js';
+import { mirrorConfig, weightsFor } from '../config/traffic-split.js';
 import type { MirrorConfig, StickyConfig, TrafficState, Weights } from './types.js';
 
 /** A caller's mistake in a traffic change; the control API answers it with 422 and these details. */
@@ -37,11 +38,6 @@ export function validateWeights(input: unknown): Weights {
     });
   }
   return weights;
-}
-
-/** All traffic on one color. */
-export function weightsFor(color: Color): Weights {
-  return color === 'blue' ? { blue: 100, green: 0 } : { blue: 0, green: 100 };
 }
 
 /** The color holding all traffic, or null while traffic is split. */
@@ -80,7 +76,7 @@ export function validateMirror(input: unknown): MirrorConfig {
   const target = obj.target as Color | null;
   const percent = obj.percent as number;
   // One spelling for "off", so drivers compare states simply.
-  return target === null || percent === 0 ? { target: null, percent: 0 } : { target, percent };
+  return target === null || percent === 0 ? mirrorConfig(null) : { target, percent };
 }
 
 // Names that are safe both as HTTP names and inside nginx variable names ($http_x_user, $cookie_session).
@@ -110,7 +106,7 @@ export function validateSticky(input: unknown): StickyConfig | null {
 export function initialState(initial: Partial<Omit<TrafficState, 'generation'>> = {}): TrafficState {
   return {
     weights: initial.weights ? validateWeights(initial.weights) : weightsFor('blue'),
-    mirror: initial.mirror ? validateMirror(initial.mirror) : { target: null, percent: 0 },
+    mirror: initial.mirror ? validateMirror(initial.mirror) : mirrorConfig(null),
     sticky: validateSticky(initial.sticky ?? null),
     generation: 1,
   };

@@ -9,9 +9,11 @@ import { Registry } from 'prom-client';
 import { Agent, request } from 'undici';
 import { validateMirror, validateSticky, validateWeights, TrafficInputError } from './policy.js';
 import { ROUTER_CONTROL_PATH, type RouterSnapshot } from './router-control.js';
-import type { HealthReport, MirrorConfig, StickyConfig, TrafficDriver, TrafficState, Weights } from './types.js';
+import type { DriverKind, HealthReport, MirrorConfig, StickyConfig, TrafficDriver, TrafficState, Weights } from './types.js';
 
 export interface RemoteRouterOptions {
+  /** The kind of router the process runs (default: embedded). */
+  kind?: DriverKind;
   /** Where clients send requests (the router's public address). */
   url: string;
   /** The router's control endpoint, e.g. http://127.0.0.1:40123. */
@@ -35,7 +37,7 @@ class RemoteRegistry extends Registry {
 }
 
 export class RemoteRouter implements TrafficDriver {
-  readonly kind = 'embedded' as const;
+  readonly kind: DriverKind;
   readonly url: string;
   readonly metrics: Registry;
   private snapshot!: RouterSnapshot;
@@ -46,6 +48,7 @@ export class RemoteRouter implements TrafficDriver {
   private closed = false;
 
   private constructor(private readonly opts: RemoteRouterOptions) {
+    this.kind = opts.kind ?? 'embedded';
     this.url = opts.url;
     this.metrics = new RemoteRegistry(async () => {
       const res = await this.call('GET', '/metrics');

@@ -1,18 +1,9 @@
 import type { Registry } from 'prom-client';
 import type { Color } from '../config/defaults.js';
+import type { MirrorConfig, Weights } from '../config/traffic-split.js';
 
-/** Share of traffic per color, in whole percent; the two always sum to 100. */
-export interface Weights {
-  blue: number;
-  green: number;
-}
-
-/** Shadow traffic: a share of requests is copied to `target` and its answers are discarded. */
-export interface MirrorConfig {
-  target: Color | null;
-  /** Share of requests copied, whole percent 0..100 (0 when target is null). */
-  percent: number;
-}
+/** The traffic vocabulary the routers share with the release engine. */
+export type { MirrorConfig, Weights } from '../config/traffic-split.js';
 
 /**
  * Sticky split: requests carrying the same key (a header or a cookie) land on the same color, and a key only
@@ -45,7 +36,34 @@ export interface Upstream {
 
 export type Upstreams = Record<Color, Upstream>;
 
-export type DriverKind = 'embedded' | 'nginx';
+/** A router's kind: its key in the driver registry (traffic/registry.ts), e.g. 'embedded' or 'nginx'. */
+export type DriverKind = string;
+
+/** The router refused a configuration (its own check failed): nothing was applied, the old one serves. */
+export class RouterRefusedError extends Error {
+  constructor(
+    message: string,
+    /** What the router said (its check's output). */
+    readonly output: string,
+  ) {
+    super(message);
+    this.name = 'RouterRefusedError';
+  }
+}
+
+/**
+ * A process a driver runs beside this one (the managed nginx's master): the stack records it in stack.json,
+ * so that a later start finds it after a crash, and kills it on a hard exit.
+ */
+export interface DriverProcess {
+  readonly pid: number;
+  /** Its graceful stop. */
+  readonly stopSignal: NodeJS.Signals;
+  /** Taken over from a previous run rather than started (already in stack.json). */
+  readonly adopted: boolean;
+  /** Synchronous last resort (process exit): SIGKILL. */
+  killNow(): void;
+}
 
 /**
  * What the control API and the release engine need from a router. Every setter resolves once the change is
@@ -64,4 +82,6 @@ export interface TrafficDriver {
   state(): TrafficState;
   health(): HealthReport;
   close(): Promise<void>;
+  /** The process it runs beside this one, if any (see DriverProcess). */
+  readonly process?: DriverProcess;
 }

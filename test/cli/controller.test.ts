@@ -7,7 +7,8 @@ import path from 'node:path';
 import { GOOD_BUNDLE } from '../controller/bundles.js';
 import { writeRelease } from '../stack/release-log.js';
 import { freePort, startCli, stopProcess, waitForHttp, type Started } from '../support/processes.js';
-import { EXTERNAL_NGINX_LISTEN, EXTERNAL_NGINX_PATHS, runController, upstreamOf, type ControllerCliOptions } from '../../src/cli/controller.js';
+import { runController, upstreamOf, type ControllerCliOptions } from '../../src/cli/controller.js';
+import { EXTERNAL_NGINX_LISTEN, EXTERNAL_NGINX_PATHS } from '../../src/traffic/nginx-entry.js';
 
 describe('bgserve controller options', () => {
   it('takes instance URLs as router upstreams', () => {

@@ -3,8 +3,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTokenFile, tokenMatches } from '../../src/control/auth.js';
-import { buildControlServer, ControlError, type ControlServer } from '../../src/control/server.js';
+import { ControlError } from '../../src/control/context.js';
+import { buildControlServer, type ControlServer } from '../../src/control/server.js';
+import { trafficRoutes } from '../../src/control/traffic-routes.js';
 import { startEmbeddedRouter, type EmbeddedRouter } from '../../src/traffic/embedded-router.js';
+import { RouterRefusedError } from '../../src/traffic/types.js';
 import { startColorUpstream, type ColorUpstream } from '../traffic/fixtures.js';
 
 let blue: ColorUpstream;
@@ -31,7 +34,11 @@ beforeAll(async () => {
     traffic: router,
     colors: { blue: { url: `http://127.0.0.1:${blue.port}` }, green: { url: `http://127.0.0.1:${green.port}` } },
     plugins: [
+      trafficRoutes,
       async (api, { ctx }) => {
+        api.get('/releases/refused', async () => {
+          throw new RouterRefusedError('the router refused the configuration', 'line 3: unknown directive');
+        });
         api.get('/releases/example', async () => ({ kind: ctx.traffic.kind }));
         api.get('/releases/missing', async () => {
           throw new ControlError(404, 'release_not_found', 'no such release', { id: 'r1' });
@@ -108,6 +115,12 @@ describe('control API', () => {
     expect(custom.json()).toEqual({ error: 'release_not_found', message: 'no such release', details: { id: 'r1' } });
     const missing = await control.app.inject({ method: 'GET', url: '/nope' });
     expect(missing.json()).toMatchObject({ error: 'not_found' });
+  });
+
+  it("answers 502 router_refused with the router's own words for any driver's refused configuration", async () => {
+    const res = await control.app.inject({ method: 'GET', url: '/api/releases/refused', headers: auth() });
+    expect(res.statusCode).toBe(502);
+    expect(res.json()).toEqual({ error: 'router_refused', message: 'the router refused the configuration', details: { output: 'line 3: unknown directive' } });
   });
 
   it('serves router and process metrics on /metrics without a token', async () => {

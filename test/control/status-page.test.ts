@@ -11,9 +11,8 @@ import { COLORS } from '../../src/config/defaults.js';
 import { RELEASE_LOG_FILE } from '../../src/release/defaults.js';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import { readTokenFile } from '../../src/control/auth.js';
-import { releasePlugin } from '../../src/control/release-routes.js';
-import { STATUS_PAGE_PATH, liveStatsPlugin, statusPagePlugin } from '../../src/control/status-page.js';
-import { startLocalStack, type LocalStack } from '../../src/stack/compose-root.js';
+import { STATUS_PAGE_PATH } from '../../src/control/status-page.js';
+import { startLocalStack, type LocalStack } from '../../src/app/root.js';
 import { CLI_ENTRY, freePort } from '../support/processes.js';
 
 const CHROMIUM_ARGS = [
@@ -78,8 +77,7 @@ describe('status page (Chromium, real stack)', () => {
       controlPort: await freePort(),
       stateDir,
       cli: { command: process.execPath, args: ['--import', 'tsx', CLI_ENTRY] },
-      controlPlugins: [releasePlugin({ stateDir, adminTokenFile: path.join(stateDir, 'admin-token') }), liveStatsPlugin({ windowMs: 5_000 })],
-      publicControlPlugins: [statusPagePlugin],
+      liveStats: { windowMs: 5_000 },
     });
     token = await readTokenFile(stack.tokenFile);
     loader = load();

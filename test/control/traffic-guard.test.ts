@@ -1,14 +1,13 @@
 /**
  * One owner of traffic: manual weights / switch / mirror through the control API while a real release runs
- * (two `bgserve serve` processes, the embedded router, the release plugin `up` registers).
+ * (two `bgserve serve` processes, the embedded router, the control plane `up` serves).
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PREVIEW_TOKEN_FILE } from '../../src/config/defaults.js';
 import type { FastifyInstance } from 'fastify';
-import { buildControlServer } from '../../src/control/server.js';
-import { releasePlugin } from '../../src/control/release-routes.js';
+import { buildControlPlane } from '../../src/app/root.js';
 import type { StatusReport } from '../../src/control/traffic-routes.js';
 import type { ReleaseController } from '../../src/controller/controller.js';
 import { formatStatus } from '../../src/cli/traffic.js';
@@ -24,16 +23,16 @@ let app: FastifyInstance;
 
 beforeAll(async () => {
   stack = await startStack();
-  // The release plugin reads the router's preview token from the state dir, as `up` lays it out.
+  // The control plane reads the router's preview token from the state dir, as `up` lays it out.
   fs.writeFileSync(path.join(stack.dir, PREVIEW_TOKEN_FILE), stack.previewToken, { mode: 0o600 });
-  const plugin = releasePlugin({ stateDir: stack.dir, adminTokenFile: path.join(stack.dir, 'admin-token'), onReady: (c) => (controller = c) });
-  const server = await buildControlServer({
+  const plane = await buildControlPlane({
     token: TOKEN,
     traffic: stack.router,
     colors: { blue: { url: stack.instances.blue }, green: { url: stack.instances.green } },
-    plugins: [plugin],
+    stateDir: stack.dir,
   });
-  app = server.app;
+  controller = plane.controller;
+  app = plane.app;
   await app.ready();
 }, 60_000);
 

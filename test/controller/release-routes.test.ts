@@ -2,8 +2,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildControlServer } from '../../src/control/server.js';
-import { releasePlugin } from '../../src/control/release-routes.js';
+import { buildControlPlane } from '../../src/app/root.js';
 import type { ReleaseController } from '../../src/controller/controller.js';
 import { stopAll } from '../support/processes.js';
 import { deriveBundle, GOOD_BUNDLE } from './bundles.js';
@@ -16,15 +15,15 @@ let app: FastifyInstance;
 
 beforeAll(async () => {
   stack = await startStack();
-  // The plugin `up` registers: it builds the controller from the control API's context (traffic, colors, metrics).
-  const plugin = releasePlugin({ stateDir: stack.dir, adminTokenFile: path.join(stack.dir, 'admin-token'), onReady: (c) => (controller = c) });
-  const server = await buildControlServer({
+  // The control plane `up` and `controller` serve (app/root.ts), over this test's own router.
+  const plane = await buildControlPlane({
     token: TOKEN,
     traffic: stack.router,
     colors: { blue: { url: stack.instances.blue }, green: { url: stack.instances.green } },
-    plugins: [plugin],
+    stateDir: stack.dir,
   });
-  app = server.app;
+  controller = plane.controller;
+  app = plane.app;
   await app.ready();
 }, 60_000);
 

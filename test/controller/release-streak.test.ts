@@ -1,9 +1,9 @@
 /**
  * Good releases are promoted, every time: release after release of a real change (1.1.0 and 1.0.0 in turn,
  * each on the idle color) under 6 concurrent clients, on real `bgserve serve` processes behind the embedded
- * router, judged by the direct-scrape provider. Before the fixes of issue 10 most of these were rolled back by
- * a metrics-reading glitch (prom-client's `Nan`) turned into a failed `analyze` action. Windows are short
- * so the streak fits in a few minutes; every wait is bounded.
+ * router, judged by the direct-scrape provider. A metrics-reading glitch (prom-client's `Nan`) once became a
+ * failed `analyze` action and rolled most of these back; a streak is what shows such a glitch. Windows are
+ * short so the streak fits in a few minutes; every wait is bounded.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { DeployOptions, ReleaseController } from '../../src/controller/controller.js';

@@ -8,8 +8,8 @@ import { describe, it, expect, afterEach } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ReleaseController, type TrafficPort } from '../../src/controller/controller.js';
-import type { InstanceAdmin } from '../../src/controller/instance-admin.js';
+import { ReleaseController } from '../../src/controller/controller.js';
+import type { InstanceAdminPort, TrafficPort } from '../../src/controller/ports.js';
 import { PreviewClient } from '../../src/controller/smoke.js';
 import type { MetricsProvider } from '../../src/metric-sources/types.js';
 import { createRelease, step } from '../../src/release/engine.js';
@@ -62,7 +62,7 @@ const provider: MetricsProvider = {
 };
 
 /** Instances that say nothing about their model (so reconcile reloads nothing) and are always ready. */
-const admin = { model: async () => null, ready: async () => true, load: async () => ({ ok: false, error: 'not here' }) } as unknown as InstanceAdmin;
+const admin: InstanceAdminPort = { model: async () => null, ready: async () => true, load: async () => ({ ok: false, error: 'not here' }) };
 
 /** A controller on `file` with its own metrics registry, as after a restart of `up`. */
 async function startOn(file: string): Promise<{ controller: ReleaseController; traffic: ReturnType<typeof router> }> {

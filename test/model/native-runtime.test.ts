@@ -2,7 +2,8 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { NativeForestRuntime, lowerBound } from '../../src/model/native-runtime.js';
+import { lowerBound } from '../../src/model/compiled-forest.js';
+import { NativeForestRuntime } from '../../src/model/native-runtime.js';
 import { deserializeForest, predictScaledRow, LEAF, type FlatForest } from '../../src/model/forest.js';
 import { ROOT } from '../support/processes.js';
 

@@ -134,8 +134,12 @@ describe('compose nginx: controller render -> watch-config.sh -> nginx reload', 
   it('commits a seed that is the renderer output for the compose services (all traffic on blue)', async () => {
     const committed = await readFile(path.join(ROOT, 'deploy/nginx/seed.conf'), 'utf8');
     expect(committed).toBe(renderComposeSeed());
-    expect(committed).toContain('server mlservice_blue:8000;');
-    expect(committed).toContain('server mlservice_green:8000;');
+    // The service names are looked up through Docker's DNS on requests (a recreated container is followed
+    // with no reload), not in upstream blocks resolved once at load.
+    expect(committed).toContain('resolver 127.0.0.11 valid=1s ipv6=off;');
+    expect(committed).not.toMatch(/^\s*upstream /m);
+    expect(committed).toContain('bgserve_blue_first mlservice_blue:8000;');
+    expect(committed).toContain('bgserve_green_first mlservice_green:8000;');
     expect(committed).toContain('listen 0.0.0.0:80;');
     expect(committed).toContain('/app/.bgserve/nginx/live/current/green-$bgserve_bucket');
   });
@@ -149,6 +153,8 @@ describe('compose nginx: controller render -> watch-config.sh -> nginx reload', 
       listen: options.listen,
       upstreams: options.upstreams,
       mode: { kind: 'external', configPath: rendered, paths: options.paths, testCommand: ['true'], reloadCommand: ['true'] },
+      // As the controller renders in compose (resolverFor names): IP literals here need no lookup.
+      render: { resolver: options.resolver },
       inEffectTimeoutMs: 10_000,
     });
     const started = Date.now();

@@ -21,6 +21,7 @@ const run = promisify(execFile);
 const dockerfile = parseDockerfile(await readFile(path.join(ROOT, 'Dockerfile'), 'utf8'));
 const ignorePatterns = dockerignorePatterns(await readFile(path.join(ROOT, '.dockerignore'), 'utf8'));
 const dockerArch = process.arch === 'arm64' ? 'arm64' : 'amd64';
+const NPM_CACHE = (await run('npm', ['config', 'get', 'cache'])).stdout.trim();
 
 /** What a replayed stage leaves behind: its filesystem root and the settings the image keeps. */
 interface Replayed {
@@ -101,7 +102,16 @@ async function replayStage(stage: Stage, root: string, stages: Map<string, Promi
           await symlink(path.join(ROOT, 'node_modules'), path.join(cwd, 'node_modules'), 'dir');
           break;
         }
-        const env = { ...processEnv(r), ...Object.fromEntries(Object.entries(vars).filter(([, v]) => v !== undefined)), npm_config_offline: 'true' };
+        // HOME is the replay's own (a RUN may clean up "$HOME/.npm", as the image's does); npm still installs
+        // offline from this machine's cache, named explicitly.
+        const env = {
+          ...processEnv(r),
+          ...Object.fromEntries(Object.entries(vars).filter(([, v]) => v !== undefined)),
+          HOME: path.join(root, 'home'),
+          npm_config_cache: NPM_CACHE,
+          npm_config_offline: 'true',
+        };
+        await mkdir(env.HOME, { recursive: true });
         await run('sh', ['-ec', ins.command], { cwd, env, maxBuffer: 16 * 1024 * 1024 });
         break;
       }

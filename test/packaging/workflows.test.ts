@@ -36,7 +36,7 @@ interface Job {
   uses?: string;
   permissions?: Record<string, string>;
   strategy?: { matrix?: Record<string, unknown> };
-  container?: { image?: string };
+  container?: { image?: string; options?: string; volumes?: string[] };
   steps?: Step[];
 }
 interface Workflow {
@@ -69,16 +69,26 @@ describe('GitHub workflows', () => {
     }
   });
 
-  it('ci.yml runs .ci/run (Debian packages, npm ci, the README test command) on Node 20 and 22, and can be called', async () => {
+  it('ci.yml runs .ci/run (Debian packages, npm ci, the README test command) on Node 22 and 24, and can be called', async () => {
     const ci = await load('ci.yml');
     expect(Object.keys(ci.on)).toEqual(expect.arrayContaining(['pull_request', 'push', 'workflow_call']));
     const test = ci.jobs.test;
-    expect(test.strategy?.matrix?.node).toEqual([20, 22]);
+    expect(test.strategy?.matrix?.node).toEqual([22, 24]);
     expect(test.container?.image).toBe('node:${{ matrix.node }}-bookworm');
+    // The Docker suite runs its own dockerd in the job's container.
+    expect(test.container?.options).toContain('--privileged');
+    expect(test.container?.volumes?.some((v) => v.endsWith(':/var/lib/bgserve-test-docker'))).toBe(true);
+    // What is tested is what package.json promises, and the image runs the newest of them.
+    const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } };
+    expect(pkg.engines.node).toBe(`>=${Math.min(...(test.strategy!.matrix!.node as number[]))}`);
+    expect(await readFile(path.join(ROOT, 'Dockerfile'), 'utf8')).toContain(`ARG NODE_IMAGE=node:${Math.max(...(test.strategy!.matrix!.node as number[]))}-bookworm-slim`);
     expect(test.steps?.some((s) => s.run?.trim() === 'bash .ci/run')).toBe(true);
     const ciRun = await readFile(path.join(ROOT, '.ci/run'), 'utf8');
     expect(ciRun).toMatch(/^npm ci\b/m);
     expect(ciRun).toMatch(/^npm test$/m);
+    // The Docker suite's engine and base images come from Debian's packages.
+    const install = ciRun.replace(/\\\n/g, ' ').split('\n').find((l) => /apt-get .*install/.test(l)) ?? '';
+    for (const pkgName of ['docker.io', 'debootstrap']) expect(install.split(/\s+/), pkgName).toContain(pkgName);
     expect(await readFile(path.join(ROOT, 'README.md'), 'utf8')).toContain('npm test');
   });
 

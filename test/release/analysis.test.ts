@@ -1,5 +1,7 @@
 import { describe, it, expect } from 'vitest';
-import { evaluate, histogramCountAbove, histogramMean, histogramQuantile, histogramStd, psi } from '../../src/release/analysis.js';
+import { evaluate } from '../../src/release/analysis.js';
+import { histogramCountAbove, histogramMean, histogramQuantile, histogramStd, psi, psiSamplingNoise } from '../../src/release/histograms.js';
+import { Prng } from '../../src/model/prng.js';
 import { DEFAULT_ANALYSIS } from '../../src/release/defaults.js';
 import { normalizeSteps, parseDuration, buildSpec } from '../../src/release/spec.js';
 import { histogram, spread, stats, PREDICTION_BUCKETS } from './windows.js';
@@ -35,6 +37,26 @@ describe('histogram statistics', () => {
     expect(small).toBeGreaterThan(0);
     expect(large).toBeGreaterThan(small);
     expect(large).toBeGreaterThan(DEFAULT_ANALYSIS.maxPsi);
+  });
+
+  it('judges PSI above its sampling noise: two samples of one distribution pass, a real shift fails', () => {
+    // Wine-like predictions (mean 5.6, sd 0.55) in the instances' quarter-point buckets, 200 vs 1200 requests:
+    // the raw PSI of two samples of the same model reached the 0.25 threshold (a good canary rolled back).
+    const quarterBuckets = Array.from({ length: 41 }, (_, i) => i * 0.25).concat([Infinity]);
+    const rng = new Prng(7);
+    const normal = () => Math.sqrt(-2 * Math.log(1 - rng.next())) * Math.cos(2 * Math.PI * rng.next());
+    const sample = (n: number, mean: number) => histogram(Array.from({ length: n }, () => mean + 0.55 * normal()), quarterBuckets);
+    const verdictOf = (targetMean: number) => {
+      const stable = sample(1200, 5.6);
+      const target = sample(200, targetMean);
+      return { raw: psi(stable, target), noise: psiSamplingNoise(stable, target), shift: Math.max(0, psi(stable, target) - psiSamplingNoise(stable, target)) };
+    };
+    const same = Array.from({ length: 200 }, () => verdictOf(5.6));
+    expect(same.filter((v) => v.shift > DEFAULT_ANALYSIS.maxPsi)).toHaveLength(0);
+    // The noise floor is what made raw PSI unreliable: it is of the order of the threshold's tenth at this size.
+    expect(Math.min(...same.map((v) => v.noise))).toBeGreaterThan(0.03);
+    const shifted = Array.from({ length: 50 }, () => verdictOf(6.1));
+    expect(shifted.filter((v) => v.shift > DEFAULT_ANALYSIS.maxPsi).length).toBeGreaterThanOrEqual(45);
   });
 
   it('estimates mean exactly and std from bucket midpoints', () => {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SOURCE_HEADER } from '../../src/config/defaults.js';
 import { INSTANCE_METRICS } from '../../src/config/metric-names.js';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
-import { V2_INFER_ROUTES } from '../../src/serve/v2.js';
+import { V2_INFER_ROUTES } from '../../src/serve/routes/v2.js';
 import { appOn, metricsText, sample } from './helpers.js';
 
 const base = { color: 'blue', model_version: '1.0.0' };

@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { WINE_EXAMPLE, WINE_FEATURES } from '../../src/model/wine.js';
-import { V2_INFER_ROUTES } from '../../src/serve/v2.js';
+import { V2_INFER_ROUTES } from '../../src/serve/routes/v2.js';
 import { appOn, metricsText, sample } from './helpers.js';
 
 const ROUTE = V2_INFER_ROUTES[0];

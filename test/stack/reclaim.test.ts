@@ -15,6 +15,7 @@ import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import { identify, liveness, portHolders, stopProcessByPid } from '../../src/stack/proc.js';
 import { assertPortsFree, judge, PortInUseError, type Probe, type WantedRouter } from '../../src/stack/reclaim.js';
 import { readStackRecordSync, stackRecordPath, type RecordedProcess } from '../../src/stack/stack-record.js';
+import { MANAGED_NGINX } from '../../src/traffic/nginx-entry.js';
 import { freePort, ROOT, startCli, stopAll, stopProcess, type Started } from '../support/processes.js';
 import { startLoad } from '../controller/stack.js';
 import { findPrometheus } from '../../src/monitoring/local-prometheus.js';
@@ -123,17 +124,17 @@ describe('judge: what to do with a recorded process', () => {
   const routerEntry: RecordedProcess = { ...base, role: 'router', port: 8080, argv: ['node', 'router-main.js', 'router', '--port', '8080'], controlPort: 40000 };
   const wantedRouter: WantedRouter = { role: 'router', argv: routerEntry.argv, host: '127.0.0.1', port: 8080 };
   const nginxEntry: RecordedProcess = { ...base, role: 'nginx', port: 8080, argv: ['nginx: master process nginx -p /s/nginx -c /s/nginx/nginx.conf'], stopSignal: 'SIGQUIT' };
-  const wantedNginx: WantedRouter = { role: 'nginx', host: '127.0.0.1', port: 8080 };
+  const wantedNginx: WantedRouter = { role: 'nginx', host: '127.0.0.1', port: 8080, process: MANAGED_NGINX.what };
   const routerCases: [string, RecordedProcess, Probe, WantedRouter | undefined, ReturnType<typeof judge>['action'], RegExp?][] = [
     ['router process, same command, answers its control endpoint', routerEntry, { liveness: 'same', control: { pid: 4242 } }, wantedRouter, 'adopt'],
     ['router process, no /proc, but its control endpoint names its pid', routerEntry, { liveness: 'unknown', control: { pid: 4242 } }, wantedRouter, 'adopt'],
     ['router process not answering with the router token', routerEntry, { liveness: 'same', control: null }, wantedRouter, 'stop', /does not answer its control endpoint/],
     ['router process started for other ports', routerEntry, { liveness: 'same', control: { pid: 4242 } }, { ...wantedRouter, argv: [...wantedRouter.argv, '--blue', 'x:1'] }, 'stop', /other options/],
     ['router process, this `up` runs nginx', routerEntry, { liveness: 'same', control: { pid: 4242 } }, undefined, 'stop', /previous/],
-    ['managed nginx master on the same address', nginxEntry, { liveness: 'same', nginxMaster: true }, wantedNginx, 'adopt'],
-    ['managed nginx on another port', nginxEntry, { liveness: 'same', nginxMaster: true }, { ...wantedNginx, port: 9090 }, 'stop', /other options/],
-    ['PID now names something else than the nginx master', nginxEntry, { liveness: 'same', nginxMaster: false }, wantedNginx, 'stop', /not the master/],
-    ['nginx that cannot be verified', nginxEntry, { liveness: 'unknown', nginxMaster: true }, wantedNginx, 'leave', /cannot be verified/],
+    ['managed nginx master on the same address', nginxEntry, { liveness: 'same', recognised: true }, wantedNginx, 'adopt'],
+    ['managed nginx on another port', nginxEntry, { liveness: 'same', recognised: true }, { ...wantedNginx, port: 9090 }, 'stop', /other options/],
+    ['PID now names something else than the nginx master', nginxEntry, { liveness: 'same', recognised: false }, wantedNginx, 'stop', /not the master/],
+    ['nginx that cannot be verified', nginxEntry, { liveness: 'unknown', recognised: true }, wantedNginx, 'leave', /cannot be verified/],
   ];
   it.each(routerCases)('%s', (_name, entry, probe, want, action, reason) => {
     const verdict = judge(entry, probe, want);

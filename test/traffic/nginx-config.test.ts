@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { initialState } from '../../src/traffic/policy.js';
-import { renderLiveFiles, renderNginxConfig, type NginxRenderOptions } from '../../src/traffic/nginx-config.js';
+import { DOCKER_DNS, renderLiveFiles, renderNginxConfig, resolverFor, type NginxRenderOptions } from '../../src/traffic/nginx-config.js';
 import { parseAccessLine } from '../../src/traffic/nginx-access-log.js';
 
 const opts: NginxRenderOptions = {
@@ -118,6 +118,56 @@ describe('nginx config rendering', () => {
     expect(Object.keys(files).filter((f) => f.startsWith('green-')).sort()).toEqual(Array.from({ length: 10 }, (_, n) => `green-${n}`).sort());
     expect(Object.keys(files).filter((f) => f.startsWith('mirror-green-'))).toHaveLength(20);
     expect(Object.keys(renderLiveFiles(initialState()))).toEqual(['generation']);
+  });
+
+  it('with a resolver, proxies to host:port variables looked up on requests and replays every failure by error_page', () => {
+    const named: NginxRenderOptions = { ...opts, upstreams: { blue: { host: 'mlservice_blue', port: 8000 }, green: { host: 'mlservice_green', port: 8000 } }, resolver: DOCKER_DNS };
+    const text = renderNginxConfig(initialState(), named);
+    expect(text).toContain('resolver 127.0.0.11 valid=1s ipv6=off;');
+    expect(text).toContain('resolver_timeout 1s;');
+    // An upstream block's server would be resolved once, at load: none at all.
+    expect(text).not.toMatch(/^\s*upstream /m);
+    expect(text).not.toMatch(/max_fails|backup|keepalive \d/);
+    expect(text).toMatch(/map \$bgserve_upstream \$bgserve_upstream_addr \{\n\s+bgserve_blue_first mlservice_blue:8000;\n\s+bgserve_green_first mlservice_green:8000;/);
+    const location = (name: string) => new RegExp(`location ${name} \\{\\n([\\s\\S]*?)\\n {4}\\}`).exec(text)?.[1] ?? '';
+    const live = location('@bgserve_live');
+    expect(live).toContain('proxy_pass http://$bgserve_upstream_addr;');
+    // One attempt, then the other color: connection errors and lookups (502), timeouts (504), and the answers
+    // the backup form retries.
+    expect(live).toContain('proxy_next_upstream off;');
+    expect(live).toContain('proxy_intercept_errors on;');
+    expect(live.match(/error_page [^;]+;/g)).toEqual(['error_page 500 502 503 504 = @bgserve_replay;']);
+    expect(location('@bgserve_preview')).toContain('proxy_pass http://$bgserve_preview_addr;');
+    expect(location('@bgserve_replay')).toContain('proxy_pass http://$bgserve_replay_to_addr;');
+    expect(location('= /__bgserve_mirror')).toContain('proxy_pass http://$bgserve_mirror_to_addr$request_uri;');
+    // A connection per request, closed by the instance first (TIME_WAIT on its side, not on nginx's ports).
+    for (const name of ['@bgserve_live', '@bgserve_preview', '@bgserve_replay', '= /__bgserve_mirror']) {
+      expect(location(name)).toContain('proxy_set_header Connection close;');
+    }
+    for (const name of ['@bgserve_preview', '@bgserve_replay']) {
+      expect(location(name)).not.toMatch(/proxy_intercept_errors/);
+      expect(location(name).match(/error_page \d+/g)).toEqual(['error_page 502', 'error_page 504']);
+    }
+    // The access log names host:port as the parser expects, not the address looked up.
+    expect(text).toContain("log_format bgserve '$bgserve_log_addr|$upstream_status|$status|$upstream_response_time';");
+    expect(parseAccessLine('mlservice_green:8000 : mlservice_blue:8000|502 : 200|200|0.001 : 0.002', named.upstreams)?.attempts.map((a) => a.color)).toEqual([
+      'green',
+      'blue',
+    ]);
+    // Without a resolver, nothing of it.
+    const plain = renderNginxConfig(initialState(), opts);
+    expect(plain).not.toMatch(/resolver|\$bgserve_\w+_addr|Connection close/);
+    expect(() => renderNginxConfig(initialState(), { ...named, resolver: '1.2.3.4; evil' })).toThrow(/resolver/);
+  });
+
+  it('picks a resolver for host names only (Docker\'s unless told), none for IP literals or "off"', () => {
+    const names = { blue: { host: 'mlservice_blue', port: 8000 }, green: { host: 'mlservice_green', port: 8000 } };
+    expect(resolverFor(names)).toBe(DOCKER_DNS);
+    expect(resolverFor(names, '10.0.0.2:53')).toBe('10.0.0.2:53');
+    expect(resolverFor(names, 'off')).toBeUndefined();
+    expect(resolverFor(opts.upstreams)).toBeUndefined();
+    expect(resolverFor({ ...opts.upstreams, green: { host: '::1', port: 8002 } })).toBeUndefined();
+    expect(() => resolverFor(names, 'x y')).toThrow(/resolver/);
   });
 
   it('reads access-log lines back, retries included', () => {

@@ -6,7 +6,7 @@
  * is about 1.3 times faster (see bench/inference.ts). Why wasm at all: the walk is bound by instructions, and
  * wasm needs none of the typed-array bounds checks and deoptimisation guards JavaScript pays per step.
  *
- * The walk (see native-runtime.ts for the node word layout): a node is one i32, right-child distance (high
+ * The walk (see compiled-forest.ts for the node word layout): a node is one i32, right-child distance (high
  * bits, signed) | threshold bin + 1 | feature (low bits); the left child is the next node; a leaf is bin
  * field 0 and distance -1, so a step from a leaf stays on it, and its word is negative. Walks step with masks
  * instead of branches, four at a time so the CPU overlaps their loads; a group stops when all four words are

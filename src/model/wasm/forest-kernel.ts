@@ -2,7 +2,7 @@
  * The WebAssembly tree walk (forest-kernel-wat.ts) bound to one compiled forest: the forest is copied into the
  * instance's own memory once; each prediction writes binned rows into that memory and reads the sums back.
  */
-import type { CompiledForest } from '../native-runtime.js';
+import type { CompiledForest } from '../compiled-forest.js';
 import { FOREST_KERNEL_BASE64 } from './forest-kernel.wasm.js';
 
 interface KernelExports {

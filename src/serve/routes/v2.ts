@@ -10,14 +10,14 @@
  * counted in predict_errors_total (and, on the infer routes, predict_requests_total) exactly as /predict's are;
  * answered inferences feed the same latency and prediction-value series, labelled by route.
  */
-import { PACKAGE_VERSION } from '../config/package-version.js';
+import { PACKAGE_VERSION } from '../../config/package-version.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { PREDICTION_ROUTE, type ServePluginOptions, type ServeContext } from './context.js';
-import { ApiError, toApiError } from './errors.js';
-import type { ServedModel } from './holder.js';
-import { predictRows } from './routes/predict.js';
-import { trafficSource } from './source.js';
-import { inferResponse, parseInferRequest, V2_OUTPUT_NAME, V2RequestError } from './v2-request.js';
+import { PREDICTION_ROUTE, type ServePluginOptions, type ServeContext } from '../context.js';
+import { ApiError, toApiError } from '../errors.js';
+import type { ServedModel } from '../holder.js';
+import { predictRows } from './predict.js';
+import { trafficSource } from '../source.js';
+import { inferResponse, parseInferRequest, V2_OUTPUT_NAME, V2RequestError } from '../v2-request.js';
 
 export const V2_INFER_ROUTES = ['/v2/models/:name/infer', '/v2/models/:name/versions/:version/infer'] as const;
 const SERVER_NAME = 'bgserve';

@@ -1,0 +1,42 @@
+/** A router in memory: applies what it is told at once, keeps every change, and reports health as set. */
+import type { Color } from '../../../src/config/defaults.js';
+import type { MirrorConfig, Weights } from '../../../src/config/traffic-split.js';
+import type { TrafficPort } from '../../../src/controller/ports.js';
+import type { HealthReport, TrafficState } from '../../../src/traffic/types.js';
+
+export class FakeRouter implements TrafficPort {
+  private current: TrafficState;
+  private readonly healthy: Record<Color, boolean> = { blue: true, green: true };
+  /** Every weights change applied, in order. */
+  readonly weights: Weights[] = [];
+  readonly mirrors: MirrorConfig[] = [];
+
+  constructor(weights: Weights = { blue: 100, green: 0 }) {
+    this.current = { weights, mirror: { target: null, percent: 0 }, sticky: null, generation: 1 };
+  }
+
+  async setWeights(weights: Weights): Promise<TrafficState> {
+    this.weights.push(weights);
+    this.current = { ...this.current, weights, generation: this.current.generation + 1 };
+    return this.current;
+  }
+
+  async setMirror(mirror: MirrorConfig): Promise<TrafficState> {
+    this.mirrors.push(mirror);
+    this.current = { ...this.current, mirror, generation: this.current.generation + 1 };
+    return this.current;
+  }
+
+  state(): TrafficState {
+    return this.current;
+  }
+
+  setHealthy(color: Color, healthy: boolean): void {
+    this.healthy[color] = healthy;
+  }
+
+  health(): HealthReport {
+    const of = (c: Color) => ({ healthy: this.healthy[c], lastError: this.healthy[c] ? null : 'GET /ready failed', checkedAt: null });
+    return { blue: of('blue'), green: of('green') };
+  }
+}
