@@ -100,7 +100,7 @@ export function formatOnnxBench(r: OnnxBenchResult): string {
   for (const h of r.http) {
     lines.push(`${h.runtime.padEnd(15)} ${h.route.padEnd(30)} ${h.reqPerSec.toFixed(0).padStart(7)} ${h.p50Ms.toFixed(2).padStart(9)} ${h.p99Ms.toFixed(2).padStart(7)} ${String(h.failures).padStart(9)}`);
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 function flag(argv: string[], name: string): number | undefined {

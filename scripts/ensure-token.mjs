@@ -13,7 +13,7 @@ if (!file) {
 }
 mkdirSync(path.dirname(file), { recursive: true });
 const aside = `${file}.${process.pid}`;
-writeFileSync(aside, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+writeFileSync(aside, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
 try {
   linkSync(aside, file);
 } catch (err) {

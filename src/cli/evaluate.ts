@@ -23,7 +23,7 @@ export function registerEvaluate(program: Command): void {
       try {
         const metrics = await evaluateBundle(model, flags.data);
         const { name, version } = model.manifest;
-        if (flags.json) process.stdout.write(JSON.stringify({ model: { name, version }, data: flags.data, metrics }) + '\n');
+        if (flags.json) process.stdout.write(`${JSON.stringify({ model: { name, version }, data: flags.data, metrics })}\n`);
         else process.stdout.write(`${name} ${version} on ${flags.data}:\n${formatMetrics(metrics)}\n`);
       } finally {
         await model.runtime.close?.();

@@ -15,7 +15,7 @@ export function describeSplit(w: Weights): string {
 }
 
 function describeMirror(m: MirrorConfig | null): string {
-  return m && m.target && m.percent > 0 ? `mirror ${m.percent}% to ${m.target}` : 'no mirror';
+  return m?.target && m.percent > 0 ? `mirror ${m.percent}% to ${m.target}` : 'no mirror';
 }
 
 /** The router's traffic held against what a release stands for (status reports this). */

@@ -122,7 +122,7 @@ export interface BundleContents {
 }
 
 function manifestText(manifest: Manifest): string {
-  return JSON.stringify(manifest, null, 2) + '\n';
+  return `${JSON.stringify(manifest, null, 2)}\n`;
 }
 
 /**

@@ -122,5 +122,5 @@ export function formatDataset(features: readonly string[], target: string, x: Fl
     cells.push(String(y[r]));
     out.push(cells.join(','));
   }
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }

@@ -39,7 +39,10 @@ export function manifestProblems(m: unknown): string[] {
     const seen = new Set<string>();
     m.features.forEach((f: unknown, i) => {
       const at = `features[${i}]`;
-      if (!isObj(f)) return bad(at, 'must be an object');
+      if (!isObj(f)) {
+        bad(at, 'must be an object');
+        return;
+      }
       if (!isNonEmptyString(f.name)) bad(`${at}.name`, 'must be a non-empty string');
       else if (seen.has(f.name)) bad(`${at}.name`, `repeats "${f.name}"`);
       else seen.add(f.name);

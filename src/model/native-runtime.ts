@@ -83,7 +83,7 @@ export class NativeForestRuntime implements ModelRuntime {
   private scaledValue(rows: Float64Array, r: number, j: number): number {
     const v = (rows[r * this.nFeatures + j] - this.mean[j]) / this.scale[j];
     // No split can place NaN (the callers validate inputs; this guards the contract).
-    if (v !== v) throw new RangeError(`predict: row ${r}, feature ${j} is NaN`);
+    if (Number.isNaN(v)) throw new RangeError(`predict: row ${r}, feature ${j} is NaN`);
     return v;
   }
 }

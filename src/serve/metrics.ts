@@ -165,7 +165,8 @@ export class ModelSeries {
       bySource = {};
       this.routes.set(route, bySource);
     }
-    return (bySource[source] ??= this.metrics.newRouteSeries(this.version, route, source));
+    bySource[source] ??= this.metrics.newRouteSeries(this.version, route, source);
+    return bySource[source];
   }
 
   /**

@@ -70,7 +70,9 @@ function flatten(where: string, data: unknown, shape: number[]): unknown[] {
     if (!Array.isArray(node) || node.length !== shape[depth]) {
       throw new V2RequestError(`${where}: data${at} must be an array of ${shape[depth]} (shape [${shape.join(', ')}])`);
     }
-    node.forEach((child, i) => walk(child, depth + 1, `${at}[${i}]`));
+    node.forEach((child, i) => {
+      walk(child, depth + 1, `${at}[${i}]`);
+    });
   };
   walk(data, 0, '');
   return out;

@@ -130,7 +130,7 @@ export class ReleaseStore implements ReleaseLog {
   /** Appends one engine step (state first, then events) durably: returns after fsync. */
   save(state: ReleaseState, events: readonly ReleaseEvent[] = []): void {
     const records: LogRecord[] = [{ kind: 'release', state }, ...events.map((event) => ({ kind: 'event' as const, event }))];
-    const data = records.map((r) => JSON.stringify(r)).join('\n') + '\n';
+    const data = `${records.map((r) => JSON.stringify(r)).join('\n')}\n`;
     fs.writeSync(this.fd, data);
     fs.fsyncSync(this.fd);
     for (const r of records) this.apply(r);

@@ -329,7 +329,7 @@ export class EmbeddedRouter implements TrafficDriver {
       {
         // Its presence tells undici this is a new-style handler (without it, the legacy callbacks are expected).
         onRequestStart: () => undefined,
-        onResponseStart: (controller, statusCode, headers) => {
+        onResponseStart: (_controller, statusCode, headers) => {
           this.m.upstreamSeconds(color, (performance.now() - started) / 1000);
           if (statusCode >= 500) {
             if (isUnavailableStatus(statusCode)) this.tracker.markFailure(color, `upstream answered ${statusCode}`);

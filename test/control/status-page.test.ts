@@ -49,7 +49,7 @@ describe('status page (Chromium, real stack)', () => {
   /** A light, bounded trickle of live traffic through the router, so the live numbers move. */
   async function load(): Promise<void> {
     while (!stopLoad.signal.aborted) {
-      await fetch(stack!.traffic.url + '/predict', {
+      await fetch(`${stack!.traffic.url}/predict`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(WINE_EXAMPLE),

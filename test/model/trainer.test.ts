@@ -136,7 +136,9 @@ describe('committed bundles', () => {
     const data = await readDataset(RED, { features: WINE_FEATURES, target: WINE_TARGET });
     const nf = WINE_FEATURES.length;
     const rows = new Float64Array(model.testRows.length * nf);
-    model.testRows.forEach((r, k) => rows.set(data.x.subarray(r * nf, (r + 1) * nf), k * nf));
+    model.testRows.forEach((r, k) => {
+      rows.set(data.x.subarray(r * nf, (r + 1) * nf), k * nf);
+    });
     const runtimePredictions = await loaded.runtime.predict(rows, model.testRows.length);
     expect(runtimePredictions).toEqual(model.testPredictions);
     expect(deserializeForest(await readFile(path.join(dir, 'forest.bin'))).nTrees).toBe(recorded.training.params?.trees);

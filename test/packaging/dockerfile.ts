@@ -36,7 +36,7 @@ function logicalLines(text: string): string[] {
     const trimmed = raw.trim();
     if (trimmed.startsWith('#') || (trimmed === '' && current === '')) continue;
     if (trimmed.endsWith('\\')) {
-      current += trimmed.slice(0, -1) + ' ';
+      current += `${trimmed.slice(0, -1)} `;
       continue;
     }
     current += trimmed;
@@ -136,7 +136,7 @@ function parseInstruction(keyword: string, rest: string): Instruction {
     case 'EXPOSE':
       return { kind: 'EXPOSE', ports: rest.split(/\s+/).map((p) => Number.parseInt(p, 10)) };
     case 'HEALTHCHECK': {
-      const { flags, remainder } = takeFlags(rest + ' ');
+      const { flags, remainder } = takeFlags(`${rest} `);
       const cmd = /^CMD\s+(\[[\s\S]*\])\s*$/.exec(remainder.trim());
       if (!cmd) throw new Error('HEALTHCHECK: expected CMD in exec form');
       return { kind: 'HEALTHCHECK', options: flags, command: jsonArray(cmd[1], 'HEALTHCHECK') };

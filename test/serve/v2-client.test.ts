@@ -93,7 +93,7 @@ describe.each(['native-forest', 'onnx'])('V2 client against a %s instance', (run
     expect(ok.status).toBe(200);
     expect((ok.body.outputs as { shape: number[] }[])[0].shape).toEqual([2]);
     const bad = await client.infer('wine-quality', { inputs: [{ name: 'input0', shape: [2, 10], datatype: 'FP32', data: rows.map((r) => r.slice(1)) }] });
-    expect(bad).toEqual({ status: 400, body: { error: "input 'input0': shape [2, 10] must be [N, 11] (columns: " + WINE_FEATURES.join(', ') + ')' } });
+    expect(bad).toEqual({ status: 400, body: { error: `input 'input0': shape [2, 10] must be [N, 11] (columns: ${WINE_FEATURES.join(', ')})` } });
     const missing = await client.infer('wine-quality', req, '0.0.0');
     expect(missing.status).toBe(404);
   });

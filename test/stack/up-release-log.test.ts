@@ -56,7 +56,7 @@ describe('bgserve up on a damaged release log', () => {
       const { lines, release, damagedLines } = damagedLog();
       expect(damagedLines).toHaveLength(4);
       const logFile = path.join(dir, RELEASE_LOG_FILE);
-      fs.writeFileSync(logFile, lines.join('\n') + '\n');
+      fs.writeFileSync(logFile, `${lines.join('\n')}\n`);
       const ports = { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort() };
       const controlUrl = `http://127.0.0.1:${ports.control}`;
       up = startCli([

@@ -14,7 +14,9 @@ function tmpFile(): string {
   dirs.push(dir);
   return path.join(dir, 'releases.jsonl');
 }
-afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
 
 function spec(id: string) {
   return buildSpec({ id, bundle: 'models/wine-quality/1.1.0', modelName: 'wine-quality', version: '1.1.0', sha256: 'abc', stableColor: 'blue' });
@@ -87,7 +89,7 @@ describe('release store', () => {
       const { file, lines, r1Loaded, r2 } = healthyLog();
       const kept = [...lines];
       kept.splice(2, 0, '{"kind":"release","sta\u0000garbage');
-      fs.writeFileSync(file, kept.join('\n') + '\n');
+      fs.writeFileSync(file, `${kept.join('\n')}\n`);
       const { store, warnings } = reopen(file);
       expect(store.damage).toEqual([{ line: 3, problem: expect.stringMatching(/^not valid JSON/) }]);
       expect(warnings).toEqual([expect.stringContaining(`${file}:3: skipped a damaged record`)]);
@@ -112,7 +114,7 @@ describe('release store', () => {
       ];
       // Spread through the log, none of them last.
       const mixed = [lines[0], bad[0], lines[1], bad[1], bad[2], ...lines.slice(2, -1), bad[3], bad[4], bad[5], lines[lines.length - 1]];
-      fs.writeFileSync(file, mixed.join('\n') + '\n');
+      fs.writeFileSync(file, `${mixed.join('\n')}\n`);
       const { store, warnings } = reopen(file);
       expect(store.damage.map((d) => d.line)).toEqual([2, 4, 5, mixed.length - 3, mixed.length - 2, mixed.length - 1]);
       expect(store.damage.map((d) => d.problem)).toEqual([

@@ -61,6 +61,8 @@ function respond(msg: Buffer, dns: FakeDns): Buffer | null {
   record.writeUInt16BE(1, 4); // IN
   record.writeUInt32BE(600, 6); // TTL: nginx's `valid=` overrides it
   record.writeUInt16BE(4, 10);
-  address.split('.').forEach((octet, i) => record.writeUInt8(Number(octet), 12 + i));
+  address.split('.').forEach((octet, i) => {
+    record.writeUInt8(Number(octet), 12 + i);
+  });
   return Buffer.concat([header, question, record]);
 }

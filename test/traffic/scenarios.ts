@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { COLORS, DEFAULT_BUNDLE, PREVIEW_HEADER, PREVIEW_TOKEN_HEADER, SOURCE_HEADER, type Color } from '../../src/config/defaults.js';
+import { DEFAULT_BUNDLE, PREVIEW_HEADER, PREVIEW_TOKEN_HEADER, SOURCE_HEADER, type Color } from '../../src/config/defaults.js';
 import { INSTANCE_METRICS } from '../../src/config/metric-names.js';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import { InstancePair, instanceSpecs, startInstance, type CliCommand, type InstanceSpec } from '../../src/stack/instances.js';
