@@ -44,7 +44,7 @@ export interface InferenceBenchOptions {
 /** Rows to predict: the bundle's own golden set (real, varied rows), repeated to the needed count. */
 function benchRows(source: Float64Array, nSource: number, nf: number, n: number): Float64Array {
   const out = new Float64Array(n * nf);
-  for (let r = 0; r < n; r++) out.set(source.subarray((r % nSource) * nf, (r % nSource + 1) * nf), r * nf);
+  for (let r = 0; r < n; r++) out.set(source.subarray((r % nSource) * nf, ((r % nSource) + 1) * nf), r * nf);
   return out;
 }
 
@@ -55,7 +55,14 @@ async function plainWalk(bundleDir: string, model: LoadedModel): Promise<ModelRu
   return new NativeForestRuntime(forest, model.manifest.preprocessing, 'plain');
 }
 
-async function timeRound(runtime: ModelRuntime, rows: Float64Array, nRows: number, nf: number, calls: number, rowsPerCall: number): Promise<{ wall: number; cpu: number }> {
+async function timeRound(
+  runtime: ModelRuntime,
+  rows: Float64Array,
+  nRows: number,
+  nf: number,
+  calls: number,
+  rowsPerCall: number,
+): Promise<{ wall: number; cpu: number }> {
   let sink = 0;
   const cpu0 = process.cpuUsage();
   const start = process.hrtime.bigint();

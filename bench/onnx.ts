@@ -82,7 +82,10 @@ export async function runOnnxBench(opts: OnnxBenchOptions = {}): Promise<OnnxBen
   try {
     const exported = await exportOnnxBundle(native, { outDir: path.join(tmp, 'onnx'), version: 'bench-onnx' });
     const inference = [await runInferenceBench({ bundleDir: native }), await runInferenceBench({ bundleDir: exported.dir })];
-    const http = [...(await httpRows(native, 'native-forest', connections, duration)), ...(await httpRows(exported.dir, 'onnx', connections, duration))];
+    const http = [
+      ...(await httpRows(native, 'native-forest', connections, duration)),
+      ...(await httpRows(exported.dir, 'onnx', connections, duration)),
+    ];
     return { inference, http, exportMaxAbsDiff: exported.maxAbsDiff, loadAverage: os.loadavg(), cpus: os.cpus().length };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
@@ -93,12 +96,16 @@ export function formatOnnxBench(r: OnnxBenchResult): string {
   const lines = [`onnx benchmark (${r.cpus} CPUs, load average ${r.loadAverage.map((l) => l.toFixed(2)).join(' ')})`];
   lines.push('runtime         single µs/row  batch-1000 µs/row  (cpu µs: single / batch)');
   for (const i of r.inference) {
-    lines.push(`${i.runtime.padEnd(15)} ${i.singleUsPerRow.toFixed(2).padStart(13)}  ${i.batchUsPerRow.toFixed(3).padStart(17)}  (${i.singleCpuUsPerRow.toFixed(2)} / ${i.batchCpuUsPerRow.toFixed(3)})`);
+    lines.push(
+      `${i.runtime.padEnd(15)} ${i.singleUsPerRow.toFixed(2).padStart(13)}  ${i.batchUsPerRow.toFixed(3).padStart(17)}  (${i.singleCpuUsPerRow.toFixed(2)} / ${i.batchCpuUsPerRow.toFixed(3)})`,
+    );
   }
   lines.push(`export parity on the golden rows: max |native - onnx| = ${r.exportMaxAbsDiff.toExponential(2)}`);
   lines.push('runtime         route                           req/s     p50 ms  p99 ms  failures');
   for (const h of r.http) {
-    lines.push(`${h.runtime.padEnd(15)} ${h.route.padEnd(30)} ${h.reqPerSec.toFixed(0).padStart(7)} ${h.p50Ms.toFixed(2).padStart(9)} ${h.p99Ms.toFixed(2).padStart(7)} ${String(h.failures).padStart(9)}`);
+    lines.push(
+      `${h.runtime.padEnd(15)} ${h.route.padEnd(30)} ${h.reqPerSec.toFixed(0).padStart(7)} ${h.p50Ms.toFixed(2).padStart(9)} ${h.p99Ms.toFixed(2).padStart(7)} ${String(h.failures).padStart(9)}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

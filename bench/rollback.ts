@@ -52,7 +52,8 @@ try {
     const { state } = await controller.command('rollback');
     command.push(performance.now() - t0);
     const w = stack.router.state().weights;
-    if (state.status !== 'rolled_back' || w[state.spec.stableColor] !== 100) throw new Error(`command run ${i}: ${state.status} ${JSON.stringify(w)}`);
+    if (state.status !== 'rolled_back' || w[state.spec.stableColor] !== 100)
+      throw new Error(`command run ${i}: ${state.status} ${JSON.stringify(w)}`);
   }
 } finally {
   await load.stop();
@@ -63,4 +64,6 @@ const [l1, l5] = os.loadavg();
 console.log(`rollback bench (${routerKind} router, ${os.cpus().length} cpus, load avg ${l1.toFixed(2)} ${l5.toFixed(2)})`);
 console.log(`  failing verdict -> 100% stable: ${summary(verdict)}`);
 console.log(`  rollback command -> 100% stable: ${summary(command)}`);
-console.log(`  client requests: ${load.sent} sent, ${load.failed} failed (the router replays the faulty version's 500s on the stable color), ${clientFailuresAfterRollback} failed after a rollback`);
+console.log(
+  `  client requests: ${load.sent} sent, ${load.failed} failed (the router replays the faulty version's 500s on the stable color), ${clientFailuresAfterRollback} failed after a rollback`,
+);

@@ -133,7 +133,12 @@ function cannon(url: string, connections: number, durationSeconds: number): Prom
   });
 }
 
-async function measure(target: ThroughputRow['target'], url: string, connections: number, seconds: number): Promise<Omit<ThroughputRow, 'ratio'>> {
+async function measure(
+  target: ThroughputRow['target'],
+  url: string,
+  connections: number,
+  seconds: number,
+): Promise<Omit<ThroughputRow, 'ratio'>> {
   await cannon(url, connections, 1); // warm-up: JIT, keep-alive pools
   const r = await cannon(url, connections, seconds);
   return {
@@ -165,7 +170,12 @@ async function switchUnderLoad(
       const started = performance.now();
       sent++;
       try {
-        const res = await request(`${url}/predict`, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' }, body: BODY });
+        const res = await request(`${url}/predict`, {
+          method: 'POST',
+          dispatcher: agent,
+          headers: { 'content-type': 'application/json' },
+          body: BODY,
+        });
         const answer = (await res.body.json()) as { color?: Color };
         if (res.statusCode !== 200) failed++;
         else if (answer.color === 'blue' && started > lastOldStart) lastOldStart = started;
@@ -193,7 +203,10 @@ export async function runRouterBench(opts: RouterBenchOptions = {}): Promise<Rou
   const seconds = opts.durationSeconds ?? 5;
   const connections = opts.connections ?? 64;
   const switchSeconds = opts.switchSeconds ?? 3;
-  const runner: 'dist' | 'tsx' = !opts.fromSource && existsSync(path.join(ROOT, 'dist/cli/main.js')) && existsSync(path.join(ROOT, 'dist/traffic/embedded-router.js')) ? 'dist' : 'tsx';
+  const runner: 'dist' | 'tsx' =
+    !opts.fromSource && existsSync(path.join(ROOT, 'dist/cli/main.js')) && existsSync(path.join(ROOT, 'dist/traffic/embedded-router.js'))
+      ? 'dist'
+      : 'tsx';
   const cli: CliCommand =
     runner === 'dist'
       ? { command: process.execPath, args: [path.join(ROOT, 'dist/cli/main.js')] }
@@ -221,7 +234,10 @@ export async function runRouterBench(opts: RouterBenchOptions = {}): Promise<Rou
         mode: { kind: 'managed', prefix: path.join(dir, 'nginx') },
       });
     }
-    const raw = [await measure('direct', pair.instances.blue.url, connections, seconds), await measure('embedded', embedded.url, connections, seconds)];
+    const raw = [
+      await measure('direct', pair.instances.blue.url, connections, seconds),
+      await measure('embedded', embedded.url, connections, seconds),
+    ];
     if (ngx) raw.push(await measure('nginx', ngx.url, connections, seconds));
     const direct = raw[0].reqPerSec;
     const rows = raw.map((r) => ({ ...r, ratio: Math.round((r.reqPerSec / direct) * 100) / 100 }));
@@ -273,7 +289,10 @@ export function formatRouterBench(r: RouterBenchResult): string {
         `${row.target.padEnd(9)}${String(row.reqPerSec).padStart(7)}${String(row.p50Ms).padStart(9)}${String(row.p99Ms).padStart(8)}${String(row.failures).padStart(8)}${row.ratio.toFixed(2).padStart(7)}`,
     ),
     'switch under load (blue -> green):',
-    ...r.switches.map((s) => `  ${s.router.padEnd(9)} sent ${s.sent}, failed ${s.failed}, command ${s.commandMs} ms, 100% on green after ${s.toNewColorMs} ms`),
+    ...r.switches.map(
+      (s) =>
+        `  ${s.router.padEnd(9)} sent ${s.sent}, failed ${s.failed}, command ${s.commandMs} ms, 100% on green after ${s.toNewColorMs} ms`,
+    ),
     `targets: embedded >= ${r.targets.embeddedRatio} (${r.met.embedded ? 'met' : 'MISSED'}), nginx >= ${r.targets.nginxRatio} (${r.met.nginx === null ? 'not run' : r.met.nginx ? 'met' : 'MISSED'}), switch <= ${r.targets.switchMs} ms (${r.met.switch ? 'met' : 'MISSED'}), 0 failed (${r.met.zeroFailed ? 'met' : 'MISSED'})`,
   ];
   return lines.join('\n');

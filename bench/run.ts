@@ -15,7 +15,10 @@ const BENCHMARKS = ['train', 'inference', 'serve', 'router', 'onnx', 'rollback']
 
 function machine(): string {
   const cpus = os.cpus();
-  const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  const load = os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
   return (
     `machine: ${cpus.length} x ${cpus[0]?.model ?? 'unknown cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
     `node ${process.version}, load average ${load}`

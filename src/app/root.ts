@@ -38,7 +38,10 @@ export interface Registries {
 }
 
 /** The plugins every control API serves (`up`, `controller`, tests), over the services the root built. */
-export function controlPlugins(s: { controller: ReleaseController; liveStats?: Omit<LiveSamplerOptions, 'instances'> }): { api: ControlPlugin[]; public: ControlPlugin[] } {
+export function controlPlugins(s: { controller: ReleaseController; liveStats?: Omit<LiveSamplerOptions, 'instances'> }): {
+  api: ControlPlugin[];
+  public: ControlPlugin[];
+} {
   return { api: [trafficRoutes, releaseRoutes(s.controller), liveStatsPlugin(s.liveStats)], public: [statusPagePlugin] };
 }
 
@@ -79,7 +82,10 @@ export async function buildControlPlane(o: ControlPlaneOptions): Promise<Control
     controller = createLocalController({
       store,
       traffic: o.traffic,
-      provider: (o.metricSources ?? builtInMetricSources()).create(o.metricSource ?? DEFAULT_METRIC_SOURCE, { instances, prometheusUrl: o.prometheusUrl }),
+      provider: (o.metricSources ?? builtInMetricSources()).create(o.metricSource ?? DEFAULT_METRIC_SOURCE, {
+        instances,
+        prometheusUrl: o.prometheusUrl,
+      }),
       instances,
       adminToken: await readTokenFile(path.resolve(o.adminTokenFile ?? path.join(stateDir, 'admin-token'))),
       // The same file the stack gave its router: the smoke checks go through the private preview route.
@@ -181,7 +187,11 @@ export async function startLocalStack(options: Partial<LocalStackOptions> = {}):
   const driver = drivers.get(opts.router);
   const files = stateFiles(opts.stateDir);
   const token = await ensureTokenFile(files.token);
-  const tokens = { admin: await ensureTokenFile(files.adminToken), router: await ensureTokenFile(files.routerToken), preview: await ensureTokenFile(files.previewToken) };
+  const tokens = {
+    admin: await ensureTokenFile(files.adminToken),
+    router: await ensureTokenFile(files.routerToken),
+    preview: await ensureTokenFile(files.previewToken),
+  };
   // Read once: the router starts on the traffic it says, and the controller then reconciles with the same log.
   const store = openReleaseLog(files.dir, opts.log);
   let processes;
@@ -228,7 +238,8 @@ export async function startLocalStack(options: Partial<LocalStackOptions> = {}):
         dataDir: path.join(files.dir, 'prometheus'),
         warn: opts.prometheus.warn ?? (() => undefined),
       });
-      if (prometheus) await record.add({ role: 'prometheus', pid: prometheus.pid, host: '127.0.0.1', port: opts.prometheus.port, stopSignal: 'SIGTERM' });
+      if (prometheus)
+        await record.add({ role: 'prometheus', pid: prometheus.pid, host: '127.0.0.1', port: opts.prometheus.port, stopSignal: 'SIGTERM' });
     }
     const plane = control;
     let stopping: Promise<void> | null = null;
@@ -300,7 +311,13 @@ export async function startControllerStack(o: ControllerStackOptions): Promise<C
   const store = openReleaseLog(stateDir, o.log);
   let traffic: TrafficDriver;
   try {
-    traffic = await driver.start({ listen: o.routerListen, upstreams: o.upstreams, previewToken, initial: startupTraffic(store.latest()), options: o.driverOptions ?? {} });
+    traffic = await driver.start({
+      listen: o.routerListen,
+      upstreams: o.upstreams,
+      previewToken,
+      initial: startupTraffic(store.latest()),
+      options: o.driverOptions ?? {},
+    });
   } catch (err) {
     store.close();
     throw err;

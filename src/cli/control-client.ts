@@ -100,7 +100,11 @@ export class ControlClient {
         headersTimeout: 30_000,
       });
     } catch (err) {
-      throw new ControlClientError(`cannot reach the control API at ${this.url} (is \`bgserve up\` running?): ${(err as Error).message}`, null, 'unreachable');
+      throw new ControlClientError(
+        `cannot reach the control API at ${this.url} (is \`bgserve up\` running?): ${(err as Error).message}`,
+        null,
+        'unreachable',
+      );
     }
     const text = await res.body.text();
     let parsed: unknown = text;
@@ -111,7 +115,12 @@ export class ControlClient {
     }
     if (res.statusCode >= 400) {
       const e = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as { error?: string; message?: string; details?: unknown };
-      const details = e.details && typeof e.details === 'object' ? ` (${Object.entries(e.details).map(([k, v]) => `${k}: ${String(v)}`).join('; ')})` : '';
+      const details =
+        e.details && typeof e.details === 'object'
+          ? ` (${Object.entries(e.details)
+              .map(([k, v]) => `${k}: ${String(v)}`)
+              .join('; ')})`
+          : '';
       throw new ControlClientError(`${e.message ?? String(parsed)}${details}`, res.statusCode, e.error ?? 'error', e.details);
     }
     return parsed as T;

@@ -62,7 +62,13 @@ export async function runController(opts: ControllerCliOptions, registries: Regi
     log,
     registries: { ...registries, drivers },
   });
-  log('controller is up', { control: stack.controlUrl, router: stack.traffic.url, kind: stack.traffic.kind, blue: urls.blue, green: urls.green });
+  log('controller is up', {
+    control: stack.controlUrl,
+    router: stack.traffic.url,
+    kind: stack.traffic.kind,
+    blue: urls.blue,
+    green: urls.green,
+  });
 
   await new Promise<void>((resolve) => {
     process.once('SIGINT', () => resolve());
@@ -97,7 +103,14 @@ export function registerController(program: Command): void {
     .requiredOption('--green-url <url>', 'the green instance, e.g. http://mlservice_green:8000')
     .option('--host <host>', 'address the control API (and the embedded router) listen on', '127.0.0.1')
     .option('--port <port>', 'control API port', port, PORTS.control)
-    .option('--router <kind>', drivers.all().map((d) => `${d.kind} (${d.about})`).join(' | '), DEFAULT_DRIVER)
+    .option(
+      '--router <kind>',
+      drivers
+        .all()
+        .map((d) => `${d.kind} (${d.about})`)
+        .join(' | '),
+      DEFAULT_DRIVER,
+    )
     .option('--router-host <host>', 'embedded router address (default: --host)')
     .option('--router-port <port>', 'embedded router port', port, PORTS.router)
     .option('--state-dir <dir>', 'token, release log and admin token', DEFAULT_STATE_DIR)

@@ -21,7 +21,9 @@ interface ImportFlags {
 export function registerOnnx(program: Command): void {
   program
     .command('export-onnx')
-    .description('Write a native-forest bundle as an ONNX model (ai.onnx.ml Scaler + TreeEnsembleRegressor, as skl2onnx does) in a bundle of its own.')
+    .description(
+      'Write a native-forest bundle as an ONNX model (ai.onnx.ml Scaler + TreeEnsembleRegressor, as skl2onnx does) in a bundle of its own.',
+    )
     .argument('<bundle>', 'native-forest bundle folder, e.g. models/wine-quality/1.0.0')
     .option('--out <dir>', 'bundle folder to write (default: beside the source, named by the new version)')
     .option('--version <version>', 'version of the new bundle (default: the source version + "-onnx")')
@@ -40,7 +42,10 @@ export function registerOnnx(program: Command): void {
     .description("Make a servable bundle from an outside ONNX regressor (e.g. skl2onnx's export of a scikit-learn pipeline).")
     .argument('<model>', 'the .onnx file')
     .option('--features <names...>', "the model's input columns, in order")
-    .option('--features-from <csv>', 'a CSV whose header gives the features (all columns but --target) and whose rows give ranges and metrics')
+    .option(
+      '--features-from <csv>',
+      'a CSV whose header gives the features (all columns but --target) and whose rows give ranges and metrics',
+    )
     .requiredOption('--name <name>', 'model name, e.g. wine-quality')
     .requiredOption('--version <version>', 'model version, e.g. 2.0.0')
     .option('--out <dir>', 'bundle folder to write (default: models/<name>/<version>)')
@@ -59,7 +64,9 @@ export function registerOnnx(program: Command): void {
       const m = r.manifest;
       process.stdout.write(
         `imported ${m.name} ${m.version} (format onnx, ${m.features.length} features, input '${m.onnx?.input}', output '${m.onnx?.output}') to ${r.dir}\n` +
-          (flags.featuresFrom ? `  on ${m.training.data.rows} rows of ${m.training.data.file}: rmse ${m.training.metrics.rmse.toFixed(4)}, r2 ${m.training.metrics.r2.toFixed(4)}\n` : ''),
+          (flags.featuresFrom
+            ? `  on ${m.training.data.rows} rows of ${m.training.data.file}: rmse ${m.training.metrics.rmse.toFixed(4)}, r2 ${m.training.metrics.r2.toFixed(4)}\n`
+            : ''),
       );
     });
 }

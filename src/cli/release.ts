@@ -51,7 +51,8 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
 /** A value in the unit of its check; values are recorded in SI units, thresholds shown as configured. */
 function inUnit(value: number, unit: CheckUnit, isThreshold: boolean): string {
   const scaled = value * unit.scale;
-  const shown = unit.decimals !== null ? scaled.toFixed(unit.decimals) : isThreshold ? String(scaled) : String(Math.round(scaled * 1e4) / 1e4);
+  const shown =
+    unit.decimals !== null ? scaled.toFixed(unit.decimals) : isThreshold ? String(scaled) : String(Math.round(scaled * 1e4) / 1e4);
   return `${shown}${unit.symbol}`;
 }
 
@@ -96,7 +97,9 @@ export function formatReleaseSummary(r: ReleaseState, traffic?: ReleaseTraffic, 
     lines[1] += `  [BUT live traffic disagrees with it: ${traffic.message}]`;
   }
   if (r.lastAnalysis && isLive(r.status)) {
-    lines.push(`analysis ${r.lastAnalysis.outcome} on ${r.lastAnalysis.samples.target} requests: ${formatChecks(r.lastAnalysis.checks, catalogue)}`);
+    lines.push(
+      `analysis ${r.lastAnalysis.outcome} on ${r.lastAnalysis.samples.target} requests: ${formatChecks(r.lastAnalysis.checks, catalogue)}`,
+    );
   }
   return lines.join('\n');
 }
@@ -114,7 +117,11 @@ export function formatHistory(releases: readonly ReleaseState[]): string {
   ]);
   const header = ['id', 'started (UTC)', 'strategy', 'version', 'status', 'took', 'reason'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.slice().map((row) => (i === 6 ? 0 : row[i].length))));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] + 2))).join('').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] + 2)))
+      .join('')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
 
@@ -130,11 +137,14 @@ async function follow(client: ControlClient, id: string, opts: Opts, timeoutMs: 
   const deadline = Date.now() + timeoutMs;
   let next = shown;
   for (;;) {
-    const page = await client.get<{ release: ReleaseState; events: ReleaseEvent[]; next: number }>(`/api/releases/${encodeURIComponent(id)}/events?after=${next}`);
+    const page = await client.get<{ release: ReleaseState; events: ReleaseEvent[]; next: number }>(
+      `/api/releases/${encodeURIComponent(id)}/events?after=${next}`,
+    );
     if (!opts.json) for (const e of page.events) process.stdout.write(`${formatEvent(e, page.release.createdAt)}\n`);
     next = page.next;
     if (!isLive(page.release.status) || page.release.status === 'paused') return page.release;
-    if (Date.now() > deadline) throw new Error(`release ${id} still ${page.release.status} after ${seconds(timeoutMs)}; follow it with \`bgserve release ${id}\``);
+    if (Date.now() > deadline)
+      throw new Error(`release ${id} still ${page.release.status} after ${seconds(timeoutMs)}; follow it with \`bgserve release ${id}\``);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -158,7 +168,11 @@ async function runDeploy(bundle: string, opts: DeployCliOptions): Promise<void> 
   const started = await client.post<ReleaseView>('/api/releases', body);
   const { spec } = started.release;
   if (!opts.wait) {
-    print(opts, started, `${formatReleaseSummary(started.release)}\nfollow it with \`bgserve release ${spec.id}\` or \`bgserve deploy ... --wait\``);
+    print(
+      opts,
+      started,
+      `${formatReleaseSummary(started.release)}\nfollow it with \`bgserve release ${spec.id}\` or \`bgserve deploy ... --wait\``,
+    );
     return;
   }
   if (!opts.json) process.stdout.write(`deploying ${spec.modelName} ${spec.version} (${spec.strategy}) as release ${spec.id}\n`);

@@ -49,13 +49,21 @@ export async function runRouter(o: RouterCliOptions): Promise<void> {
   const previewToken = o.previewTokenFile !== undefined ? await readTokenFile(o.previewTokenFile) : undefined;
   const drivers = builtInDrivers();
   if (!drivers.has(o.kind)) throw new InvalidArgumentError(`--kind must be ${drivers.choices()}`);
-  const router = await drivers.get(o.kind).start({ listen: { host: o.host, port: o.port }, upstreams: { blue: o.blue, green: o.green }, initial: o.initial, previewToken, options: {} });
+  const router = await drivers.get(o.kind).start({
+    listen: { host: o.host, port: o.port },
+    upstreams: { blue: o.blue, green: o.green },
+    initial: o.initial,
+    previewToken,
+    options: {},
+  });
   const control = await startRouterControl({ driver: router, host: '127.0.0.1', port: 0, token });
   const ready: RouterReady = { pid: process.pid, port: Number(new URL(router.url).port || 80), controlPort: control.port };
   const tmp = `${o.readyFile}.${process.pid}.tmp`;
   await writeFile(tmp, `${JSON.stringify(ready)}\n`, { mode: 0o600 });
   await rename(tmp, o.readyFile);
-  process.stdout.write(`bgserve router: ${router.url} (pid ${process.pid}), control on ${control.url}, weights ${JSON.stringify(router.state().weights)}\n`);
+  process.stdout.write(
+    `bgserve router: ${router.url} (pid ${process.pid}), control on ${control.url}, weights ${JSON.stringify(router.state().weights)}\n`,
+  );
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));

@@ -97,10 +97,20 @@ export function registerServe(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--color <color>', `color label of this instance (${COLORS.join(' | ')})`, color)
     .option('--admin-token-file <file>', `bearer token of POST /admin/model (else env ${ADMIN_TOKEN_ENV}; neither: admin disabled)`)
-    .option('--bundle-root <dir>', 'a folder POST /admin/model may load bundles from (repeatable); ./models and the folder two above --bundle always are', collect, [])
+    .option(
+      '--bundle-root <dir>',
+      'a folder POST /admin/model may load bundles from (repeatable); ./models and the folder two above --bundle always are',
+      collect,
+      [],
+    )
     .option('--batch-limit <rows>', 'rows per /predict/batch request (more: 413)', integer(1), SERVE_DEFAULTS.batchLimit)
     .option('--body-limit <bytes>', 'bytes per request body (more: 413)', integer(1), SERVE_DEFAULTS.bodyLimit)
-    .option('--drain-delay-ms <ms>', 'on SIGTERM, time between /ready turning 503 and closing the socket', integer(0), DRAIN_DEFAULTS.drainDelayMs)
+    .option(
+      '--drain-delay-ms <ms>',
+      'on SIGTERM, time between /ready turning 503 and closing the socket',
+      integer(0),
+      DRAIN_DEFAULTS.drainDelayMs,
+    )
     .option('--log-level <level>', 'pino log level (debug logs every request)', 'info')
     .action(async (opts: ServeCliOptions) => {
       await runServe(opts);

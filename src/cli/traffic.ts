@@ -53,10 +53,7 @@ export function formatStatus(r: StatusReport): string {
     for (const d of damage.slice(0, 5)) lines.push(`           line ${d.line}: ${d.problem}`);
     if (damage.length > 5) lines.push(`           ... and ${damage.length - 5} more`);
   }
-  lines.push(
-    '',
-    `${pad('color', 7)}${pad('weight', 8)}${pad('router', 11)}${pad('instance', 10)}${pad('model', 22)}${pad('pid', 9)}url`,
-  );
+  lines.push('', `${pad('color', 7)}${pad('weight', 8)}${pad('router', 11)}${pad('instance', 10)}${pad('model', 22)}${pad('pid', 9)}url`);
   const problems: string[] = [];
   for (const color of COLORS) {
     const c = r.colors[color];
@@ -161,7 +158,10 @@ export function registerTraffic(program: Command): void {
     const report = await client.get<StatusReport>('/api/status');
     // The current or latest release beside the split, so status says whether traffic is where the release put
     // it; a control API without releases (none yet, or no release routes) leaves it out rather than failing.
-    const release = await client.get<ReleaseView>('/api/releases/current').then((v) => v.release, () => null);
+    const release = await client.get<ReleaseView>('/api/releases/current').then(
+      (v) => v.release,
+      () => null,
+    );
     const summary = release ? `\n\n${formatReleaseSummary(release, report.releaseTraffic)}` : '';
     print(opts, release ? { ...report, release } : report, `${formatStatus(report)}${summary}`);
   });

@@ -49,7 +49,10 @@ export function registerTrain(program: Command): void {
     .option('--max-depth <n>', 'maximum tree depth (default: unlimited)', positiveInt)
     .option('--min-samples-leaf <n>', 'minimum distinct samples per leaf', positiveInt, d.minSamplesLeaf)
     .option('--max-features <f>', 'features tried per split: all, sqrt, log2, a share in (0, 1] or a count', maxFeatures, d.maxFeatures)
-    .option('--created-at <iso>', 'creation time written to the manifest (default: $SOURCE_DATE_EPOCH, else now); fix it for byte-identical bundles')
+    .option(
+      '--created-at <iso>',
+      'creation time written to the manifest (default: $SOURCE_DATE_EPOCH, else now); fix it for byte-identical bundles',
+    )
     .action(async (flags: TrainFlags) => {
       const { manifest, trainMs } = await trainBundle({
         dataFile: flags.data,

@@ -40,7 +40,9 @@ export async function runUp(opts: Partial<LocalStackOptions>): Promise<void> {
     ...opts,
     prometheus: opts.prometheus && { ...opts.prometheus, warn: (message) => process.stderr.write(`bgserve: ${message}\n`) },
     onInstanceExit: (color, exit) =>
-      process.stderr.write(`bgserve: ${color} exited (${describeExit(exit)}); not restarted. The router sends its traffic to the other color.\n`),
+      process.stderr.write(
+        `bgserve: ${color} exited (${describeExit(exit)}); not restarted. The router sends its traffic to the other color.\n`,
+      ),
     log: (message, fields) => process.stdout.write(`bgserve: ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`),
   });
   process.once('exit', () => stack.killNow());
@@ -80,14 +82,25 @@ export function registerUp(program: Command): void {
     .option('--bundle <dir>', 'model bundle both colors start with', DEFAULT_BUNDLE)
     .option('--state-dir <dir>', 'token, logs and nginx files', DEFAULT_STATE_DIR)
     .option('--host <host>', 'address every part listens on', '127.0.0.1')
-    .option('--bundle-root <dir>', 'a folder releases may load bundles from, besides models/ and the state dir (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .option(
+      '--bundle-root <dir>',
+      'a folder releases may load bundles from, besides models/ and the state dir (repeatable)',
+      (v: string, prev: string[]) => [...prev, v],
+      [],
+    )
     .option('--prometheus', 'also start a local Prometheus (when installed) scraping the stack, with the alert rules')
     .option('--prometheus-port <port>', 'its port', port, PORTS.prometheus)
-    .option('--release-metrics <source>', 'what releases are judged on: scrape (the instances directly) | prometheus (needs --prometheus)', 'scrape')
+    .option(
+      '--release-metrics <source>',
+      'what releases are judged on: scrape (the instances directly) | prometheus (needs --prometheus)',
+      'scrape',
+    )
     .action(async (o: UpCliOptions) => {
       if (!drivers.has(o.router)) throw new InvalidArgumentError(`--router must be ${drivers.choices()}`);
-      if (!metricSources.has(o.releaseMetrics)) throw new InvalidArgumentError(`--release-metrics must be ${metricSources.kinds().join(' or ')}`);
-      if (o.releaseMetrics === 'prometheus' && !o.prometheus) throw new InvalidArgumentError('--release-metrics prometheus needs --prometheus');
+      if (!metricSources.has(o.releaseMetrics))
+        throw new InvalidArgumentError(`--release-metrics must be ${metricSources.kinds().join(' or ')}`);
+      if (o.releaseMetrics === 'prometheus' && !o.prometheus)
+        throw new InvalidArgumentError('--release-metrics prometheus needs --prometheus');
       const { bundleRoot, prometheus, prometheusPort, ...rest } = o;
       await runUp({ ...rest, ...(prometheus ? { prometheus: { port: prometheusPort } } : {}), bundleRoots: bundleRoot });
       process.exit(0);

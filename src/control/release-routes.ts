@@ -73,7 +73,12 @@ export function releaseRoutes(controller: ReleaseController): ControlPlugin {
 
     const find = (id: string): ReleaseState => {
       const release = id === 'current' ? controller.current() : controller.history(10_000).find((r) => r.spec.id === id);
-      if (!release) throw new ControlError(404, 'no_release', id === 'current' ? 'no release yet: start one with `bgserve deploy <bundle>`' : `no release ${id}`);
+      if (!release)
+        throw new ControlError(
+          404,
+          'no_release',
+          id === 'current' ? 'no release yet: start one with `bgserve deploy <bundle>`' : `no release ${id}`,
+        );
       return release;
     };
 

@@ -43,7 +43,13 @@ export async function buildControlServer(opts: ControlServerOptions): Promise<Co
   });
   const processRegistry = new Registry();
   collectDefaultMetrics({ register: processRegistry, prefix: 'bgserve_control_' });
-  const ctx: ControlContext = { traffic: opts.traffic, colors: opts.colors, stack: opts.stack, releases: opts.releases, metrics: opts.metrics ?? new Registry() };
+  const ctx: ControlContext = {
+    traffic: opts.traffic,
+    colors: opts.colors,
+    stack: opts.stack,
+    releases: opts.releases,
+    metrics: opts.metrics ?? new Registry(),
+  };
 
   app.setErrorHandler((err: FastifyError | Error, _request, reply) => {
     if (err instanceof ControlError) {

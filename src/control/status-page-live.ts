@@ -35,7 +35,11 @@ function isWindow(v: ColorWindow | { error: string }): v is ColorWindow {
 }
 
 /** The numbers between two snapshots of one color (pure). */
-export function liveColorStats(then: ColorWindow | { error: string } | undefined, now: ColorWindow | { error: string }, seconds: number): LiveColorStats {
+export function liveColorStats(
+  then: ColorWindow | { error: string } | undefined,
+  now: ColorWindow | { error: string },
+  seconds: number,
+): LiveColorStats {
   if (!isWindow(now)) return { requestRate: null, errorRatio: null, p99Seconds: null, error: now.error };
   if (then === undefined || !isWindow(then) || seconds <= 0) return { requestRate: null, errorRatio: null, p99Seconds: null, error: null };
   // A restarted instance's counters start again from zero: colorDelta counts them from the reset, as PromQL does.

@@ -34,7 +34,8 @@ export function releaseTraffic(release: ReleaseState, state: TrafficState): Rele
   const live = { weights: state.weights, mirror: state.mirror };
   const agrees = trafficAgrees(release, state);
   const mirrorAgrees = describeMirror(live.mirror) === describeMirror(desired.mirror);
-  const shown = (t: { weights: Weights; mirror: MirrorConfig }) => (mirrorAgrees ? describeSplit(t.weights) : `${describeSplit(t.weights)}, ${describeMirror(t.mirror)}`);
+  const shown = (t: { weights: Weights; mirror: MirrorConfig }) =>
+    mirrorAgrees ? describeSplit(t.weights) : `${describeSplit(t.weights)}, ${describeMirror(t.mirror)}`;
   const message = agrees
     ? null
     : `live ${shown(live)}, but release ${release.spec.id} (${release.status}) wants ${shown(desired)}: traffic was moved outside the release`;

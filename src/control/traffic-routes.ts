@@ -50,7 +50,8 @@ export async function fetchInstanceHealth(url: string, timeoutMs = 1_000): Promi
   try {
     const res = await request(`${url}/health`, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
     const body = (await res.body.json()) as { state?: string; model?: InstanceHealth['model'] };
-    if (res.statusCode !== 200) return { ok: false, state: body.state ?? null, model: body.model ?? null, error: `GET /health answered ${res.statusCode}` };
+    if (res.statusCode !== 200)
+      return { ok: false, state: body.state ?? null, model: body.model ?? null, error: `GET /health answered ${res.statusCode}` };
     return { ok: true, state: body.state ?? null, model: body.model ?? null, error: null };
   } catch (err) {
     return { ok: false, state: null, model: null, error: describeError(err) };

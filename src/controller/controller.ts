@@ -19,7 +19,14 @@ import { createRelease, isAnalysisPhase, isLive, reconcile, refusedRelease, step
 import { buildSpec, SpecError, type ReleaseRequest } from '../release/spec.js';
 import type { Action, Command, Observation, ReleaseEvent, ReleaseState, StepInput, StepResult } from '../release/types.js';
 import { systemClock } from './clock.js';
-import { ANALYSIS_CALL_TIMEOUT_MS, ANALYSIS_EVERY_MS, CONTROLLER_TICK_MS, READY_POLL_MS, READY_TIMEOUT_MS, TARGET_UNREADABLE_MS } from './defaults.js';
+import {
+  ANALYSIS_CALL_TIMEOUT_MS,
+  ANALYSIS_EVERY_MS,
+  CONTROLLER_TICK_MS,
+  READY_POLL_MS,
+  READY_TIMEOUT_MS,
+  TARGET_UNREADABLE_MS,
+} from './defaults.js';
 import { ControllerMetrics } from './metrics.js';
 import type { Clock, InstanceAdminPort, MetricsProvider, PreviewPort, ReleaseLog, TrafficPort } from './ports.js';
 import { runSmoke } from './smoke.js';
@@ -45,7 +52,10 @@ export interface ControllerOptions {
 }
 
 /** Options a user gives to `deploy` (everything else comes from the bundle and the defaults). */
-export type DeployOptions = Omit<ReleaseRequest, 'id' | 'bundle' | 'modelName' | 'version' | 'sha256' | 'stableColor' | 'stableBundle' | 'stableVersion' | 'stableSha256'>;
+export type DeployOptions = Omit<
+  ReleaseRequest,
+  'id' | 'bundle' | 'modelName' | 'version' | 'sha256' | 'stableColor' | 'stableBundle' | 'stableVersion' | 'stableSha256'
+>;
 
 export class DeployError extends Error {
   constructor(
@@ -180,14 +190,23 @@ export class ReleaseController {
   deploy(bundle: string, options: DeployOptions = {}): Promise<ReleaseState> {
     return this.serial(async () => {
       if (this.live && isLive(this.live.status)) {
-        throw new DeployError('release_in_progress', `release ${this.live.spec.id} is ${this.live.status} (${this.live.phase}): promote, abort or wait for it first`, undefined, this.live);
+        throw new DeployError(
+          'release_in_progress',
+          `release ${this.live.spec.id} is ${this.live.status} (${this.live.phase}): promote, abort or wait for it first`,
+          undefined,
+          this.live,
+        );
       }
       const dir = path.resolve(bundle);
       const stableColor = this.stableColor();
       const stable = await this.opts.admin.model(stableColor);
       const id = newReleaseId(this.clock.now());
       // Where the stable color's model came from, so a restart can put it back (see reconcileLatest).
-      const origin = stable && this.opts.store.list(10_000).find((r) => r.status === 'succeeded' && r.spec.targetColor === stableColor && r.spec.sha256 === stable.sha256);
+      const origin =
+        stable &&
+        this.opts.store
+          .list(10_000)
+          .find((r) => r.status === 'succeeded' && r.spec.targetColor === stableColor && r.spec.sha256 === stable.sha256);
       const base = {
         id,
         bundle: dir,
@@ -204,7 +223,9 @@ export class ReleaseController {
         if (!(err instanceof BundleError)) throw err;
         const claimed = await readClaimedIdentity(dir);
         const spec = buildSpec({ ...base, ...claimed, sha256: '' });
-        const refused = refusedRelease(spec, this.clock.now(), `bundle refused before any traffic moved: ${err.message}`, { code: err.code });
+        const refused = refusedRelease(spec, this.clock.now(), `bundle refused before any traffic moved: ${err.message}`, {
+          code: err.code,
+        });
         await this.apply(refused);
         throw new DeployError('bundle_refused', err.message, [{ field: 'bundle', problem: err.code }], refused.state);
       }
@@ -257,7 +278,8 @@ export class ReleaseController {
   tick(): Promise<void> {
     return this.serial(async () => {
       for (const item of this.inbox.splice(0)) {
-        if (this.live?.spec.id === item.releaseId && isLive(this.live.status)) await this.feed(this.live, { now: this.clock.now(), observation: item.observation });
+        if (this.live?.spec.id === item.releaseId && isLive(this.live.status))
+          await this.feed(this.live, { now: this.clock.now(), observation: item.observation });
       }
       const r = this.live;
       if (!r || !isLive(r.status)) return;
@@ -333,7 +355,8 @@ export class ReleaseController {
    */
   private async apply(out: StepResult, before?: ReleaseState, previous: ReleaseState | undefined = before): Promise<void> {
     const { state } = out;
-    const changed = !before || out.events.length > 0 || out.actions.length > 0 || before.status !== state.status || before.phase !== state.phase;
+    const changed =
+      !before || out.events.length > 0 || out.actions.length > 0 || before.status !== state.status || before.phase !== state.phase;
     if (changed) this.opts.store.save(state, out.events);
     this.live = isLive(state.status) ? state : undefined;
     if (changed) {
@@ -426,6 +449,9 @@ async function readClaimedIdentity(dir: string): Promise<{ modelName: string; ve
 }
 
 function newReleaseId(now: number): string {
-  const t = new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const t = new Date(now)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `r-${t}-${randomBytes(2).toString('hex')}`;
 }

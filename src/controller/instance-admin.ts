@@ -40,7 +40,10 @@ export class InstanceAdmin implements InstanceAdminPort {
   /** GET /health: the model a color serves, or null when it does not answer. */
   async model(color: Color): Promise<ModelIdentity | null> {
     try {
-      const res = await request(this.url(color, '/health'), { headersTimeout: INSTANCE_PROBE_TIMEOUT_MS, bodyTimeout: INSTANCE_PROBE_TIMEOUT_MS });
+      const res = await request(this.url(color, '/health'), {
+        headersTimeout: INSTANCE_PROBE_TIMEOUT_MS,
+        bodyTimeout: INSTANCE_PROBE_TIMEOUT_MS,
+      });
       const body = (await res.body.json()) as { model?: ModelIdentity };
       return res.statusCode === 200 && body.model ? body.model : null;
     } catch {
@@ -51,7 +54,10 @@ export class InstanceAdmin implements InstanceAdminPort {
   /** GET /ready answers 200. */
   async ready(color: Color): Promise<boolean> {
     try {
-      const res = await request(this.url(color, '/ready'), { headersTimeout: INSTANCE_PROBE_TIMEOUT_MS, bodyTimeout: INSTANCE_PROBE_TIMEOUT_MS });
+      const res = await request(this.url(color, '/ready'), {
+        headersTimeout: INSTANCE_PROBE_TIMEOUT_MS,
+        bodyTimeout: INSTANCE_PROBE_TIMEOUT_MS,
+      });
       await res.body.dump();
       return res.statusCode === 200;
     } catch {

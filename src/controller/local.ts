@@ -48,7 +48,10 @@ export function createLocalController(s: LocalControllerServices): ReleaseContro
  * rolled-back one, or the old one after a promotion). Undefined without a release: the log has no say (a new
  * router starts all on blue, an adopted one keeps what it serves).
  */
-export function startupTraffic(latest: ReleaseState | undefined, now: number = Date.now()): { weights: Weights; mirror: MirrorConfig } | undefined {
+export function startupTraffic(
+  latest: ReleaseState | undefined,
+  now: number = Date.now(),
+): { weights: Weights; mirror: MirrorConfig } | undefined {
   if (!latest) return undefined;
   return desiredTraffic(reconcile(latest, now).state);
 }

@@ -49,7 +49,7 @@ export class ControllerMetrics {
     };
     this.weight = new Gauge({
       name: CONTROLLER_METRICS.weight,
-      help: 'Traffic weight in force, percent, as the controller\'s traffic driver reports it.',
+      help: "Traffic weight in force, percent, as the controller's traffic driver reports it.",
       labelNames: ['color'],
       registers,
       collect: currentWeights ? () => setWeights(currentWeights()) : undefined,

@@ -80,19 +80,34 @@ export class PreviewClient implements PreviewPort {
   }
 }
 
-export async function runSmoke(client: PreviewPort, target: Color, stable: Color, bundleDir: string, expectedVersion: string): Promise<SmokeResult> {
+export async function runSmoke(
+  client: PreviewPort,
+  target: Color,
+  stable: Color,
+  bundleDir: string,
+  expectedVersion: string,
+): Promise<SmokeResult> {
   const failures: string[] = [];
   const golden = await readGoldenSet(bundleDir).catch((err: Error) => {
     failures.push(`golden set unreadable: ${err.message}`);
     return null;
   });
   if (!golden) {
-    return { ok: false, failures: failures.length ? failures : [`bundle ships no ${GOLDEN_FILE}: the quality gate cannot run`], rows: 0, rmse: null, agreement: null, meanAbsDelta: null };
+    return {
+      ok: false,
+      failures: failures.length ? failures : [`bundle ships no ${GOLDEN_FILE}: the quality gate cannot run`],
+      rows: 0,
+      rmse: null,
+      agreement: null,
+      meanAbsDelta: null,
+    };
   }
   try {
     const [candidate, baseline] = await Promise.all([client.predictBatch(target, golden.rows), client.predictBatch(stable, golden.rows)]);
-    if (candidate.model.version !== expectedVersion) failures.push(`${target} answers version ${candidate.model.version}, expected ${expectedVersion}`);
-    if (candidate.predictions.length !== golden.rows.length) failures.push(`${target} answered ${candidate.predictions.length} of ${golden.rows.length} rows`);
+    if (candidate.model.version !== expectedVersion)
+      failures.push(`${target} answers version ${candidate.model.version}, expected ${expectedVersion}`);
+    if (candidate.predictions.length !== golden.rows.length)
+      failures.push(`${target} answered ${candidate.predictions.length} of ${golden.rows.length} rows`);
     if (failures.length) return { ok: false, failures, rows: golden.rows.length, rmse: null, agreement: null, meanAbsDelta: null };
     const cmp = compareGolden(golden.labels, candidate.predictions, baseline.predictions);
     return { ok: true, failures, rows: cmp.rows, rmse: cmp.rmse, agreement: cmp.agreement, meanAbsDelta: cmp.meanAbsDelta };

@@ -79,11 +79,7 @@ function prometheusMetric(check: Check, opts: { interval: string; count: number;
   };
 }
 
-const templateArgs = [
-  { name: 'latest-hash' },
-  { name: 'stable-hash' },
-  { name: 'prometheus-address', value: 'http://prometheus:9090' },
-];
+const templateArgs = [{ name: 'latest-hash' }, { name: 'stable-hash' }, { name: 'prometheus-address', value: 'http://prometheus:9090' }];
 
 /** A node one-liner (the image has node, not curl): the original example, SMOKE_REQUESTS times, all 200. */
 export function smokeScript(): string {
@@ -134,7 +130,9 @@ export function smokeTemplate(catalogue: Catalogue = CATALOGUE): AnalysisTemplat
         },
         // After the smoke traffic has landed in Prometheus (scrape every 5 s).
         // The preview pods take no live traffic: only the checks of the new pods alone apply.
-        ...promChecks(catalogue).filter((c) => !c.comparesWithStable).map((c) => prometheusMetric(c, { interval: '15s', count: 2, initialDelay: '30s' })),
+        ...promChecks(catalogue)
+          .filter((c) => !c.comparesWithStable)
+          .map((c) => prometheusMetric(c, { interval: '15s', count: 2, initialDelay: '30s' })),
       ],
     },
   });

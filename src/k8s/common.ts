@@ -59,9 +59,12 @@ export function instanceContainer(args: string[], opts: { admin: boolean }): ICo
 export function serveArgs(opts: { admin: boolean; extra?: string[] }): string[] {
   return [
     'serve',
-    '--bundle', DEFAULT_BUNDLE,
-    '--host', '0.0.0.0',
-    '--port', String(INSTANCE_PORT),
+    '--bundle',
+    DEFAULT_BUNDLE,
+    '--host',
+    '0.0.0.0',
+    '--port',
+    String(INSTANCE_PORT),
     ...(opts.admin ? ['--admin-token-file', `${ADMIN_TOKEN_DIR}/token`] : []),
     ...(opts.extra ?? []),
   ];

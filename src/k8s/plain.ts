@@ -12,8 +12,18 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { PersistentVolumeClaim, Service } from 'kubernetes-models/v1';
 import { COLORS, type Color } from '../config/defaults.js';
 import {
-  ADMIN_TOKEN_DIR, APP, CONTROL_PORT, IMAGE, INSTANCE_PORT, ROUTER_PORT, SERVICE_PORT, STATE_DIR, instanceContainer, podSpec,
-  scrapeAnnotations, serveArgs,
+  ADMIN_TOKEN_DIR,
+  APP,
+  CONTROL_PORT,
+  IMAGE,
+  INSTANCE_PORT,
+  ROUTER_PORT,
+  SERVICE_PORT,
+  STATE_DIR,
+  instanceContainer,
+  podSpec,
+  scrapeAnnotations,
+  serveArgs,
 } from './common.js';
 import { prometheusConfigMap } from './prometheus.js';
 
@@ -70,14 +80,22 @@ export function controllerDeployment(): Deployment {
               image: IMAGE,
               args: [
                 'controller',
-                '--host', '0.0.0.0',
-                '--port', String(CONTROL_PORT),
-                '--router', 'embedded',
-                '--router-port', String(ROUTER_PORT),
-                '--blue-url', `http://${colorServiceName('blue')}:${INSTANCE_PORT}`,
-                '--green-url', `http://${colorServiceName('green')}:${INSTANCE_PORT}`,
-                '--admin-token-file', `${ADMIN_TOKEN_DIR}/token`,
-                '--prometheus-url', 'http://prometheus:9090',
+                '--host',
+                '0.0.0.0',
+                '--port',
+                String(CONTROL_PORT),
+                '--router',
+                'embedded',
+                '--router-port',
+                String(ROUTER_PORT),
+                '--blue-url',
+                `http://${colorServiceName('blue')}:${INSTANCE_PORT}`,
+                '--green-url',
+                `http://${colorServiceName('green')}:${INSTANCE_PORT}`,
+                '--admin-token-file',
+                `${ADMIN_TOKEN_DIR}/token`,
+                '--prometheus-url',
+                'http://prometheus:9090',
               ],
               ports: [
                 { name: 'control', containerPort: CONTROL_PORT, protocol: 'TCP' },
@@ -128,4 +146,3 @@ export function plainManifests(): ManifestFile[] {
     { file: 'prometheus.yaml', objects: [prometheusConfigMap()] },
   ];
 }
-

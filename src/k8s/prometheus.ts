@@ -47,10 +47,14 @@ export function renderKubernetesPrometheusConfig(): string {
       global: { scrape_interval: '5s', evaluation_interval: '5s' },
       rule_files: ['/etc/prometheus/bgserve.rules.yml'],
       scrape_configs: [
-        podJob(JOBS.instances, ['instance', 'rollout'], [
-          { source_labels: ['__meta_kubernetes_pod_label_color'], regex: '(.+)', target_label: 'color' },
-          { source_labels: ['__meta_kubernetes_pod_label_rollouts_pod_template_hash'], regex: '(.+)', target_label: ROLLOUT_HASH_LABEL },
-        ]),
+        podJob(
+          JOBS.instances,
+          ['instance', 'rollout'],
+          [
+            { source_labels: ['__meta_kubernetes_pod_label_color'], regex: '(.+)', target_label: 'color' },
+            { source_labels: ['__meta_kubernetes_pod_label_rollouts_pod_template_hash'], regex: '(.+)', target_label: ROLLOUT_HASH_LABEL },
+          ],
+        ),
         podJob(JOBS.control, ['controller']),
       ],
     },

@@ -106,7 +106,12 @@ export function colorDelta(now: ColorWindow, then: ColorWindow): ColorWindow {
   };
 }
 
-export function windowStats(fromMs: number, toMs: number, colors: Record<Color, ColorWindow>, mirrored?: Record<Color, ColorWindow>): WindowStats {
+export function windowStats(
+  fromMs: number,
+  toMs: number,
+  colors: Record<Color, ColorWindow>,
+  mirrored?: Record<Color, ColorWindow>,
+): WindowStats {
   const pick = (from: Record<Color, ColorWindow>) => Object.fromEntries(COLORS.map((c) => [c, from[c]])) as Record<Color, ColorWindow>;
   return { fromMs, toMs, colors: pick(colors), ...(mirrored ? { mirrored: pick(mirrored) } : {}) };
 }

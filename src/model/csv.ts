@@ -112,7 +112,13 @@ export async function readDataset(file: string, opts: Omit<ParseOptions, 'source
 }
 
 /** Writes rows back as CSV with the given header (features then target); numbers round-trip exactly. */
-export function formatDataset(features: readonly string[], target: string, x: Float64Array, y: Float64Array, rows: ArrayLike<number>): string {
+export function formatDataset(
+  features: readonly string[],
+  target: string,
+  x: Float64Array,
+  y: Float64Array,
+  rows: ArrayLike<number>,
+): string {
   const nf = features.length;
   const out = [[...features, target].join(',')];
   for (let k = 0; k < rows.length; k++) {

@@ -144,8 +144,18 @@ export function deserializeForest(bytes: Uint8Array): FlatForest {
     off += bytes;
     return out;
   };
-  const readI32 = (n: number) => read((k) => new Int32Array(k), n, (at) => buf.readInt32LE(at));
-  const readF64 = (n: number) => read((k) => new Float64Array(k), n, (at) => buf.readDoubleLE(at));
+  const readI32 = (n: number) =>
+    read(
+      (k) => new Int32Array(k),
+      n,
+      (at) => buf.readInt32LE(at),
+    );
+  const readF64 = (n: number) =>
+    read(
+      (k) => new Float64Array(k),
+      n,
+      (at) => buf.readDoubleLE(at),
+    );
   const treeOffsets = readI32(nTrees + 1);
   const feature = readI32(nNodes);
   const left = readI32(nNodes);

@@ -22,14 +22,18 @@ export function manifestProblems(m: unknown): string[] {
   const bad = (path: string, what: string) => problems.push(`${path} ${what}`);
   if (!isObj(m)) return ['manifest must be a JSON object'];
 
-  if (m.schemaVersion !== MANIFEST_SCHEMA_VERSION) bad('schemaVersion', `must be ${MANIFEST_SCHEMA_VERSION}, got ${JSON.stringify(m.schemaVersion)}`);
-  if (typeof m.name !== 'string' || !NAME.test(m.name)) bad('name', `must be a name of letters, digits, ".", "_" or "-", got ${JSON.stringify(m.name)}`);
-  if (typeof m.version !== 'string' || !/^[0-9A-Za-z][0-9A-Za-z.+-]*$/.test(m.version)) bad('version', `must be a version string such as "1.0.0", got ${JSON.stringify(m.version)}`);
+  if (m.schemaVersion !== MANIFEST_SCHEMA_VERSION)
+    bad('schemaVersion', `must be ${MANIFEST_SCHEMA_VERSION}, got ${JSON.stringify(m.schemaVersion)}`);
+  if (typeof m.name !== 'string' || !NAME.test(m.name))
+    bad('name', `must be a name of letters, digits, ".", "_" or "-", got ${JSON.stringify(m.name)}`);
+  if (typeof m.version !== 'string' || !/^[0-9A-Za-z][0-9A-Za-z.+-]*$/.test(m.version))
+    bad('version', `must be a version string such as "1.0.0", got ${JSON.stringify(m.version)}`);
   if (m.task !== 'regression') bad('task', `must be "regression", got ${JSON.stringify(m.task)}`);
   if (!isNonEmptyString(m.format)) bad('format', 'must be a non-empty string');
   if (!isSafeRelativePath(m.modelFile)) bad('modelFile', `must be a relative path inside the bundle, got ${JSON.stringify(m.modelFile)}`);
   if (!isNonEmptyString(m.target)) bad('target', 'must be a non-empty string');
-  if (typeof m.createdAt !== 'string' || Number.isNaN(Date.parse(m.createdAt))) bad('createdAt', `must be an ISO date-time, got ${JSON.stringify(m.createdAt)}`);
+  if (typeof m.createdAt !== 'string' || Number.isNaN(Date.parse(m.createdAt)))
+    bad('createdAt', `must be an ISO date-time, got ${JSON.stringify(m.createdAt)}`);
 
   let nFeatures = -1;
   if (!Array.isArray(m.features) || m.features.length === 0) {
@@ -81,13 +85,15 @@ export function manifestProblems(m: unknown): string[] {
       if (!isObj(s)) bad('training.split', 'must be an object');
       else {
         if (!isFiniteNum(s.test) || s.test <= 0 || s.test >= 1) bad('training.split.test', 'must be a share in (0, 1)');
-        for (const k of ['trainRows', 'testRows'] as const) if (!Number.isInteger(s[k]) || (s[k] as number) < 1) bad(`training.split.${k}`, 'must be a positive integer');
+        for (const k of ['trainRows', 'testRows'] as const)
+          if (!Number.isInteger(s[k]) || (s[k] as number) < 1) bad(`training.split.${k}`, 'must be a positive integer');
       }
     }
     const mt = tr.metrics;
     if (!isObj(mt)) bad('training.metrics', 'must be an object');
     else {
-      for (const k of ['rmse', 'mae', 'r2', 'accuracy'] as const) if (!isFiniteNum(mt[k])) bad(`training.metrics.${k}`, 'must be a finite number');
+      for (const k of ['rmse', 'mae', 'r2', 'accuracy'] as const)
+        if (!isFiniteNum(mt[k])) bad(`training.metrics.${k}`, 'must be a finite number');
       if (!Number.isInteger(mt.rows) || (mt.rows as number) < 1) bad('training.metrics.rows', 'must be a positive integer');
     }
   }
@@ -95,17 +101,20 @@ export function manifestProblems(m: unknown): string[] {
   if (!isObj(m.files) || Object.keys(m.files).length === 0) bad('files', 'must map each bundle file to its sha256');
   else {
     for (const [p, sha] of Object.entries(m.files)) {
-      if (!isSafeRelativePath(p) || p === 'manifest.json') bad(`files["${p}"]`, 'is not a relative path of a bundle file (manifest.json excluded)');
+      if (!isSafeRelativePath(p) || p === 'manifest.json')
+        bad(`files["${p}"]`, 'is not a relative path of a bundle file (manifest.json excluded)');
       if (typeof sha !== 'string' || !SHA256.test(sha)) bad(`files["${p}"]`, 'must be 64 lowercase hex digits');
     }
     if (isSafeRelativePath(m.modelFile) && !(m.modelFile in m.files)) bad('files', `does not list the model file "${m.modelFile}"`);
-    if (m.goldenFile !== undefined && isSafeRelativePath(m.goldenFile) && !(m.goldenFile in m.files)) bad('files', `does not list the golden file "${m.goldenFile}"`);
+    if (m.goldenFile !== undefined && isSafeRelativePath(m.goldenFile) && !(m.goldenFile in m.files))
+      bad('files', `does not list the golden file "${m.goldenFile}"`);
   }
   if (m.onnx !== undefined) {
     if (!isObj(m.onnx)) bad('onnx', 'must be an object');
     else for (const k of ['input', 'output'] as const) if (!isNonEmptyString(m.onnx[k])) bad(`onnx.${k}`, 'must be a non-empty string');
   }
-  if (m.goldenFile !== undefined && !isSafeRelativePath(m.goldenFile)) bad('goldenFile', `must be a relative path inside the bundle, got ${JSON.stringify(m.goldenFile)}`);
+  if (m.goldenFile !== undefined && !isSafeRelativePath(m.goldenFile))
+    bad('goldenFile', `must be a relative path inside the bundle, got ${JSON.stringify(m.goldenFile)}`);
   return problems;
 }
 

@@ -33,7 +33,9 @@ export class NativeForestRuntime implements ModelRuntime {
     this.nFeatures = nf;
     if (preprocessing.kind === 'standard-scaler') {
       if (preprocessing.mean.length !== nf || preprocessing.scale.length !== nf) {
-        throw new Error(`scaler has ${preprocessing.mean.length} means and ${preprocessing.scale.length} scales for a forest of ${nf} features`);
+        throw new Error(
+          `scaler has ${preprocessing.mean.length} means and ${preprocessing.scale.length} scales for a forest of ${nf} features`,
+        );
       }
       this.mean = Float64Array.from(preprocessing.mean);
       this.scale = Float64Array.from(preprocessing.scale);

@@ -80,7 +80,11 @@ export interface Scaler {
 }
 
 /** Mean and population standard deviation per feature (StandardScaler); a constant feature gets scale 1. */
-export function fitScaler(x: Float64Array, nFeatures: number, rows: ArrayLike<number>): { scaler: Scaler; stats: Omit<FeatureSpec, 'name'>[] } {
+export function fitScaler(
+  x: Float64Array,
+  nFeatures: number,
+  rows: ArrayLike<number>,
+): { scaler: Scaler; stats: Omit<FeatureSpec, 'name'>[] } {
   const n = rows.length;
   const mean: number[] = [];
   const scale: number[] = [];
@@ -250,7 +254,14 @@ function growTree(x: Float64Array, y: Float64Array, nRows: number, nf: number, p
 }
 
 /** Grows the forest on already-scaled rows (row-major nRows x nFeatures). */
-export function growForest(x: Float64Array, y: Float64Array, nRows: number, nFeatures: number, params: ForestParams, seed: number): FlatForest {
+export function growForest(
+  x: Float64Array,
+  y: Float64Array,
+  nRows: number,
+  nFeatures: number,
+  params: ForestParams,
+  seed: number,
+): FlatForest {
   const master = new Prng(seed ^ 0x2f6b3c5d);
   const nodes = new NodeList();
   const treeOffsets = new Int32Array(params.trees + 1);

@@ -14,9 +14,7 @@ export interface FeatureSpec {
   std: number;
 }
 
-export type Preprocessing =
-  | { kind: 'standard-scaler'; mean: number[]; scale: number[] }
-  | { kind: 'none' };
+export type Preprocessing = { kind: 'standard-scaler'; mean: number[]; scale: number[] } | { kind: 'none' };
 
 export interface RegressionMetrics {
   rmse: number;

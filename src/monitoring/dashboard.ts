@@ -69,18 +69,20 @@ function legend(calcs: string[] = []): common.VizLegendOptionsBuilder {
 }
 
 function timeSeries(title: string, description: string, unit: string): timeseries.PanelBuilder {
-  return new timeseries.PanelBuilder()
-    .title(title)
-    .description(description)
-    .datasource(datasource)
-    .unit(unit)
-    .height(8)
-    .span(12)
-    .lineWidth(2)
-    .fillOpacity(10)
-    .legend(legend(['mean', 'max', 'lastNotNull']))
-    // Both colors in one tooltip: comparing them is the point of every panel here.
-    .tooltip(new common.VizTooltipOptionsBuilder().mode(common.TooltipDisplayMode.Multi).sort(common.SortOrder.Descending));
+  return (
+    new timeseries.PanelBuilder()
+      .title(title)
+      .description(description)
+      .datasource(datasource)
+      .unit(unit)
+      .height(8)
+      .span(12)
+      .lineWidth(2)
+      .fillOpacity(10)
+      .legend(legend(['mean', 'max', 'lastNotNull']))
+      // Both colors in one tooltip: comparing them is the point of every panel here.
+      .tooltip(new common.VizTooltipOptionsBuilder().mode(common.TooltipDisplayMode.Multi).sort(common.SortOrder.Descending))
+  );
 }
 
 function refIds(): () => string {
@@ -146,7 +148,12 @@ function predictionHeatmap(color: Color): heatmap.PanelBuilder {
     .span(12)
     .calculate(false)
     .showLegend()
-    .color(new heatmap.HeatmapColorOptionsBuilder().mode(heatmap.HeatmapColorMode.Scheme).scheme(color === 'blue' ? 'Blues' : 'Greens').steps(32))
+    .color(
+      new heatmap.HeatmapColorOptionsBuilder()
+        .mode(heatmap.HeatmapColorMode.Scheme)
+        .scheme(color === 'blue' ? 'Blues' : 'Greens')
+        .steps(32),
+    )
     .withTarget(query(buckets, '{{le}}', 'A').format(PromQueryFormat.Heatmap));
 }
 
@@ -175,9 +182,7 @@ function targetsUpPanel(): stat.PanelBuilder {
     .colorMode(common.BigValueColorMode.Background)
     .graphMode(common.BigValueGraphMode.None)
     .reduceOptions(new common.ReduceDataOptionsBuilder().calcs(['lastNotNull']))
-    .mappings([
-      { type: MappingType.ValueToText, options: { '0': { text: 'DOWN', color: 'red' }, '1': { text: 'UP', color: 'green' } } },
-    ])
+    .mappings([{ type: MappingType.ValueToText, options: { '0': { text: 'DOWN', color: 'red' }, '1': { text: 'UP', color: 'green' } } }])
     .withTarget(query(`up{job="${JOBS.instances}"}`, '{{color}}', ref()))
     .withTarget(query(`up{job="${JOBS.control}"}`, 'control API', ref()));
 }

@@ -5,9 +5,7 @@ export interface InstantSample {
   value: number;
 }
 
-export type InstantResult =
-  | { status: 'success'; samples: InstantSample[] }
-  | { status: 'error'; errorType: string; error: string };
+export type InstantResult = { status: 'success'; samples: InstantSample[] } | { status: 'error'; errorType: string; error: string };
 
 interface ApiResponse {
   status: 'success' | 'error';

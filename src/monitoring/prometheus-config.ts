@@ -73,9 +73,7 @@ export function renderComposePrometheusConfig(): string {
 export const RULES_FILE = fileURLToPath(new URL('../../deploy/prometheus/rules/bgserve.rules.yml', import.meta.url));
 
 /** The local stack's config: loopback targets, the repository's rules by absolute path, a short interval. */
-export function renderLocalPrometheusConfig(
-  options: Pick<PrometheusConfigOptions, 'targets'> & Partial<PrometheusConfigOptions>,
-): string {
+export function renderLocalPrometheusConfig(options: Pick<PrometheusConfigOptions, 'targets'> & Partial<PrometheusConfigOptions>): string {
   return renderPrometheusConfig({ ruleFiles: [RULES_FILE], scrapeInterval: '2s', ...options });
 }
 

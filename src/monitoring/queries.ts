@@ -36,7 +36,12 @@ function selector(metric: string, ...matchers: Array<string | undefined>): strin
  */
 export const NOT_PREVIEW = 'source!="preview"';
 
-const INSTANCE_FAMILIES: readonly string[] = [INSTANCE_METRICS.requests, INSTANCE_METRICS.latency, INSTANCE_METRICS.errors, INSTANCE_METRICS.predictionValue];
+const INSTANCE_FAMILIES: readonly string[] = [
+  INSTANCE_METRICS.requests,
+  INSTANCE_METRICS.latency,
+  INSTANCE_METRICS.errors,
+  INSTANCE_METRICS.predictionValue,
+];
 
 /** A selector of an instance metric, preview traffic left out; of any other metric, as given. */
 function trafficSelector(metric: string, ...matchers: Array<string | undefined>): string {

@@ -31,14 +31,20 @@ export function completeConfig(config: AnalysisConfig, catalogue: Catalogue): Sa
 }
 
 function judge(check: Catalogue[number], w: CheckWindow, config: SampleConfig & Record<string, number>, opts: EvaluateOptions): Finding {
-  if (check.comparesWithStable && !opts.compareWithStable) return finding('skipped', null, null, 'stable color serves no traffic in this window');
+  if (check.comparesWithStable && !opts.compareWithStable)
+    return finding('skipped', null, null, 'stable color serves no traffic in this window');
   const tooFew = check.samples(w, config);
   if (tooFew) return finding('inconclusive', null, tooFew.withThreshold ? check.threshold(config) : null, tooFew.detail);
   return check.evaluate(w, config);
 }
 
 /** Runs every check of the catalogue on one window and folds them into a verdict. */
-export function evaluate(stats: WindowStats, config: AnalysisConfig, opts: EvaluateOptions, catalogue: Catalogue = CATALOGUE): AnalysisVerdict {
+export function evaluate(
+  stats: WindowStats,
+  config: AnalysisConfig,
+  opts: EvaluateOptions,
+  catalogue: Catalogue = CATALOGUE,
+): AnalysisVerdict {
   const w: CheckWindow = { target: stats.colors[opts.target], stable: stats.colors[opts.stable] };
   const full = completeConfig(config, catalogue);
   const checks: CheckResult[] = catalogue.map((check) => ({ name: check.name, ...judge(check, w, full, opts) }));

@@ -187,12 +187,16 @@ function applyCommand(s: Step, command: Command, given?: string): void {
       const weights = weightsFor(s.state.spec.targetColor, s.state.targetWeight);
       s.actions.push({ kind: 'set-mirror', mirror: s.state.mirror }, { kind: 'set-weights', weights });
       s.update({ status: 'running', reason: null, phaseStartedAt: s.now, inconclusiveSince: null, analysisUnavailable: null });
-      s.event('resumed', `resumed ${phaseLabel(s)}: traffic back to ${weights.blue}/${weights.green} (blue/green)${s.state.mirror ? `, mirroring ${s.state.mirror.percent}% to ${s.state.mirror.target}` : ''}; analysis window restarts`, {
-        targetWeight: s.state.targetWeight,
-        weights,
-        mirror: s.state.mirror,
-        ...(given ? { requested: given } : {}),
-      });
+      s.event(
+        'resumed',
+        `resumed ${phaseLabel(s)}: traffic back to ${weights.blue}/${weights.green} (blue/green)${s.state.mirror ? `, mirroring ${s.state.mirror.percent}% to ${s.state.mirror.target}` : ''}; analysis window restarts`,
+        {
+          targetWeight: s.state.targetWeight,
+          weights,
+          mirror: s.state.mirror,
+          ...(given ? { requested: given } : {}),
+        },
+      );
       s.actions.push({ kind: 'analyze', fromMs: s.now });
       return;
     }
@@ -251,7 +255,9 @@ function applyObservation(s: Step, obs: Observation): void {
       }
       const golden = r.rmse
         ? `; golden RMSE ${r.rmse.candidate.toFixed(4)} vs stable ${r.rmse.stable.toFixed(4)} on ${r.rows} rows` +
-          (r.agreement !== null && r.meanAbsDelta !== null ? `, agreement ${(r.agreement * 100).toFixed(1)}%, mean |delta| ${r.meanAbsDelta.toFixed(3)}` : '')
+          (r.agreement !== null && r.meanAbsDelta !== null
+            ? `, agreement ${(r.agreement * 100).toFixed(1)}%, mean |delta| ${r.meanAbsDelta.toFixed(3)}`
+            : '')
         : '';
       s.event('smoke-passed', `smoke checks passed through the preview route${golden}`, values);
       enterFirstTrafficPhase(s);
@@ -306,7 +312,11 @@ function judgedStats(stats: WindowStats, phase: Phase, target: ReleaseSpec['targ
 function judge(s: Step, obs: Extract<Observation, { kind: 'analysis' }>): void {
   const { spec, phase, targetWeight } = s.state;
   const compareWithStable = phase === 'shadow' || (phase === 'step' && targetWeight < 100);
-  const verdict = evaluate(judgedStats(obs.stats, phase, spec.targetColor), spec.analysis, { target: spec.targetColor, stable: spec.stableColor, compareWithStable });
+  const verdict = evaluate(judgedStats(obs.stats, phase, spec.targetColor), spec.analysis, {
+    target: spec.targetColor,
+    stable: spec.stableColor,
+    compareWithStable,
+  });
   s.update({ lastAnalysis: verdict, analysisUnavailable: null });
   const values = { checks: verdict.checks, samples: verdict.samples, window: verdict.window, targetWeight };
 
@@ -338,7 +348,8 @@ function phaseLabel(s: Step): string {
 function checkTimeouts(s: Step): void {
   const { phase, phaseStartedAt, spec } = s.state;
   const elapsed = s.now - phaseStartedAt;
-  if (phase === 'loading' && elapsed > spec.loadTimeoutMs) fail(s, `bundle not ready on ${spec.targetColor} after ${spec.loadTimeoutMs} ms`);
+  if (phase === 'loading' && elapsed > spec.loadTimeoutMs)
+    fail(s, `bundle not ready on ${spec.targetColor} after ${spec.loadTimeoutMs} ms`);
   else if (phase === 'smoke' && elapsed > spec.smokeTimeoutMs) fail(s, `smoke checks did not finish within ${spec.smokeTimeoutMs} ms`);
   else if (isAnalysisPhase(phase) && elapsed > phaseDeadlineMs(spec, phase)) {
     const last = s.state.analysisUnavailable
@@ -364,7 +375,9 @@ function enterFirstTrafficPhase(s: Step): void {
     const mirror = { target: spec.targetColor, percent: spec.shadowPercent };
     s.actions.push({ kind: 'set-mirror', mirror });
     enterPhase(s, 'shadow', { mirror });
-    s.event('shadow-started', `mirroring ${spec.shadowPercent}% of live traffic to ${spec.targetColor} for ${spec.shadowMs} ms`, { mirror });
+    s.event('shadow-started', `mirroring ${spec.shadowPercent}% of live traffic to ${spec.targetColor} for ${spec.shadowMs} ms`, {
+      mirror,
+    });
     return;
   }
   enterPostSwitch(s);

@@ -27,5 +27,10 @@ export function compareGolden(labels: ArrayLike<number>, candidate: ArrayLike<nu
     delta += d;
     if (d <= AGREEMENT_TOLERANCE) agree++;
   }
-  return { rows: n, rmse: { candidate: rmse(candidate, labels), stable: rmse(stable, labels) }, agreement: agree / n, meanAbsDelta: delta / n };
+  return {
+    rows: n,
+    rmse: { candidate: rmse(candidate, labels), stable: rmse(stable, labels) },
+    agreement: agree / n,
+    meanAbsDelta: delta / n,
+  };
 }

@@ -116,7 +116,13 @@ export function toApiError(err: unknown): ApiError {
 
 /** "/instances/3/fixed acidity" -> "instances[3].fixed acidity"; "" -> "body". */
 export function fieldFromPointer(pointer: string, extra?: string): string {
-  const parts = pointer === '' ? [] : pointer.slice(1).split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const parts =
+    pointer === ''
+      ? []
+      : pointer
+          .slice(1)
+          .split('/')
+          .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (extra !== undefined) parts.push(extra);
   if (parts.length === 0) return 'body';
   let out = '';

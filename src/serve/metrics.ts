@@ -13,9 +13,7 @@ import { INSTANCE_METRICS } from '../config/metric-names.js';
 import { HotHistogram, type HistogramSeries } from './hot-histogram.js';
 
 /** 5 µs .. 1 s: native inference takes microseconds, a request through the stack a fraction of a millisecond. */
-export const LATENCY_BUCKETS = [
-  5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-];
+export const LATENCY_BUCKETS = [5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
 /** Wine quality is scored 0..10: quarter steps separate the colors' prediction distributions well enough. */
 export const PREDICTION_BUCKETS = Array.from({ length: 41 }, (_, i) => i * 0.25);

@@ -124,7 +124,9 @@ export function parseInferRequest(body: unknown, features: readonly string[]): P
     if (!Array.isArray(outputs)) throw new V2RequestError('outputs must be an array');
     for (const o of outputs) {
       if (!isObject(o) || o.name !== V2_OUTPUT_NAME) {
-        throw new V2RequestError(`unknown output ${JSON.stringify(isObject(o) ? o.name : o)}: this model has one output, "${V2_OUTPUT_NAME}"`);
+        throw new V2RequestError(
+          `unknown output ${JSON.stringify(isObject(o) ? o.name : o)}: this model has one output, "${V2_OUTPUT_NAME}"`,
+        );
       }
     }
   }
@@ -138,7 +140,9 @@ export function parseInferRequest(body: unknown, features: readonly string[]): P
   const byFeature = tensors.some((t) => features.includes(t.name));
   if (!byFeature) {
     if (tensors.length !== 1) {
-      throw new V2RequestError(`send one [N, ${F}] tensor or one tensor per feature (${features.join(', ')}); got ${tensors.length} tensors named ${tensors.map((t) => `'${t.name}'`).join(', ')}`);
+      throw new V2RequestError(
+        `send one [N, ${F}] tensor or one tensor per feature (${features.join(', ')}); got ${tensors.length} tensors named ${tensors.map((t) => `'${t.name}'`).join(', ')}`,
+      );
     }
     const [t] = tensors;
     if (t.shape.length !== 2 || t.shape[1] !== F) {
@@ -164,7 +168,9 @@ export function parseInferRequest(body: unknown, features: readonly string[]): P
     outputShape = first.shape;
     for (const t of tensors) {
       if (t.shape.length !== first.shape.length || t.shape[0] !== nRows) {
-        throw new V2RequestError(`input '${t.name}' has shape [${t.shape.join(', ')}], input '${first.name}' has [${first.shape.join(', ')}]: all feature tensors must have the same shape`);
+        throw new V2RequestError(
+          `input '${t.name}' has shape [${t.shape.join(', ')}], input '${first.name}' has [${first.shape.join(', ')}]: all feature tensors must have the same shape`,
+        );
       }
     }
     rows = new Float64Array(nRows * F);

@@ -12,10 +12,29 @@ import { COLORS, PREVIEW_TOKEN_FILE, type Color } from '../config/defaults.js';
 import type { InitialTraffic, ManagedProcess, TrafficDriverEntry } from '../traffic/registry.js';
 import { connectRouterProcess } from '../traffic/drivers.js';
 import type { TrafficDriver, Upstreams } from '../traffic/types.js';
-import { adoptedHandle, adoptInstance, currentCli, InstancePair, instanceSpecs, serveArgv, stackBundleRoots, type CliCommand, type ExitInfo, type InstanceProcess, type InstanceSpec } from './instances.js';
+import {
+  adoptedHandle,
+  adoptInstance,
+  currentCli,
+  InstancePair,
+  instanceSpecs,
+  serveArgv,
+  stackBundleRoots,
+  type CliCommand,
+  type ExitInfo,
+  type InstanceProcess,
+  type InstanceSpec,
+} from './instances.js';
 import { stopProcessByPid } from './proc.js';
 import { assertPortsFree, reclaimStack, type PortUse, type WantedInstance, type WantedRouter } from './reclaim.js';
-import { adoptRouterProcess, ROUTER_PROCESS_ROLE, routerArgv, startRouterProcess, type RouterProcess, type RouterSpec } from './router-process.js';
+import {
+  adoptRouterProcess,
+  ROUTER_PROCESS_ROLE,
+  routerArgv,
+  startRouterProcess,
+  type RouterProcess,
+  type RouterSpec,
+} from './router-process.js';
 import { StackRecorder, stackRecordPath, type RecordedProcess } from './stack-record.js';
 
 export function stateFiles(stateDir: string) {
@@ -113,14 +132,18 @@ async function startInstances(
     ...COLORS.filter((c) => !adopted[c]).map((c) => ({ what: `${c} instance`, flag: `--${c}-port`, host: opts.host, port: specs[c].port })),
     ...(opts.laterBinds ?? []),
   ];
-  const record = await StackRecorder.open(files.stackRecord, [...COLORS.flatMap((c) => reclaimed.adopted[c] ?? []), ...(reclaimed.router ? [reclaimed.router] : [])]);
+  const record = await StackRecorder.open(files.stackRecord, [
+    ...COLORS.flatMap((c) => reclaimed.adopted[c] ?? []),
+    ...(reclaimed.router ? [reclaimed.router] : []),
+  ]);
   try {
     await assertPortsFree(binds);
     const instances = await InstancePair.start(specs, {
       cli,
       adopted,
       onUnexpectedExit: opts.onInstanceExit,
-      onSpawn: (i) => record.add({ role: i.color, pid: i.pid ?? -1, host: i.spec.host, port: i.spec.port, argv: i.argv, stopSignal: 'SIGTERM' }),
+      onSpawn: (i) =>
+        record.add({ role: i.color, pid: i.pid ?? -1, host: i.spec.host, port: i.spec.port, argv: i.argv, stopSignal: 'SIGTERM' }),
     });
     return { instances, record, previousRouter: reclaimed.router, stopPreviousRouter: reclaimed.stopRouter };
   } catch (err) {
@@ -162,10 +185,19 @@ export async function startStackProcesses(opts: StackProcessesOptions): Promise<
   let routerProcess: RouterProcess | undefined;
   try {
     await stopPreviousRouter();
-    if (!previousRouter) await assertPortsFree([{ what: `router (${opts.driver.kind})`, flag: '--port', host: opts.host, port: opts.port }]);
+    if (!previousRouter)
+      await assertPortsFree([{ what: `router (${opts.driver.kind})`, flag: '--port', host: opts.host, port: opts.port }]);
     const local = opts.driver.local;
     if (local.run === 'router-process') {
-      const started = await routerInProcess({ spec: routerSpec, previous: previousRouter, initial: opts.initial, token: opts.tokens.router, cli, record, log: opts.log });
+      const started = await routerInProcess({
+        spec: routerSpec,
+        previous: previousRouter,
+        initial: opts.initial,
+        token: opts.tokens.router,
+        cli,
+        record,
+        log: opts.log,
+      });
       routerProcess = started.process;
       traffic = started.driver;
     } else {
@@ -225,7 +257,13 @@ async function routerInProcess(o: {
 }): Promise<{ process: RouterProcess; driver: TrafficDriver }> {
   const url = `http://${o.spec.host}:${o.spec.port}`;
   const connect = (proc: RouterProcess) =>
-    connectRouterProcess({ kind: o.spec.kind, url, controlUrl: `http://127.0.0.1:${proc.controlPort}`, token: o.token, onClose: () => proc.stop() });
+    connectRouterProcess({
+      kind: o.spec.kind,
+      url,
+      controlUrl: `http://127.0.0.1:${proc.controlPort}`,
+      token: o.token,
+      onClose: () => proc.stop(),
+    });
   if (o.previous?.controlPort) {
     const proc = adoptRouterProcess({ ...o.previous, controlPort: o.previous.controlPort });
     try {
@@ -233,7 +271,8 @@ async function routerInProcess(o: {
       // The killed `up` may have died between a release step and its traffic change: the log is the truth.
       const state = driver.state();
       if (o.initial?.mirror && JSON.stringify(state.mirror) !== JSON.stringify(o.initial.mirror)) await driver.setMirror(o.initial.mirror);
-      if (o.initial?.weights && JSON.stringify(state.weights) !== JSON.stringify(o.initial.weights)) await driver.setWeights(o.initial.weights);
+      if (o.initial?.weights && JSON.stringify(state.weights) !== JSON.stringify(o.initial.weights))
+        await driver.setWeights(o.initial.weights);
       return { process: proc, driver };
     } catch (err) {
       o.log?.(`the adopted router (pid ${proc.pid}) stopped answering its control endpoint (${(err as Error).message}): replacing it`);

@@ -93,7 +93,12 @@ export async function liveness(recorded: ProcessIdentity): Promise<Liveness> {
  * Signals nothing unless it is verifiably the same process: by /proc, or `verified` when the caller proved it
  * another way (its /health answered with this PID).
  */
-export async function stopProcessByPid(recorded: ProcessIdentity, signal: NodeJS.Signals, graceMs: number, verified = false): Promise<boolean> {
+export async function stopProcessByPid(
+  recorded: ProcessIdentity,
+  signal: NodeJS.Signals,
+  graceMs: number,
+  verified = false,
+): Promise<boolean> {
   const now = await liveness(recorded);
   if (now === 'gone' || (now === 'unknown' && !verified)) return false;
   const send = (s: NodeJS.Signals) => {

@@ -71,7 +71,10 @@ export function judge(entry: RecordedProcess, probe: Probe, wanted?: WantedInsta
     ? !!probe.health && probe.health.pid === entry.pid && probe.health.color === entry.role
     : entry.role === ROUTER_PROCESS_ROLE && probe.control?.pid === entry.pid;
   if (probe.liveness === 'unknown' && !answers) {
-    return { action: 'leave', reason: `PID ${entry.pid} cannot be verified as the recorded ${entry.role} (no /proc start time, no matching /health): left alone` };
+    return {
+      action: 'leave',
+      reason: `PID ${entry.pid} cannot be verified as the recorded ${entry.role} (no /proc start time, no matching /health): left alone`,
+    };
   }
   const stop = (reason: string): Verdict => ({ action: 'stop', reason, verified: answers });
   if (!wanted || entry.role === 'prometheus') return stop('left running by the previous `up`');
@@ -88,7 +91,10 @@ export function judge(entry: RecordedProcess, probe: Probe, wanted?: WantedInsta
     );
   }
   if (probe.health?.state === 'draining') return stop('it is draining');
-  if (probe.tokenAccepted === false) return stop('it refuses the current admin token (admin-token changed since it started): replaced, or every release would fail with 401');
+  if (probe.tokenAccepted === false)
+    return stop(
+      'it refuses the current admin token (admin-token changed since it started): replaced, or every release would fail with 401',
+    );
   return { action: 'adopt' };
 }
 
@@ -100,7 +106,9 @@ async function health(entry: RecordedProcess): Promise<HealthAnswer | null> {
       return null;
     }
     const body = (await res.body.json()) as Partial<HealthAnswer>;
-    return typeof body.pid === 'number' && typeof body.color === 'string' ? { pid: body.pid, color: body.color, state: String(body.state) } : null;
+    return typeof body.pid === 'number' && typeof body.color === 'string'
+      ? { pid: body.pid, color: body.color, state: String(body.state) }
+      : null;
   } catch {
     return null;
   }
@@ -203,7 +211,12 @@ export async function reclaimStack(o: ReclaimOptions): Promise<Reclaimed> {
   const routerStops: (() => Promise<void>)[] = [];
   const grace = (role: StackRole) => o.graceMs?.[role] ?? (isColor(role) ? INSTANCE_GRACE_MS : OTHER_GRACE_MS);
   const managed = (role: StackRole) => o.managed.find((m) => m.process.role === role);
-  const stop = (what: string, entry: Pick<RecordedProcess, 'pid' | 'startTime' | 'bootId' | 'stopSignal' | 'role'>, reason: string, verified: boolean) => {
+  const stop = (
+    what: string,
+    entry: Pick<RecordedProcess, 'pid' | 'startTime' | 'bootId' | 'stopSignal' | 'role'>,
+    reason: string,
+    verified: boolean,
+  ) => {
     const run = async () => {
       const stopped = await stopProcessByPid(entry, entry.stopSignal, grace(entry.role), verified);
       log(stopped ? `stopped ${what} (pid ${entry.pid}): ${reason}` : `${what} (pid ${entry.pid}) had already exited`);

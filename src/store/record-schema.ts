@@ -104,7 +104,10 @@ const spec = object(
 
 const verdict = object({
   outcome: { enum: ['pass', 'fail', 'inconclusive'] },
-  checks: { type: 'array', items: object({ name: str, outcome: { enum: OUTCOMES }, value: nullableNum, threshold: nullableNum, detail: str }) },
+  checks: {
+    type: 'array',
+    items: object({ name: str, outcome: { enum: OUTCOMES }, value: nullableNum, threshold: nullableNum, detail: str }),
+  },
   samples: object({ target: num, stable: num }),
   window: object({ fromMs: num, toMs: num }),
 });

@@ -49,7 +49,12 @@ export function replay(text: string): ReplayResult {
     if (!parsed) {
       // An unterminated or unparsable last line is a write cut short: cut it, as the writer would have.
       if (isLast && raw.trim() !== '') {
-        return { records, damage, droppedBytes: Buffer.byteLength(text.slice(offset)), validBytes: Buffer.byteLength(text.slice(0, offset)) };
+        return {
+          records,
+          damage,
+          droppedBytes: Buffer.byteLength(text.slice(offset)),
+          validBytes: Buffer.byteLength(text.slice(0, offset)),
+        };
       }
       if (raw.trim() !== '') damage.push({ line, problem: `not valid JSON: ${raw.slice(0, 60)}` });
     } else {
@@ -147,7 +152,10 @@ export class ReleaseStore implements ReleaseLog {
 
   /** Newest first. */
   list(limit = 20): ReleaseState[] {
-    return this.order.slice(-limit).reverse().map((id) => this.releases.get(id) as ReleaseState);
+    return this.order
+      .slice(-limit)
+      .reverse()
+      .map((id) => this.releases.get(id) as ReleaseState);
   }
 
   events(releaseId?: string): ReleaseEvent[] {

@@ -12,7 +12,14 @@ import type { TrafficDriver } from './types.js';
 export const embeddedEntry: TrafficDriverEntry = {
   kind: 'embedded',
   about: 'in this process',
-  start: (ctx) => startEmbeddedRouter({ host: ctx.listen.host, port: ctx.listen.port, upstreams: ctx.upstreams, previewToken: ctx.previewToken, initial: ctx.initial }),
+  start: (ctx) =>
+    startEmbeddedRouter({
+      host: ctx.listen.host,
+      port: ctx.listen.port,
+      upstreams: ctx.upstreams,
+      previewToken: ctx.previewToken,
+      initial: ctx.initial,
+    }),
   local: { run: 'router-process' },
 };
 

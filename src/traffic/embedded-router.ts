@@ -13,7 +13,15 @@ import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
 import { Pool, type Dispatcher } from 'undici';
-import { isColor, otherColor, PREVIEW_HEADER, PREVIEW_TOKEN_HEADER, SOURCE_HEADER, type Color, type TrafficSource } from '../config/defaults.js';
+import {
+  isColor,
+  otherColor,
+  PREVIEW_HEADER,
+  PREVIEW_TOKEN_HEADER,
+  SOURCE_HEADER,
+  type Color,
+  type TrafficSource,
+} from '../config/defaults.js';
 import { tokenMatches } from '../control/auth.js';
 import {
   CLIENT_KEEP_ALIVE_MS,
@@ -445,7 +453,8 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     socket.destroy();
     return;
   }
-  const e = err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? REQUEST_TIMEOUT : BAD_REQUEST;
+  const e =
+    err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? REQUEST_TIMEOUT : BAD_REQUEST;
   const text = errorJson(e);
   socket.end(
     `HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status] ?? ''}\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,

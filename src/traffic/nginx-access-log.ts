@@ -28,10 +28,13 @@ export function parseAccessLine(line: string, upstreams: Upstreams): AccessRecor
   if (!Number.isInteger(code)) return null;
   const byAddr = new Map<string, Color>(COLORS.map((c) => [`${upstreams[c].host}:${upstreams[c].port}`, c]));
   const timeList = times.split(ATTEMPT_SEPARATOR);
-  const attempts = addrs === '-' ? [] : addrs.split(ATTEMPT_SEPARATOR).map((addr, i) => {
-    const seconds = Number(timeList[i]);
-    return { color: byAddr.get(addr.trim()) ?? null, seconds: Number.isFinite(seconds) ? seconds : null };
-  });
+  const attempts =
+    addrs === '-'
+      ? []
+      : addrs.split(ATTEMPT_SEPARATOR).map((addr, i) => {
+          const seconds = Number(timeList[i]);
+          return { color: byAddr.get(addr.trim()) ?? null, seconds: Number.isFinite(seconds) ? seconds : null };
+        });
   return { attempts, status: code };
 }
 

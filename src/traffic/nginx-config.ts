@@ -44,7 +44,15 @@
  * limit is checked in `location /`, which proxies nothing, so its 413 is always nginx's own.
  */
 import { isIP } from 'node:net';
-import { COLORS, otherColor, PREVIEW_HEADER, PREVIEW_TOKEN_HEADER, SOURCE_HEADER, type Color, type TrafficSource } from '../config/defaults.js';
+import {
+  COLORS,
+  otherColor,
+  PREVIEW_HEADER,
+  PREVIEW_TOKEN_HEADER,
+  SOURCE_HEADER,
+  type Color,
+  type TrafficSource,
+} from '../config/defaults.js';
 import { RETRY_STATUSES } from './policy.js';
 import {
   BAD_REQUEST,
@@ -278,7 +286,9 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     '  # The preview header reaches one color directly, whatever the weights, with the preview token only.',
     '  # Regexes: map compares plain strings ignoring case, the token must match exactly.',
     `  map ${headerVariable(PREVIEW_TOKEN_HEADER)} $bgserve_preview_token_ok {`,
-    ...(opts.previewToken !== undefined ? [`    "~^${checkedToken(opts.previewToken)}$" 1;`] : ['    # No preview token configured: preview is off.']),
+    ...(opts.previewToken !== undefined
+      ? [`    "~^${checkedToken(opts.previewToken)}$" 1;`]
+      : ['    # No preview token configured: preview is off.']),
     '    default 0;',
     '  }',
     `  map "${headerVariable(PREVIEW_HEADER)}:$bgserve_preview_token_ok" $bgserve_preview {`,
@@ -328,7 +338,13 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
 function upstreamBlocks(upstreams: Upstreams, keepalive: number, maxFails: number, failTimeout: string): string[] {
   const lines: string[] = [];
   for (const color of COLORS) {
-    lines.push(`  upstream ${COLOR_UPSTREAM[color]} {`, `    server ${server(upstreams[color])};`, `    keepalive ${keepalive};`, '  }', '');
+    lines.push(
+      `  upstream ${COLOR_UPSTREAM[color]} {`,
+      `    server ${server(upstreams[color])};`,
+      `    keepalive ${keepalive};`,
+      '  }',
+      '',
+    );
   }
   for (const color of COLORS) {
     const other = color === 'blue' ? 'green' : 'blue';
@@ -346,7 +362,8 @@ function upstreamBlocks(upstreams: Upstreams, keepalive: number, maxFails: numbe
 
 type ErrorPage = (status: number, suffix: string, as?: number) => string;
 
-const errorPage: ErrorPage = (status, suffix, as) => `error_page ${status} ${as ? `=${as} ` : ''}${ERROR_PREFIX}${status}${suffix ? `-${suffix}` : ''};`;
+const errorPage: ErrorPage = (status, suffix, as) =>
+  `error_page ${status} ${as ? `=${as} ` : ''}${ERROR_PREFIX}${status}${suffix ? `-${suffix}` : ''};`;
 
 function serverBlock(opts: NginxRenderOptions, live: string, target: (variable: string) => string, dynamic: boolean): string[] {
   return [
@@ -380,8 +397,8 @@ function serverBlock(opts: NginxRenderOptions, live: string, target: (variable: 
     '      deny all;',
     '    }',
     '',
-    '    # Dispatch only, nothing proxied here: so the 413 below is only ever nginx\'s own (client_max_body_size),',
-    '    # and an instance\'s 413 (batch_too_large) reaches the client unchanged.',
+    "    # Dispatch only, nothing proxied here: so the 413 below is only ever nginx's own (client_max_body_size),",
+    "    # and an instance's 413 (batch_too_large) reaches the client unchanged.",
     '    location / {',
     `      ${errorPage(413, '')}`,
     '      # A refused preview request is answered here, its body never forwarded.',
@@ -398,7 +415,7 @@ function serverBlock(opts: NginxRenderOptions, live: string, target: (variable: 
     `        return ${PREVIEW_STATUS};`,
     '      }',
     `      return ${LIVE_STATUS};`,
-    '      # The named locations turn nginx\'s own errors into JSON too, after the redirect that led there.',
+    "      # The named locations turn nginx's own errors into JSON too, after the redirect that led there.",
     '      recursive_error_pages on;',
     '    }',
     '',
@@ -410,7 +427,7 @@ function serverBlock(opts: NginxRenderOptions, live: string, target: (variable: 
     '      recursive_error_pages on;',
     '    }',
     '',
-    '    # The named color\'s own answers pass through (no interception); only nginx\'s own errors become JSON.',
+    "    # The named color's own answers pass through (no interception); only nginx's own errors become JSON.",
     '    location @bgserve_preview {',
     ...proxyTo(target('$bgserve_preview'), '      ', 'preview', dynamic),
     `      ${errorPage(502, '$bgserve_preview')}`,
@@ -497,7 +514,11 @@ function dynamicMaps(upstreams: Upstreams): string[] {
   const byName = COLORS.map((color): [string, string] => [COLOR_UPSTREAM[color], server(upstreams[color])]);
   return [
     '  # Where each upstream name is: looked up through the resolver on the request (no upstream blocks).',
-    ...map('$bgserve_upstream', '$bgserve_upstream_addr', COLORS.map((color) => [PREFER_UPSTREAM[color], server(upstreams[color])])),
+    ...map(
+      '$bgserve_upstream',
+      '$bgserve_upstream_addr',
+      COLORS.map((color) => [PREFER_UPSTREAM[color], server(upstreams[color])]),
+    ),
     ...map('$bgserve_preview', '$bgserve_preview_addr', byName),
     ...map('$bgserve_replay_to', '$bgserve_replay_to_addr', byName),
     ...map('$bgserve_mirror_to', '$bgserve_mirror_to_addr', byName),
@@ -519,7 +540,12 @@ function dynamicMaps(upstreams: Upstreams): string[] {
  * have one per upstream name (the color is named, never its address) and one for location / (either color).
  */
 function errorLocations(): string[] {
-  const at = (path: string, e: PublicError) => [`    location = ${ERROR_PREFIX}${path} {`, '      internal;', `      return ${e.status} ${jsonLiteral(e)};`, '    }'];
+  const at = (path: string, e: PublicError) => [
+    `    location = ${ERROR_PREFIX}${path} {`,
+    '      internal;',
+    `      return ${e.status} ${jsonLiteral(e)};`,
+    '    }',
+  ];
   const colorName: Record<string, string> = { [EITHER]: 'blue or green' };
   for (const color of COLORS) colorName[COLOR_UPSTREAM[color]] = color;
   return [
@@ -528,7 +554,10 @@ function errorLocations(): string[] {
     ...at('494', HEADERS_TOO_LARGE),
     ...at('414', HEADERS_TOO_LARGE),
     ...at('413', PAYLOAD_TOO_LARGE),
-    ...Object.entries(colorName).flatMap(([suffix, name]) => [...at(`502-${suffix}`, badGateway(name)), ...at(`504-${suffix}`, gatewayTimeout(name))]),
+    ...Object.entries(colorName).flatMap(([suffix, name]) => [
+      ...at(`502-${suffix}`, badGateway(name)),
+      ...at(`504-${suffix}`, gatewayTimeout(name)),
+    ]),
     '',
   ];
 }

@@ -31,7 +31,18 @@ import {
 } from './nginx-config.js';
 import { initialState, validateMirror, validateSticky, validateWeights } from './policy.js';
 import type { Color } from '../config/defaults.js';
-import { RouterRefusedError, type DriverProcess, type HealthReport, type MirrorConfig, type StickyConfig, type TrafficDriver, type TrafficState, type Upstream, type Upstreams, type Weights } from './types.js';
+import {
+  RouterRefusedError,
+  type DriverProcess,
+  type HealthReport,
+  type MirrorConfig,
+  type StickyConfig,
+  type TrafficDriver,
+  type TrafficState,
+  type Upstream,
+  type Upstreams,
+  type Weights,
+} from './types.js';
 
 const run = promisify(execFile);
 
@@ -71,7 +82,10 @@ export interface NginxDriverOptions {
   url?: string;
   initial?: Partial<Omit<TrafficState, 'generation'>>;
   health?: HealthOptions;
-  render?: Pick<NginxRenderOptions, 'workerProcesses' | 'maxFails' | 'failTimeoutS' | 'keepaliveConnections' | 'clientMaxBodySize' | 'resolver'>;
+  render?: Pick<
+    NginxRenderOptions,
+    'workerProcesses' | 'maxFails' | 'failTimeoutS' | 'keepaliveConnections' | 'clientMaxBodySize' | 'resolver'
+  >;
   /** How long a reload may take to be in effect before the change is reported as failed. */
   inEffectTimeoutMs?: number;
   /** The preview route's credential, rendered into the configuration (absent: preview is off). */
@@ -271,7 +285,14 @@ export class NginxDriver implements TrafficDriver {
     // A root-started nginx runs workers as `nobody`, which cannot read live files under, say, /root/project/.bgserve.
     // The managed nginx is a local tool started by this user: its workers run as this user too.
     const user = this.opts.mode.kind === 'managed' && process.getuid?.() === 0 ? 'root' : undefined;
-    return { listen: this.opts.listen, upstreams: this.opts.upstreams, paths: this.paths, user, previewToken: this.opts.previewToken, ...this.opts.render };
+    return {
+      listen: this.opts.listen,
+      upstreams: this.opts.upstreams,
+      paths: this.paths,
+      user,
+      previewToken: this.opts.previewToken,
+      ...this.opts.render,
+    };
   }
 
   /** Writes generation directory g<N> and points `current` at it with one atomic rename. */
@@ -360,7 +381,10 @@ export class NginxDriver implements TrafficDriver {
     const stderr = openSync(stderrFile, 'a');
     let child;
     try {
-      child = spawn(bin, ['-p', prefix, '-c', this.configPath, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', stderr], detached: true });
+      child = spawn(bin, ['-p', prefix, '-c', this.configPath, '-g', 'daemon off;'], {
+        stdio: ['ignore', 'ignore', stderr],
+        detached: true,
+      });
       await new Promise<void>((resolve, reject) => {
         child!.once('spawn', resolve);
         child!.once('error', reject);

@@ -54,12 +54,29 @@ export const nginxEntry: TrafficDriverEntry = {
     { flags: '--nginx-config <file>', description: 'nginx: where to write the configuration the nginx side applies', required: true },
     { flags: '--nginx-live-dir <dir>', description: 'nginx: live weight files, at the same path in the nginx container', required: true },
     { flags: '--nginx-check-url <url>', description: 'nginx: where this process reaches nginx to see a change in effect', required: true },
-    { flags: '--nginx-listen <host:port>', description: 'nginx: address nginx listens on', parse: parseHostPort, default: EXTERNAL_NGINX_LISTEN },
+    {
+      flags: '--nginx-listen <host:port>',
+      description: 'nginx: address nginx listens on',
+      parse: parseHostPort,
+      default: EXTERNAL_NGINX_LISTEN,
+    },
     { flags: '--nginx-pid <file>', description: 'nginx: its pid file, as nginx sees it', default: EXTERNAL_NGINX_PATHS.pid },
     { flags: '--nginx-error-log <file>', description: 'nginx: its error log, as nginx sees it', default: EXTERNAL_NGINX_PATHS.errorLog },
-    { flags: '--nginx-temp-dir <dir>', description: "nginx: its body and proxy temp files' directory (must exist)", default: EXTERNAL_NGINX_PATHS.tempDir },
-    { flags: '--nginx-test-command <cmd>', description: 'nginx: checks a candidate file ({config}); "true" when the nginx side checks', default: 'true' },
-    { flags: '--nginx-reload-command <cmd>', description: 'nginx: makes nginx load the file; "true" when the nginx side watches it', default: 'true' },
+    {
+      flags: '--nginx-temp-dir <dir>',
+      description: "nginx: its body and proxy temp files' directory (must exist)",
+      default: EXTERNAL_NGINX_PATHS.tempDir,
+    },
+    {
+      flags: '--nginx-test-command <cmd>',
+      description: 'nginx: checks a candidate file ({config}); "true" when the nginx side checks',
+      default: 'true',
+    },
+    {
+      flags: '--nginx-reload-command <cmd>',
+      description: 'nginx: makes nginx load the file; "true" when the nginx side watches it',
+      default: 'true',
+    },
     {
       flags: '--nginx-resolver <addr>',
       description: `nginx: DNS server it looks instance host names up with on requests, following a recreated container with no reload (default: ${DOCKER_DNS}, Docker's, when --blue-url/--green-url name hosts; "off": resolved once at load)`,

@@ -140,7 +140,9 @@ export class DriverRegistry {
 
   /** The flags of this kind's required options that `values` lacks. */
   missingOptions(kind: string, values: Readonly<Record<string, unknown>>): string[] {
-    return (this.get(kind).options ?? []).filter((o) => o.required && values[optionKey(o.flags)] === undefined).map((o) => optionFlag(o.flags));
+    return (this.get(kind).options ?? [])
+      .filter((o) => o.required && values[optionKey(o.flags)] === undefined)
+      .map((o) => optionFlag(o.flags));
   }
 }
 

@@ -108,7 +108,8 @@ export class RemoteRouter implements TrafficDriver {
     const job = async () => {
       const res = await this.call('PUT', `${ROUTER_CONTROL_PATH}/${what}`, body);
       const answer = (await res.body.json()) as RouterSnapshot & { error?: string; message?: string; details?: Record<string, string> };
-      if (res.statusCode === 422) throw new TrafficInputError(answer.error ?? 'invalid', answer.message ?? 'refused by the router', answer.details);
+      if (res.statusCode === 422)
+        throw new TrafficInputError(answer.error ?? 'invalid', answer.message ?? 'refused by the router', answer.details);
       if (res.statusCode !== 200) throw new Error(`the router refused the ${what} change: ${res.statusCode} ${answer.message ?? ''}`);
       this.snapshot = answer;
       return this.state();

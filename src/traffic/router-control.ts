@@ -63,7 +63,12 @@ async function readJson(req: http.IncomingMessage): Promise<unknown> {
   }
 }
 
-export async function startRouterControl(opts: { driver: TrafficDriver; host: string; port: number; token: string }): Promise<RouterControl> {
+export async function startRouterControl(opts: {
+  driver: TrafficDriver;
+  host: string;
+  port: number;
+  token: string;
+}): Promise<RouterControl> {
   const { driver } = opts;
   const snapshot = (): RouterSnapshot => ({ pid: process.pid, state: driver.state(), health: driver.health() });
 

@@ -68,7 +68,15 @@ const relayEntry: TrafficDriverEntry = {
   kind: 'relay',
   about: 'a test router',
   start: async (ctx) => {
-    const relay = new RelayDriver(await startEmbeddedRouter({ host: ctx.listen.host, port: ctx.listen.port, upstreams: ctx.upstreams, previewToken: ctx.previewToken, initial: ctx.initial }));
+    const relay = new RelayDriver(
+      await startEmbeddedRouter({
+        host: ctx.listen.host,
+        port: ctx.listen.port,
+        upstreams: ctx.upstreams,
+        previewToken: ctx.previewToken,
+        initial: ctx.initial,
+      }),
+    );
     relays.push(relay);
     return relay;
   },
@@ -120,7 +128,12 @@ describe('a third router, registered by a test', () => {
 
   it('carries a blue-green release from deploy to succeeded: shadow, switch and analysis all through it', async () => {
     load = await startLoad(relays[0].url, 2, 60_000);
-    const started = await api('POST', '/releases', { bundle: GOOD_BUNDLE, shadowMs: 1_000, analysisMs: 2_000, inconclusiveGraceMs: 10_000 });
+    const started = await api('POST', '/releases', {
+      bundle: GOOD_BUNDLE,
+      shadowMs: 1_000,
+      analysisMs: 2_000,
+      inconclusiveGraceMs: 10_000,
+    });
     expect(started.status).toBe(201);
     const deadline = Date.now() + 60_000;
     let release = started.body.release;
@@ -142,7 +155,15 @@ describe('a third router, registered by a test', () => {
   }, 90_000);
 
   it('is offered by `bgserve controller` only where it is registered', async () => {
-    const opts = { host: '127.0.0.1', port: 0, router: 'relay', routerPort: 0, blueUrl: 'http://127.0.0.1:1', greenUrl: 'http://127.0.0.1:2', stateDir: dir };
+    const opts = {
+      host: '127.0.0.1',
+      port: 0,
+      router: 'relay',
+      routerPort: 0,
+      blueUrl: 'http://127.0.0.1:1',
+      greenUrl: 'http://127.0.0.1:2',
+      stateDir: dir,
+    };
     await expect(runController(opts)).rejects.toThrow('--router must be embedded or nginx');
     expect(builtInDrivers().register(relayEntry).choices()).toBe('embedded, nginx or relay');
   });

@@ -59,7 +59,12 @@ describe('bgserve controller on a state dir whose release log promoted green', (
       const release = await writeRelease(stateDir, GOOD_BUNDLE, { stableColor: 'blue', status: 'succeeded' });
       await writeFile(path.join(stateDir, 'admin-token'), 'controller-test-admin-token\n', { mode: 0o600 });
       const instance = async (color: 'blue' | 'green', healthDelayMs: number): Promise<string> => {
-        const model = { name: 'wine-quality', version: color === 'green' ? '1.1.0' : '1.0.0', sha256: color === 'green' ? release.spec.sha256 : 'old', format: 'forest' };
+        const model = {
+          name: 'wine-quality',
+          version: color === 'green' ? '1.1.0' : '1.0.0',
+          sha256: color === 'green' ? release.spec.sha256 : 'old',
+          format: 'forest',
+        };
         const server = http.createServer((req, res) => {
           const answer = (body: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
           req.resume();
@@ -73,13 +78,29 @@ describe('bgserve controller on a state dir whose release log promoted green', (
       };
       const [blueUrl, greenUrl] = [await instance('blue', 0), await instance('green', 1_500)];
       const [controlPort, routerPort] = [await freePort(), await freePort()];
-      controller = startCli(['controller', '--blue-url', blueUrl, '--green-url', greenUrl, '--port', String(controlPort), '--router-port', String(routerPort), '--state-dir', stateDir]);
+      controller = startCli([
+        'controller',
+        '--blue-url',
+        blueUrl,
+        '--green-url',
+        greenUrl,
+        '--port',
+        String(controlPort),
+        '--router-port',
+        String(routerPort),
+        '--state-dir',
+        stateDir,
+      ]);
       const colors: string[] = [];
       const deadline = Date.now() + 30_000;
       while (colors.length < 20 && Date.now() < deadline) {
         if (controller.child.exitCode !== null) throw new Error(controller.output());
         try {
-          const res = await fetch(`http://127.0.0.1:${routerPort}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+          const res = await fetch(`http://127.0.0.1:${routerPort}/predict`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: '{}',
+          });
           colors.push(((await res.json()) as { color: string }).color);
         } catch {
           await new Promise((r) => setTimeout(r, 10));

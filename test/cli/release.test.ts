@@ -16,15 +16,34 @@ describe('bgserve deploy --wait', () => {
   it('exits 3 with the reason when a release without traffic pauses, and `abort` then ends it with traffic back on the stable color', async () => {
     const ports = { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort() };
     const up = startCli([
-      'up', '--port', String(ports.router), '--blue-port', String(ports.blue), '--green-port', String(ports.green),
-      '--control-port', String(ports.control), '--state-dir', stateDir,
+      'up',
+      '--port',
+      String(ports.router),
+      '--blue-port',
+      String(ports.blue),
+      '--green-port',
+      String(ports.green),
+      '--control-port',
+      String(ports.control),
+      '--state-dir',
+      stateDir,
     ]);
     try {
       await waitForHttp(`http://127.0.0.1:${ports.control}/healthz`, { proc: up, timeoutMs: 60_000 });
       const env = { BGSERVE_CONTROL_URL: `http://127.0.0.1:${ports.control}` };
       // No client sends traffic: the post-switch analysis stays inconclusive and the release pauses.
       const deploy = startCli(
-        ['deploy', path.join(ROOT, 'models/wine-quality/1.1.0'), '--analysis', '1s', '--inconclusive-grace', '1s', '--wait', '--state-dir', stateDir],
+        [
+          'deploy',
+          path.join(ROOT, 'models/wine-quality/1.1.0'),
+          '--analysis',
+          '1s',
+          '--inconclusive-grace',
+          '1s',
+          '--wait',
+          '--state-dir',
+          stateDir,
+        ],
         env,
       );
       const code = await new Promise((resolve) => deploy.child.once('exit', resolve));

@@ -58,17 +58,33 @@ describe('bgserve status and a release', () => {
   const started = createRelease(spec, 1);
   // Promoted once its checks passed: succeeded, all traffic meant for green.
   const loaded = step(started.state, { now: 2, observation: { kind: 'load', color: 'green', ok: true, sha256: 's' } });
-  const smoked = step(loaded.state, { now: 3, observation: { kind: 'smoke', color: 'green', result: { ok: true, failures: [], rows: 0, rmse: null, agreement: null, meanAbsDelta: null } } });
+  const smoked = step(loaded.state, {
+    now: 3,
+    observation: {
+      kind: 'smoke',
+      color: 'green',
+      result: { ok: true, failures: [], rows: 0, rmse: null, agreement: null, meanAbsDelta: null },
+    },
+  });
   const succeeded = step(smoked.state, { now: 4, command: 'promote' }).state;
-  const traffic = (blue: number) => ({ weights: { blue, green: 100 - blue }, mirror: { target: null, percent: 0 }, sticky: null, generation: 1 });
+  const traffic = (blue: number) => ({
+    weights: { blue, green: 100 - blue },
+    mirror: { target: null, percent: 0 },
+    sticky: null,
+    generation: 1,
+  });
 
   it('never lets a success stand unqualified while the router disagrees with it', () => {
     expect(succeeded.status).toBe('succeeded');
     const moved = releaseTraffic(succeeded, traffic(30));
     expect(moved).toMatchObject({ agrees: false, desired: { weights: { blue: 0, green: 100 } } });
     const text = formatStatus({ ...report, weights: { blue: 30, green: 70 }, active: null, releaseTraffic: moved });
-    expect(text).toMatch(/^traffic\s+DISAGREES: live blue 30 \/ green 70, but release r-1 \(succeeded\) wants blue 0 \/ green 100: traffic was moved outside the release$/m);
-    expect(formatReleaseSummary(succeeded, moved)).toMatch(/^status\s+SUCCEEDED \(done\): .*\[BUT live traffic disagrees with it: live blue 30/m);
+    expect(text).toMatch(
+      /^traffic\s+DISAGREES: live blue 30 \/ green 70, but release r-1 \(succeeded\) wants blue 0 \/ green 100: traffic was moved outside the release$/m,
+    );
+    expect(formatReleaseSummary(succeeded, moved)).toMatch(
+      /^status\s+SUCCEEDED \(done\): .*\[BUT live traffic disagrees with it: live blue 30/m,
+    );
 
     const agreeing = releaseTraffic(succeeded, traffic(0));
     expect(agreeing).toMatchObject({ agrees: true, message: null });
@@ -79,11 +95,16 @@ describe('bgserve status and a release', () => {
   it('names a mirror the release did not ask for', () => {
     const mirrored = releaseTraffic(succeeded, { ...traffic(0), mirror: { target: 'blue', percent: 20 } });
     expect(mirrored.agrees).toBe(false);
-    expect(mirrored.message).toContain('live blue 0 / green 100, mirror 20% to blue, but release r-1 (succeeded) wants blue 0 / green 100, no mirror');
+    expect(mirrored.message).toContain(
+      'live blue 0 / green 100, mirror 20% to blue, but release r-1 (succeeded) wants blue 0 / green 100, no mirror',
+    );
   });
 
   it('lists the damaged lines of the release log, the first five and a count of the rest', () => {
-    const damage = Array.from({ length: 7 }, (_, i) => ({ line: i + 3, problem: i === 0 ? 'not valid JSON: {"ki' : 'state must be object' }));
+    const damage = Array.from({ length: 7 }, (_, i) => ({
+      line: i + 3,
+      problem: i === 0 ? 'not valid JSON: {"ki' : 'state must be object',
+    }));
     const text = formatStatus({ ...report, releaseLog: { file: '/srv/state/releases.jsonl', damage } });
     expect(text).toMatch(/^log\s+7 damaged records skipped in \/srv\/state\/releases.jsonl$/m);
     expect(text).toMatch(/^\s+line 3: not valid JSON: \{"ki$/m);

@@ -34,8 +34,23 @@ describe('bgserve train / evaluate (real processes)', () => {
   it('train writes a loadable bundle, named from its path, and prints the held-out metrics', async () => {
     const out = path.join(await scratch(), 'wine-quality', '2.0.0');
     const { code, output } = await runCli([
-      'train', '--data', RED, '--out', out, '--seed', '4', '--trees', '12', '--max-features', 'sqrt',
-      '--min-samples-leaf', '2', '--max-depth', '10', '--created-at', '2025-03-01T00:00:00Z',
+      'train',
+      '--data',
+      RED,
+      '--out',
+      out,
+      '--seed',
+      '4',
+      '--trees',
+      '12',
+      '--max-features',
+      'sqrt',
+      '--min-samples-leaf',
+      '2',
+      '--max-depth',
+      '10',
+      '--created-at',
+      '2025-03-01T00:00:00Z',
     ]);
     expect(output).toMatch(/trained wine-quality 2\.0\.0 in [\d.]+ s \(1279 training rows\)/);
     expect(code).toBe(0);
@@ -69,7 +84,17 @@ describe('bgserve train / evaluate (real processes)', () => {
     expect(badCell.output).toContain(`bgserve: ${bad} line 4: column "pH" is not a number: "three"`);
 
     const noPh = path.join(dir, 'no-ph.csv');
-    await writeFile(noPh, text.map((l) => l.split(',').filter((_, j) => j !== 8).join(',')).join('\n'));
+    await writeFile(
+      noPh,
+      text
+        .map((l) =>
+          l
+            .split(',')
+            .filter((_, j) => j !== 8)
+            .join(','),
+        )
+        .join('\n'),
+    );
     const badHeader = await runCli(['evaluate', V1, '--data', noPh]);
     expect(badHeader.code).toBe(1);
     expect(badHeader.output).toMatch(/line 1: header lacks "pH" \(expected columns: fixed acidity, .*quality; found: /);

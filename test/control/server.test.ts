@@ -100,7 +100,12 @@ describe('control API', () => {
   });
 
   it('gives stable JSON errors: 400 for shape, 422 for meaning, 404 for unknown routes', async () => {
-    const shape = await control.app.inject({ method: 'PUT', url: '/api/weights', headers: auth(), payload: { blue: '90', green: 10, red: 0 } });
+    const shape = await control.app.inject({
+      method: 'PUT',
+      url: '/api/weights',
+      headers: auth(),
+      payload: { blue: '90', green: 10, red: 0 },
+    });
     expect(shape.statusCode).toBe(400);
     expect(shape.json()).toMatchObject({ error: 'bad_request', details: { blue: expect.any(String), red: 'unknown property' } });
     const sum = await control.app.inject({ method: 'PUT', url: '/api/weights', headers: auth(), payload: { blue: 90, green: 20 } });
@@ -120,7 +125,11 @@ describe('control API', () => {
   it("answers 502 router_refused with the router's own words for any driver's refused configuration", async () => {
     const res = await control.app.inject({ method: 'GET', url: '/api/releases/refused', headers: auth() });
     expect(res.statusCode).toBe(502);
-    expect(res.json()).toEqual({ error: 'router_refused', message: 'the router refused the configuration', details: { output: 'line 3: unknown directive' } });
+    expect(res.json()).toEqual({
+      error: 'router_refused',
+      message: 'the router refused the configuration',
+      details: { output: 'line 3: unknown directive' },
+    });
   });
 
   it('serves router and process metrics on /metrics without a token', async () => {

@@ -7,7 +7,15 @@ function totals(requests: number, serverErrors: number, fast: number): ColorWind
   return {
     requests,
     serverErrors,
-    latency: { buckets: [{ le: 0.01, count: fast }, { le: 0.1, count: requests }, { le: Infinity, count: requests }], sum: 0, count: requests },
+    latency: {
+      buckets: [
+        { le: 0.01, count: fast },
+        { le: 0.1, count: requests },
+        { le: Infinity, count: requests },
+      ],
+      sum: 0,
+      count: requests,
+    },
     predictions: { buckets: [], sum: 0, count: 0 },
   };
 }
@@ -23,7 +31,12 @@ describe('status page live numbers', () => {
   });
 
   it('has no ratio or latency without requests, and no numbers without a baseline', () => {
-    expect(liveColorStats(totals(5, 0, 5), totals(5, 0, 5), 10)).toEqual({ requestRate: 0, errorRatio: null, p99Seconds: null, error: null });
+    expect(liveColorStats(totals(5, 0, 5), totals(5, 0, 5), 10)).toEqual({
+      requestRate: 0,
+      errorRatio: null,
+      p99Seconds: null,
+      error: null,
+    });
     expect(liveColorStats(undefined, totals(5, 0, 5), 0).requestRate).toBeNull();
   });
 

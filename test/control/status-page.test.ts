@@ -54,7 +54,10 @@ describe('status page (Chromium, real stack)', () => {
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(WINE_EXAMPLE),
         signal: stopLoad.signal,
-      }).then((r) => r.arrayBuffer(), () => undefined);
+      }).then(
+        (r) => r.arrayBuffer(),
+        () => undefined,
+      );
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -167,13 +170,18 @@ describe('status page (Chromium, real stack)', () => {
     const damage = page.locator('#log-damage');
     await expect.poll(() => damage.isVisible()).toBe(true);
     expect(await damage.locator('[data-field="summary"]').textContent()).toBe(`2 damaged records skipped in ${logFile}`);
-    expect(await page.locator('#damage li').allTextContents()).toEqual([expect.stringMatching(/^line 1: not valid JSON/), 'line 2: event must be object']);
+    expect(await page.locator('#damage li').allTextContents()).toEqual([
+      expect.stringMatching(/^line 1: not valid JSON/),
+      'line 2: event must be object',
+    ]);
 
     expect(await page.locator('#traffic-warning').isVisible()).toBe(false);
     // The release has ended: traffic is anyone's, but the page must not show the outcome as if it still held.
     expect((await api('POST', '/switch', { color: 'green' })).status).toBe(200);
     await expect.poll(() => page.locator('#traffic-warning').isVisible(), { timeout: 10_000 }).toBe(true);
-    expect(await page.locator('#traffic-warning').textContent()).toMatch(/^Traffic disagrees with the release: live blue 0 \/ green 100, but release r-\S+ \(rolled_back\) wants blue 100 \/ green 0/);
+    expect(await page.locator('#traffic-warning').textContent()).toMatch(
+      /^Traffic disagrees with the release: live blue 0 \/ green 100, but release r-\S+ \(rolled_back\) wants blue 100 \/ green 0/,
+    );
     expect(await releaseField('status').textContent()).toBe('rolled_back (but live traffic disagrees)');
     expect((await api('POST', '/switch', { color: 'blue' })).status).toBe(200);
     await expect.poll(() => page.locator('#traffic-warning').isVisible(), { timeout: 10_000 }).toBe(false);

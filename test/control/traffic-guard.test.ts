@@ -45,7 +45,12 @@ afterAll(async () => {
 const auth = { authorization: `Bearer ${TOKEN}` };
 
 async function call(method: 'GET' | 'PUT' | 'POST', url: string, payload?: unknown, headers: Record<string, string> = {}) {
-  const res = await app.inject({ method, url, headers: { ...auth, ...headers }, ...(payload !== undefined ? { payload: payload as object } : {}) });
+  const res = await app.inject({
+    method,
+    url,
+    headers: { ...auth, ...headers },
+    ...(payload !== undefined ? { payload: payload as object } : {}),
+  });
   return { status: res.statusCode, body: res.json() };
 }
 
@@ -87,14 +92,23 @@ describe('manual traffic changes during a release', () => {
     const forced = await call('PUT', '/api/weights', { blue: 30, green: 70, force: true }, { 'x-bgserve-actor': 'ana@ops-box' });
     expect(forced.status).toBe(200);
     expect(forced.body.weights).toEqual({ blue: 30, green: 70 });
-    expect(forced.body.release).toMatchObject({ status: 'paused', reason: expect.stringContaining('traffic moved by hand: weights blue=30 green=70 (by ana@ops-box)') });
+    expect(forced.body.release).toMatchObject({
+      status: 'paused',
+      reason: expect.stringContaining('traffic moved by hand: weights blue=30 green=70 (by ana@ops-box)'),
+    });
     expect(stack.router.state().weights).toEqual({ blue: 30, green: 70 });
     expect(controller.current()).toMatchObject({ status: 'paused', phase: 'step' });
     const paused = controller.events(id).filter((e) => e.type === 'paused');
     expect(paused.at(-1)?.reason).toContain('(by ana@ops-box)');
 
     const report = await status();
-    expect(report.releaseTraffic).toMatchObject({ releaseId: id, status: 'paused', agrees: false, live: { weights: { blue: 30, green: 70 } }, desired: { weights: { blue: 80, green: 20 } } });
+    expect(report.releaseTraffic).toMatchObject({
+      releaseId: id,
+      status: 'paused',
+      agrees: false,
+      live: { weights: { blue: 30, green: 70 } },
+      desired: { weights: { blue: 80, green: 20 } },
+    });
     expect(report.releaseTraffic?.message).toContain(`live blue 30 / green 70, but release ${id} (paused) wants blue 80 / green 20`);
     expect(formatStatus(report)).toMatch(/^traffic\s+DISAGREES: live blue 30 \/ green 70/m);
 
@@ -130,7 +144,10 @@ describe('manual traffic changes during a release', () => {
     expect(['loading', 'smoke']).toContain(controller.current()?.phase);
     const forced = await call('PUT', '/api/mirror', { target: 'green', percent: 5, force: true }, { 'x-bgserve-actor': 'bo@laptop' });
     expect(forced.status).toBe(200);
-    expect(forced.body.release).toMatchObject({ status: 'aborted', reason: expect.stringContaining('traffic moved by hand: mirror 5% to green (by bo@laptop)') });
+    expect(forced.body.release).toMatchObject({
+      status: 'aborted',
+      reason: expect.stringContaining('traffic moved by hand: mirror 5% to green (by bo@laptop)'),
+    });
     // Its checks finishing later must not move traffic: it stays where the person put it.
     await new Promise((r) => setTimeout(r, 1_500));
     expect(stack.router.state()).toMatchObject({ weights: { blue: 100, green: 0 }, mirror: { target: 'green', percent: 5 } });

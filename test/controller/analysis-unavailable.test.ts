@@ -64,10 +64,14 @@ function nextBundle(): string {
 }
 
 async function settled(id: string, timeoutMs = 30_000): Promise<ReleaseState> {
-  return waitFor(`release ${id} to pause or end`, () => {
-    const s = controller.history(1)[0];
-    return s?.spec.id === id && (s.status === 'paused' || !isLive(s.status)) ? s : undefined;
-  }, timeoutMs);
+  return waitFor(
+    `release ${id} to pause or end`,
+    () => {
+      const s = controller.history(1)[0];
+      return s?.spec.id === id && (s.status === 'paused' || !isLive(s.status)) ? s : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 /** Each scenario starts with no live release, whatever the one before left. */
@@ -91,7 +95,9 @@ describe('analysis that cannot be had pauses, never rolls back', () => {
     const started = await controller.deploy(nextBundle(), { ...WINDOWS, strategy: 'canary', steps: [50] });
     const paused = await settled(started.spec.id);
     expect(paused.status, paused.reason ?? '').toBe('paused');
-    expect(paused.reason).toMatch(/analysis unavailable \(metrics of green unreadable: bad sample value "Nan"\) for 1500 ms after the window of step 1\/2 \(50%\)/);
+    expect(paused.reason).toMatch(
+      /analysis unavailable \(metrics of green unreadable: bad sample value "Nan"\) for 1500 ms after the window of step 1\/2 \(50%\)/,
+    );
     const types = eventTypes(started.spec.id);
     expect(types).toEqual(expect.arrayContaining(['step-started', 'analysis-unavailable', 'analysis-inconclusive', 'paused']));
     expect(types).not.toContain('rolled-back');
@@ -132,7 +138,11 @@ describe('analysis that cannot be had pauses, never rolls back', () => {
 
   it('a provider that hangs: each measurement is cut short, the release pauses instead of waiting forever', async () => {
     const started = await controller.deploy(nextBundle(), { ...WINDOWS, strategy: 'bluegreen' });
-    await waitFor('post-switch window', () => controller.current()?.phase === 'post-switch' || !isLive(controller.current()?.status ?? 'running'), 20_000);
+    await waitFor(
+      'post-switch window',
+      () => controller.current()?.phase === 'post-switch' || !isLive(controller.current()?.status ?? 'running'),
+      20_000,
+    );
     provider.mode = 'hang';
     const paused = await settled(started.spec.id);
     provider.mode = 'ok';

@@ -15,7 +15,15 @@ import { CONTROLLER_METRICS } from '../../src/config/metric-names.js';
 import { ColorUnreadableError } from '../../src/metric-sources/types.js';
 import { loadBundle } from '../../src/model/bundle.js';
 import type { EventType, ReleaseState, WindowStats } from '../../src/release/types.js';
-import { FakeInstances, FakeMetricSource, FakePreview, FakeRouter, InMemoryReleaseLog, ManualClock, type WindowAnswer } from '../support/fakes/index.js';
+import {
+  FakeInstances,
+  FakeMetricSource,
+  FakePreview,
+  FakeRouter,
+  InMemoryReleaseLog,
+  ManualClock,
+  type WindowAnswer,
+} from '../support/fakes/index.js';
 import { stats } from '../release/windows.js';
 import { BASE_BUNDLE, GOOD_BUNDLE, deriveBundle } from './bundles.js';
 
@@ -58,11 +66,21 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-async function world(opts: { log?: InMemoryReleaseLog; router?: FakeRouter; instances?: FakeInstances; answer?: WindowAnswer; analysisTimeoutMs?: number; readyTimeoutMs?: number } = {}): Promise<World> {
+async function world(
+  opts: {
+    log?: InMemoryReleaseLog;
+    router?: FakeRouter;
+    instances?: FakeInstances;
+    answer?: WindowAnswer;
+    analysisTimeoutMs?: number;
+    readyTimeoutMs?: number;
+  } = {},
+): Promise<World> {
   const clock = new ManualClock();
   const log = opts.log ?? new InMemoryReleaseLog();
   const router = opts.router ?? new FakeRouter();
-  const instances = opts.instances ?? new FakeInstances({ serving: { blue: base, green: base }, catalog: { [BASE_BUNDLE]: base, [GOOD_BUNDLE]: good } });
+  const instances =
+    opts.instances ?? new FakeInstances({ serving: { blue: base, green: base }, catalog: { [BASE_BUNDLE]: base, [GOOD_BUNDLE]: good } });
   const preview = new FakePreview(instances);
   const metrics = new FakeMetricSource(opts.answer ?? passing);
   const controller = new ReleaseController({
@@ -89,7 +107,8 @@ async function world(opts: { log?: InMemoryReleaseLog; router?: FakeRouter; inst
     controller,
     async until(what, done, maxMs = 30_000) {
       for (let waited = 0; !done(); waited += TICK_MS) {
-        if (waited > maxMs) throw new Error(`${what}: not within ${maxMs} simulated ms (release: ${JSON.stringify(controller.current()?.reason)})`);
+        if (waited > maxMs)
+          throw new Error(`${what}: not within ${maxMs} simulated ms (release: ${JSON.stringify(controller.current()?.reason)})`);
         // The smoke check reads the bundle's golden rows from disk, which takes real time: simulated time
         // must not run ahead of it into the smoke timeout.
         if (controller.current()?.phase === 'smoke') await new Promise((r) => setTimeout(r, 5));
@@ -107,7 +126,11 @@ describe('ReleaseController against fakes', () => {
   it('a canary release loads the idle color, smokes it, walks its steps and is promoted', async () => {
     const w = await world();
     const started = await w.controller.deploy(GOOD_BUNDLE, CANARY);
-    expect(started).toMatchObject({ status: 'running', phase: 'loading', spec: { targetColor: 'green', stableColor: 'blue', version: good.version } });
+    expect(started).toMatchObject({
+      status: 'running',
+      phase: 'loading',
+      spec: { targetColor: 'green', stableColor: 'blue', version: good.version },
+    });
     await w.until('succeeded', () => status(w) === 'succeeded');
 
     expect(w.instances.loads).toEqual([{ color: 'green', bundle: GOOD_BUNDLE }]);
@@ -116,7 +139,17 @@ describe('ReleaseController against fakes', () => {
       { blue: 50, green: 50 },
       { blue: 0, green: 100 },
     ]);
-    expect(w.eventTypes()).toEqual(['release-started', 'bundle-loading', 'bundle-loaded', 'smoke-passed', 'step-started', 'analysis-passed', 'step-started', 'analysis-passed', 'succeeded']);
+    expect(w.eventTypes()).toEqual([
+      'release-started',
+      'bundle-loading',
+      'bundle-loaded',
+      'smoke-passed',
+      'step-started',
+      'analysis-passed',
+      'step-started',
+      'analysis-passed',
+      'succeeded',
+    ]);
     // Each analysis phase opened its own window, and the verdicts came from windows of at least analysisMs.
     expect(w.metrics.opened).toHaveLength(2);
     expect(w.log.latest()).toMatchObject({ status: 'succeeded', phase: 'done', targetWeight: 100 });
@@ -261,7 +294,12 @@ describe('ReleaseController against fakes', () => {
     const instances = new FakeInstances({ serving: { blue: base, green: base }, catalog: first.instances.catalog });
     const w = await world({ log: first.log.reopen(), router: new FakeRouter(), instances });
     expect(instances.loads).toEqual([{ color: 'green', bundle: GOOD_BUNDLE }]);
-    expect(w.log.events().filter((e) => e.type === 'reconciled').map((e) => e.values?.decision)).toEqual(['restored', 'reloaded']);
+    expect(
+      w.log
+        .events()
+        .filter((e) => e.type === 'reconciled')
+        .map((e) => e.values?.decision),
+    ).toEqual(['restored', 'reloaded']);
     expect(w.router.state().weights).toEqual({ blue: 0, green: 100 });
   });
 });

@@ -25,7 +25,10 @@ beforeAll(async () => {
     scrapeInterval: '1s',
     targets: { instances: (['blue', 'green'] as const).map((color) => ({ color, address: new URL(stack.instances[color]).host })) },
   });
-  ({ controller } = startController(stack, { provider: new PrometheusProvider({ url: prom.url, minRangeSeconds: 3 }), analysisEveryMs: 1_000 }));
+  ({ controller } = startController(stack, {
+    provider: new PrometheusProvider({ url: prom.url, minRangeSeconds: 3 }),
+    analysisEveryMs: 1_000,
+  }));
   await controller.start();
 }, 90_000);
 
@@ -40,10 +43,14 @@ async function release(bundle: string, options: DeployOptions): Promise<{ state:
   const load = await startLoad(stack.router.url, 4);
   try {
     const started = await controller.deploy(bundle, options);
-    const state = await waitFor('release to end', () => {
-      const s = controller.history(1)[0];
-      return s.spec.id === started.spec.id && !isLive(s.status) ? s : undefined;
-    }, 90_000);
+    const state = await waitFor(
+      'release to end',
+      () => {
+        const s = controller.history(1)[0];
+        return s.spec.id === started.spec.id && !isLive(s.status) ? s : undefined;
+      },
+      90_000,
+    );
     return { state, load };
   } finally {
     await load.stop();

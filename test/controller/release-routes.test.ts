@@ -56,13 +56,23 @@ describe('release routes', () => {
   });
 
   it('400 for a body that does not match the schema, with per-field details', async () => {
-    const res = await app.inject({ method: 'POST', url: '/api/releases', headers: auth, payload: { bundle: GOOD_BUNDLE, steps: [0], strategy: 'rainbow', extra: 1 } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/releases',
+      headers: auth,
+      payload: { bundle: GOOD_BUNDLE, steps: [0], strategy: 'rainbow', extra: 1 },
+    });
     expect(res.statusCode).toBe(400);
     expect(Object.keys(res.json().details)).toEqual(expect.arrayContaining(['strategy', 'extra']));
   });
 
   it('400 for options the strategy does not take, 422 for a refused bundle (with its code)', async () => {
-    const bad = await app.inject({ method: 'POST', url: '/api/releases', headers: auth, payload: { bundle: GOOD_BUNDLE, steps: [50, 10], strategy: 'canary' } });
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/api/releases',
+      headers: auth,
+      payload: { bundle: GOOD_BUNDLE, steps: [50, 10], strategy: 'canary' },
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ error: 'invalid_release', message: expect.stringMatching(/increase/) });
     const corrupt = await deriveBundle(path.join(stack.dir, 'bundles'), { version: '9.9.9-corrupt', corrupt: true });
@@ -72,7 +82,12 @@ describe('release routes', () => {
   });
 
   it('201 on deploy, 409 for a second one meanwhile, commands act on the current release, events page by index', async () => {
-    const started = await app.inject({ method: 'POST', url: '/api/releases', headers: auth, payload: { bundle: GOOD_BUNDLE, strategy: 'canary', steps: [20], analysisMs: 60_000 } });
+    const started = await app.inject({
+      method: 'POST',
+      url: '/api/releases',
+      headers: auth,
+      payload: { bundle: GOOD_BUNDLE, strategy: 'canary', steps: [20], analysisMs: 60_000 },
+    });
     expect(started.statusCode).toBe(201);
     const id = started.json().release.spec.id as string;
     const again = await app.inject({ method: 'POST', url: '/api/releases', headers: auth, payload: { bundle: GOOD_BUNDLE } });

@@ -41,10 +41,14 @@ async function release(bundle: string, options: DeployOptions): Promise<{ state:
   try {
     await new Promise((r) => setTimeout(r, 300));
     const started = await controller.deploy(bundle, options);
-    const state = await waitFor('release to end', () => {
-      const s = controller.history(1)[0];
-      return s && s.spec.id === started.spec.id && !isLive(s.status) ? s : undefined;
-    }, 90_000);
+    const state = await waitFor(
+      'release to end',
+      () => {
+        const s = controller.history(1)[0];
+        return s && s.spec.id === started.spec.id && !isLive(s.status) ? s : undefined;
+      },
+      90_000,
+    );
     await new Promise((r) => setTimeout(r, 300));
     return { state, load };
   } finally {
@@ -90,11 +94,15 @@ describe('releases on the real stack under load', () => {
     expect(controller.lastRollback?.releaseId).toBe(state.spec.id);
     // The verdict still saw those 500s: the instance counts what it answered, whatever the router did next.
     const verdict = controller.events(state.spec.id).find((e) => e.type === 'analysis-failed');
-    const errorRatio = (verdict?.values?.checks as Array<{ name: string; outcome: string; value: number }> | undefined)?.find((c) => c.name === 'error-ratio');
+    const errorRatio = (verdict?.values?.checks as Array<{ name: string; outcome: string; value: number }> | undefined)?.find(
+      (c) => c.name === 'error-ratio',
+    );
     expect(errorRatio).toMatchObject({ outcome: 'fail' });
     expect(errorRatio?.value).toBeGreaterThan(0.1);
     const router = await stack.router.metrics.metrics();
-    const retried = Number(new RegExp(`${ROUTER_METRICS.retries}\\{from="${state.spec.targetColor}",to="${state.spec.stableColor}"\\} (\\d+)`).exec(router)?.[1]);
+    const retried = Number(
+      new RegExp(`${ROUTER_METRICS.retries}\\{from="${state.spec.targetColor}",to="${state.spec.stableColor}"\\} (\\d+)`).exec(router)?.[1],
+    );
     expect(retried).toBeGreaterThan(0);
   });
 
@@ -129,17 +137,25 @@ describe('releases on the real stack under load', () => {
     try {
       const started = await controller.deploy(GOOD_BUNDLE, { strategy: 'canary', steps: [25], analysisMs: 60_000 });
       const target = started.spec.targetColor;
-      const stepping = await waitFor('canary step', () => {
-        const s = controller.current();
-        return s && (s.phase === 'step' || !isLive(s.status)) ? s : undefined;
-      }, 30_000);
+      const stepping = await waitFor(
+        'canary step',
+        () => {
+          const s = controller.current();
+          return s && (s.phase === 'step' || !isLive(s.status)) ? s : undefined;
+        },
+        30_000,
+      );
       expect(stepping.phase, `${stepping.status}: ${stepping.reason}`).toBe('step');
       await new Promise((r) => setTimeout(r, 500));
       stack.procs[target].child.kill('SIGKILL');
-      const state = await waitFor('rollback', () => {
-        const s = controller.history(1)[0];
-        return !isLive(s.status) ? s : undefined;
-      }, 30_000);
+      const state = await waitFor(
+        'rollback',
+        () => {
+          const s = controller.history(1)[0];
+          return !isLive(s.status) ? s : undefined;
+        },
+        30_000,
+      );
       expect(state.status).toBe('rolled_back');
       expect(state.reason).toMatch(new RegExp(`instance ${target} is unhealthy`));
       expect(stack.router.state().weights[started.spec.stableColor]).toBe(100);
@@ -152,7 +168,10 @@ describe('releases on the real stack under load', () => {
 
   it('every decision is in the crash-safe log', () => {
     const text = fs.readFileSync(path.join(stack.dir, 'releases.jsonl'), 'utf8');
-    const kinds = text.trim().split('\n').map((l) => (JSON.parse(l) as { kind: string }).kind);
+    const kinds = text
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { kind: string }).kind);
     expect(kinds.filter((k) => k === 'event').length).toBeGreaterThan(20);
   });
 });

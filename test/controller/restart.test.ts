@@ -36,7 +36,10 @@ afterAll(async () => {
 
 async function api<T>(base: string, route: string, init: RequestInit = {}): Promise<T> {
   const token = fs.readFileSync(path.join(stateDir, 'token'), 'utf8').trim();
-  const res = await fetch(`${base}${route}`, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...init.headers } });
+  const res = await fetch(`${base}${route}`, {
+    ...init,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...init.headers },
+  });
   const body = (await res.json()) as T;
   if (res.status >= 400) throw new Error(`${route}: ${res.status} ${JSON.stringify(body)}`);
   return body;
@@ -69,7 +72,11 @@ async function exited(proc: Started): Promise<void> {
 }
 
 async function predicts(router: string): Promise<string> {
-  const res = await fetch(`${router}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(WINE_EXAMPLE) });
+  const res = await fetch(`${router}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(WINE_EXAMPLE),
+  });
   expect(res.status).toBe(200);
   return ((await res.json()) as { color: string }).color;
 }
@@ -77,7 +84,19 @@ async function predicts(router: string): Promise<string> {
 describe('controller restart mid-release', () => {
   it('CLI release, kill -9 during a canary step, up again (instances adopted): rolled back, reconciled; whole stack killed: fresh instances, stable model reloaded', async () => {
     const ports = { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort() };
-    const args = ['up', '--port', String(ports.router), '--blue-port', String(ports.blue), '--green-port', String(ports.green), '--control-port', String(ports.control), '--state-dir', stateDir];
+    const args = [
+      'up',
+      '--port',
+      String(ports.router),
+      '--blue-port',
+      String(ports.blue),
+      '--green-port',
+      String(ports.green),
+      '--control-port',
+      String(ports.control),
+      '--state-dir',
+      stateDir,
+    ];
     const control = `http://127.0.0.1:${ports.control}`;
     const router = `http://127.0.0.1:${ports.router}`;
     let up: Started = startCli(args);
@@ -155,7 +174,10 @@ describe('controller restart mid-release', () => {
       expect(view.release.status).toBe('rolled_back');
       expect(view.events.find((e) => e.values?.decision === 'reloaded')?.reason).toMatch(/reloaded 1\.1\.0 on green/);
       // A new release can start right away: nothing is left half-way.
-      const next = await api<ReleaseView>(control, '/api/releases', { method: 'POST', body: JSON.stringify({ bundle: GOOD_BUNDLE, analysisMs: 1_000 }) });
+      const next = await api<ReleaseView>(control, '/api/releases', {
+        method: 'POST',
+        body: JSON.stringify({ bundle: GOOD_BUNDLE, analysisMs: 1_000 }),
+      });
       expect(next.release.status).toBe('running');
 
       routerProcessPid();

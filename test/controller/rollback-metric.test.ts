@@ -67,7 +67,14 @@ const admin: InstanceAdminPort = { model: async () => null, ready: async () => t
 /** A controller on `file` with its own metrics registry, as after a restart of `up`. */
 async function startOn(file: string): Promise<{ controller: ReleaseController; traffic: ReturnType<typeof router> }> {
   const traffic = router();
-  const controller = new ReleaseController({ store: ReleaseStore.open(file), traffic, provider, admin, preview: new PreviewClient('http://127.0.0.1:9'), tickMs: 60_000 });
+  const controller = new ReleaseController({
+    store: ReleaseStore.open(file),
+    traffic,
+    provider,
+    admin,
+    preview: new PreviewClient('http://127.0.0.1:9'),
+    tickMs: 60_000,
+  });
   controllers.push(controller);
   await controller.start();
   return { controller, traffic };
@@ -80,12 +87,28 @@ async function rollbacksObserved(controller: ReleaseController): Promise<number>
 
 /** A canary release at its 50% step, written to the log as the controller would have. */
 function releaseAtStep(file: string, t0: number): ReleaseState {
-  const spec = buildSpec({ id: 'r-1', bundle: '/bundles/1.1.0', modelName: 'wine-quality', version: '1.1.0', sha256: 'abc', stableColor: 'blue', strategy: 'canary', steps: [50] });
+  const spec = buildSpec({
+    id: 'r-1',
+    bundle: '/bundles/1.1.0',
+    modelName: 'wine-quality',
+    version: '1.1.0',
+    sha256: 'abc',
+    stableColor: 'blue',
+    strategy: 'canary',
+    steps: [50],
+  });
   const store = ReleaseStore.open(file);
   const steps: StepResult[] = [createRelease(spec, t0)];
   const next = (input: Parameters<typeof step>[1]) => steps.push(step(steps[steps.length - 1].state, input));
   next({ now: t0 + 100, observation: { kind: 'load', color: 'green', ok: true, sha256: 'abc' } });
-  next({ now: t0 + 200, observation: { kind: 'smoke', color: 'green', result: { ok: true, failures: [], rows: 10, rmse: null, agreement: null, meanAbsDelta: null } } });
+  next({
+    now: t0 + 200,
+    observation: {
+      kind: 'smoke',
+      color: 'green',
+      result: { ok: true, failures: [], rows: 10, rmse: null, agreement: null, meanAbsDelta: null },
+    },
+  });
   for (const s of steps) store.save(s.state, s.events);
   store.close();
   const state = steps[steps.length - 1].state;

@@ -46,7 +46,24 @@ export async function startStack(faults: Record<string, Fault> = {}, routerKind:
   const procs = {} as Record<Color, Started>;
   const instances = {} as Record<Color, string>;
   for (const color of ['blue', 'green'] as const) {
-    procs[color] = startCli(['serve', '--color', color, '--port', String(ports[color]), '--bundle', BASE_BUNDLE, '--admin-token-file', tokenFile, '--bundle-root', dir, '--log-level', 'warn'], env);
+    procs[color] = startCli(
+      [
+        'serve',
+        '--color',
+        color,
+        '--port',
+        String(ports[color]),
+        '--bundle',
+        BASE_BUNDLE,
+        '--admin-token-file',
+        tokenFile,
+        '--bundle-root',
+        dir,
+        '--log-level',
+        'warn',
+      ],
+      env,
+    );
     instances[color] = `http://127.0.0.1:${ports[color]}`;
   }
   await Promise.all((['blue', 'green'] as const).map((c) => waitForHttp(`${instances[c]}/ready`, { proc: procs[c], timeoutMs: 30_000 })));
@@ -54,7 +71,13 @@ export async function startStack(faults: Record<string, Fault> = {}, routerKind:
   const initial = { weights: { blue: 100, green: 0 } };
   const router =
     routerKind === 'nginx'
-      ? await startNginxDriver({ listen: { host: '127.0.0.1', port: await freePort() }, upstreams, initial, previewToken, mode: { kind: 'managed', prefix: path.join(dir, 'nginx') } })
+      ? await startNginxDriver({
+          listen: { host: '127.0.0.1', port: await freePort() },
+          upstreams,
+          initial,
+          previewToken,
+          mode: { kind: 'managed', prefix: path.join(dir, 'nginx') },
+        })
       : await startEmbeddedRouter({ host: '127.0.0.1', port: 0, upstreams, initial, previewToken });
   return {
     dir,
@@ -71,7 +94,10 @@ export async function startStack(faults: Record<string, Fault> = {}, routerKind:
   };
 }
 
-export function startController(stack: Stack, opts: { analysisEveryMs?: number; analysisTimeoutMs?: number; provider?: MetricsProvider } = {}): { controller: ReleaseController; store: ReleaseStore } {
+export function startController(
+  stack: Stack,
+  opts: { analysisEveryMs?: number; analysisTimeoutMs?: number; provider?: MetricsProvider } = {},
+): { controller: ReleaseController; store: ReleaseStore } {
   const store = ReleaseStore.open(path.join(stack.dir, RELEASE_LOG_FILE));
   const controller = new ReleaseController({
     store,
@@ -117,7 +143,11 @@ export async function startLoad(routerUrl: string, workers = 4, maxMs = 120_000)
     for (let i = w; running && Date.now() < deadline; i += workers) {
       load.sent++;
       try {
-        const res = await request(`${routerUrl}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[i % bodies.length] });
+        const res = await request(`${routerUrl}/predict`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: bodies[i % bodies.length],
+        });
         const body = (await res.body.json()) as { color?: string; message?: string };
         if (res.statusCode !== 200) {
           load.failed++;

@@ -67,8 +67,14 @@ describe('deploy/prometheus', () => {
     for (const alert of alerts) {
       // Each alert needs one test expecting it and one expecting silence.
       const blocks = text.split(/\n\s+- eval_time:/).filter((b) => b.includes(`alertname: ${alert}\n`));
-      expect(blocks.some((b) => /exp_alerts: \[\]/.test(b)), `${alert}: no not-firing case`).toBe(true);
-      expect(blocks.some((b) => /exp_alerts:\n\s+- exp_labels:/.test(b)), `${alert}: no firing case`).toBe(true);
+      expect(
+        blocks.some((b) => /exp_alerts: \[\]/.test(b)),
+        `${alert}: no not-firing case`,
+      ).toBe(true);
+      expect(
+        blocks.some((b) => /exp_alerts:\n\s+- exp_labels:/.test(b)),
+        `${alert}: no firing case`,
+      ).toBe(true);
     }
   });
 

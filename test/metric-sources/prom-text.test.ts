@@ -14,7 +14,11 @@ describe('Prometheus text parser', () => {
     h.observe(5);
     const samples = parseExposition(await registry.metrics());
     expect(samples.find((s) => s.name === 'x_total')).toEqual({ name: 'x_total', labels: { a: 'quote " back \\ nl \n end' }, value: 3 });
-    expect(samples.filter((s) => s.name === 'lat_bucket').map((s) => [s.labels.le, s.value])).toEqual([['0.1', 1], ['1', 1], ['+Inf', 2]]);
+    expect(samples.filter((s) => s.name === 'lat_bucket').map((s) => [s.labels.le, s.value])).toEqual([
+      ['0.1', 1],
+      ['1', 1],
+      ['+Inf', 2],
+    ]);
     expect(samples.find((s) => s.name === 'lat_sum')?.value).toBe(5.05);
   });
 
@@ -92,7 +96,9 @@ describe('Prometheus text parser', () => {
       'predict_requests_total',
     ]);
     // A broken line of a family the analysis reads still fails, with the line named.
-    expect(() => parseExposition('predict_requests_total{color="blue"} what', { families: ANALYSIS_FAMILIES })).toThrow(/bad sample value "what"/);
+    expect(() => parseExposition('predict_requests_total{color="blue"} what', { families: ANALYSIS_FAMILIES })).toThrow(
+      /bad sample value "what"/,
+    );
   });
 
   it('refuses malformed lines with the line in the message', () => {
@@ -153,11 +159,25 @@ describe('per-color totals and windows from instance metrics', () => {
     const live = colorTotals(samples, 'green');
     expect(live.requests).toBe(16);
     expect(live.serverErrors).toBe(1);
-    expect(live.predictions).toEqual({ buckets: [{ le: 5, count: 4 }, { le: Infinity, count: 10 }], sum: 55, count: 10 });
+    expect(live.predictions).toEqual({
+      buckets: [
+        { le: 5, count: 4 },
+        { le: Infinity, count: 10 },
+      ],
+      sum: 55,
+      count: 10,
+    });
     const mirror = colorTotals(samples, 'green', 'mirror');
     expect(mirror.requests).toBe(20);
     expect(mirror.serverErrors).toBe(0);
-    expect(mirror.predictions).toEqual({ buckets: [{ le: 5, count: 20 }, { le: Infinity, count: 20 }], sum: 80, count: 20 });
+    expect(mirror.predictions).toEqual({
+      buckets: [
+        { le: 5, count: 20 },
+        { le: Infinity, count: 20 },
+      ],
+      sum: 80,
+      count: 20,
+    });
   });
 
   it('treats a counter that went down as a restart: the new totals are the increase', async () => {

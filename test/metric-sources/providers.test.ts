@@ -28,7 +28,9 @@ async function predict(color: 'blue' | 'green', n: number, body: unknown = WINE_
 const ODD_WINE = { ...WINE_EXAMPLE, alcohol: 14.5, 'volatile acidity': 1.4, sulphates: 1.8 };
 
 /** A /metrics endpoint answering what `answer` says, call by call (for failures a real instance does not make on demand). */
-async function fakeMetrics(answer: (call: number) => { status: number; body: string }): Promise<{ url: string; calls: () => number; close: () => Promise<void> }> {
+async function fakeMetrics(
+  answer: (call: number) => { status: number; body: string },
+): Promise<{ url: string; calls: () => number; close: () => Promise<void> }> {
   let calls = 0;
   const server = http.createServer((_req, res) => {
     const { status, body } = answer(++calls);
@@ -109,7 +111,11 @@ describe('ScrapeProvider on real instances', () => {
     const down = await fakeMetrics(() => ({ status: 500, body: 'no' }));
     try {
       const provider = new ScrapeProvider({ instances: { blue: urls.blue, green: down.url }, attempts: 3, retryDelayMs: 10 });
-      await expect(provider.open(0)).rejects.toMatchObject({ name: 'Error', color: 'green', message: expect.stringMatching(/scrape of green .* answered 500/) });
+      await expect(provider.open(0)).rejects.toMatchObject({
+        name: 'Error',
+        color: 'green',
+        message: expect.stringMatching(/scrape of green .* answered 500/),
+      });
       expect(down.calls()).toBe(3);
     } finally {
       await down.close();
@@ -118,7 +124,7 @@ describe('ScrapeProvider on real instances', () => {
 
   it('a window whose baseline could not be taken as it opened starts when the baseline is taken', async () => {
     let failing = true;
-    const body = (await (await fetch(`${urls.green}/metrics`)).text());
+    const body = await (await fetch(`${urls.green}/metrics`)).text();
     const late = await fakeMetrics(() => (failing ? { status: 500, body: 'no' } : { status: 200, body }));
     try {
       const provider = new ScrapeProvider({ instances: { blue: urls.blue, green: late.url }, attempts: 1 });
@@ -162,7 +168,10 @@ describe('PrometheusProvider on a real Prometheus', () => {
     let w = await provider.window(from, from + 2_999);
     expect(w.colors.green.requests).toBe(0);
     // Load for a few seconds, until Prometheus has scraped enough of it.
-    while (Date.now() < deadline && (w.colors.green.requests < 20 || w.colors.blue.requests < 20 || (w.mirrored?.green.requests ?? 0) < 10)) {
+    while (
+      Date.now() < deadline &&
+      (w.colors.green.requests < 20 || w.colors.blue.requests < 20 || (w.mirrored?.green.requests ?? 0) < 10)
+    ) {
       await predict('green', 20);
       await predict('blue', 20);
       // Preview traffic is never counted; mirrored copies are, apart.

@@ -15,7 +15,11 @@ describe('metric source registry', () => {
   });
 
   it('takes a source of another kind, once', () => {
-    const fake: MetricsProvider = { kind: 'scrape', open: async () => undefined, window: async () => Promise.reject(new Error('no numbers')) };
+    const fake: MetricsProvider = {
+      kind: 'scrape',
+      open: async () => undefined,
+      window: async () => Promise.reject(new Error('no numbers')),
+    };
     const sources = builtInMetricSources().register('fixed', () => fake);
     expect(sources.create('fixed', { instances })).toBe(fake);
     expect(() => sources.register('fixed', () => fake)).toThrow(/registered already/);

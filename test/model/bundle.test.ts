@@ -2,7 +2,15 @@ import { describe, it, expect, beforeEach, afterAll } from 'vitest';
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { BundleError, BundleRoots, type BundleErrorCode, defaultBundleRoots, featureDifference, loadBundle, writeBundle } from '../../src/model/bundle.js';
+import {
+  BundleError,
+  BundleRoots,
+  type BundleErrorCode,
+  defaultBundleRoots,
+  featureDifference,
+  loadBundle,
+  writeBundle,
+} from '../../src/model/bundle.js';
 import { sha256Hex } from '../../src/model/csv.js';
 import { serializeForest, deserializeForest } from '../../src/model/forest.js';
 import type { Manifest } from '../../src/model/types.js';
@@ -90,7 +98,7 @@ describe('loadBundle refusals', () => {
     await expectRefused(dir, 'manifest_invalid', /manifest\.json is not valid JSON/);
   });
 
-  it('manifest_invalid never quotes the file: the JSON parser\'s message (which does) is not passed on', async () => {
+  it("manifest_invalid never quotes the file: the JSON parser's message (which does) is not passed on", async () => {
     await writeFile(path.join(dir, 'manifest.json'), 'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1\n');
     const err = await refusal(dir);
     expect(err.code).toBe('manifest_invalid');
@@ -227,7 +235,9 @@ describe('bundle roots', () => {
     for (const p of [path.join(tmp, 'out', '1.1.0'), path.join(tmp, 'out', 'missing'), path.join(inside, '..', 'out', '1.1.0')]) {
       const err = await refusal(p, { roots });
       expect(err.code).toBe('outside_roots');
-      expect(err.message).toBe(`refused: bundle ${path.resolve(p)} is outside the bundle roots (${inside}); add one with --bundle-root (serve or up)`);
+      expect(err.message).toBe(
+        `refused: bundle ${path.resolve(p)} is outside the bundle roots (${inside}); add one with --bundle-root (serve or up)`,
+      );
     }
     await symlink(path.join(tmp, 'out', '1.1.0'), path.join(inside, 'link'));
     expect((await refusal(path.join(inside, 'link'), { roots })).code).toBe('outside_roots');

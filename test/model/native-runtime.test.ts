@@ -117,7 +117,7 @@ describe('NativeForestRuntime', () => {
       const forest = complete(depth);
       const rt = new NativeForestRuntime(forest, { kind: 'none' });
       expect(rt.layout).toBe(layout);
-      const xs = Float64Array.from({ length: 200 }, (_, k) => (k * 7919) % 2 ** depth + (k % 3) * 0.25 - 0.5);
+      const xs = Float64Array.from({ length: 200 }, (_, k) => ((k * 7919) % 2 ** depth) + (k % 3) * 0.25 - 0.5);
       const got = rt.predict(xs, xs.length);
       xs.forEach((x, k) => {
         expect(got[k]).toBe(Math.min(2 ** depth - 1, Math.max(0, Math.ceil(x - 0.5))));

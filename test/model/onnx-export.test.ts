@@ -41,7 +41,12 @@ describe('bgserve export-onnx', () => {
     expect(exportLog).toMatch(/exported wine-quality 1\.0\.0-onnx \(format onnx\)/);
     const src = JSON.parse(readFileSync(path.join(BUNDLE, 'manifest.json'), 'utf8'));
     const m = JSON.parse(readFileSync(path.join(exported, 'manifest.json'), 'utf8'));
-    expect(m).toMatchObject({ format: 'onnx', modelFile: 'model.onnx', version: '1.0.0-onnx', onnx: { input: 'float_input', output: 'variable' } });
+    expect(m).toMatchObject({
+      format: 'onnx',
+      modelFile: 'model.onnx',
+      version: '1.0.0-onnx',
+      onnx: { input: 'float_input', output: 'variable' },
+    });
     expect(m.features).toEqual(src.features);
     expect(m.preprocessing).toEqual({ kind: 'none' });
     expect(Object.keys(m.files).sort()).toEqual(['golden.csv', 'model.onnx']);
@@ -81,14 +86,27 @@ describe('bgserve export-onnx', () => {
 
   it('refuses to overwrite a bundle and to export an ONNX bundle again', async () => {
     expect(await cliFailure('export-onnx', BUNDLE, '--out', exported)).toMatch(/refusing to overwrite the bundle/);
-    expect(await cliFailure('export-onnx', exported, '--out', path.join(out, 'again'))).toMatch(/only native-forest bundles can be exported/);
+    expect(await cliFailure('export-onnx', exported, '--out', path.join(out, 'again'))).toMatch(
+      /only native-forest bundles can be exported/,
+    );
   });
 });
 
 describe('bgserve import-onnx', () => {
   it('makes a servable bundle with ranges and metrics from the CSV', async () => {
     const dir = path.join(out, 'imported');
-    const log = await cli('import-onnx', path.join(exported, 'model.onnx'), '--features-from', WINE_CSV, '--name', 'wine-user', '--version', '2.0.0', '--out', dir);
+    const log = await cli(
+      'import-onnx',
+      path.join(exported, 'model.onnx'),
+      '--features-from',
+      WINE_CSV,
+      '--name',
+      'wine-user',
+      '--version',
+      '2.0.0',
+      '--out',
+      dir,
+    );
     expect(log).toMatch(/imported wine-user 2\.0\.0 \(format onnx, 11 features, input 'float_input', output 'variable'\)/);
     const m = await loadBundle(dir);
     const ref = await loadBundle(exported);
@@ -109,18 +127,42 @@ describe('bgserve import-onnx', () => {
 
   it('takes the features as a list', async () => {
     const dir = path.join(out, 'listed');
-    await cli('import-onnx', path.join(exported, 'model.onnx'), '--features', ...WINE_FEATURES, '--name', 'wine-user', '--version', '2.0.1', '--out', dir);
+    await cli(
+      'import-onnx',
+      path.join(exported, 'model.onnx'),
+      '--features',
+      ...WINE_FEATURES,
+      '--name',
+      'wine-user',
+      '--version',
+      '2.0.1',
+      '--out',
+      dir,
+    );
     const m = await loadBundle(dir);
     await m.runtime.close?.();
     expect(m.featureNames).toEqual(WINE_FEATURES);
   });
 
   it('refuses a model whose input width is not the number of features', async () => {
-    const stderr = await cliFailure('import-onnx', path.join(exported, 'model.onnx'), '--features', ...WINE_FEATURES.slice(0, 10), '--name', 'w', '--version', '1.0.0', '--out', path.join(out, 'narrow'));
+    const stderr = await cliFailure(
+      'import-onnx',
+      path.join(exported, 'model.onnx'),
+      '--features',
+      ...WINE_FEATURES.slice(0, 10),
+      '--name',
+      'w',
+      '--version',
+      '1.0.0',
+      '--out',
+      path.join(out, 'narrow'),
+    );
     expect(stderr).toMatch(/input 'float_input' has 11 columns, manifest has 10 features/);
   });
 
   it('asks for the features when none are given', async () => {
-    expect(await cliFailure('import-onnx', path.join(exported, 'model.onnx'), '--name', 'w', '--version', '1.0.0')).toMatch(/needs --features <names...> or --features-from <csv>/);
+    expect(await cliFailure('import-onnx', path.join(exported, 'model.onnx'), '--name', 'w', '--version', '1.0.0')).toMatch(
+      /needs --features <names...> or --features-from <csv>/,
+    );
   });
 });

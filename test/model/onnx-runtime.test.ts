@@ -96,7 +96,9 @@ describe('ONNX runtime', () => {
   });
 
   it('refuses input and output names other than those the manifest records', async () => {
-    const err = await refusal(await onnxBundle(exportBytes({ inputName: 'X', outputName: 'Y' }), { onnx: { input: 'float_input', output: 'variable' } }));
+    const err = await refusal(
+      await onnxBundle(exportBytes({ inputName: 'X', outputName: 'Y' }), { onnx: { input: 'float_input', output: 'variable' } }),
+    );
     expect(err.message).toMatch(/the manifest names input 'float_input', the model's inputs are 'X'/);
     expect(err.message).toMatch(/the manifest names output 'variable', the model's outputs are 'Y'/);
     expect(err.details).toHaveLength(2);
@@ -124,7 +126,10 @@ describe('checkOnnxSignature', () => {
   it('asks for a name when the model has several outputs (a classifier: label + probabilities)', () => {
     const outputs = [tensor('label', 'int64', ['N']), tensor('probabilities', 'float32', ['N', 6])];
     const check = checkOnnxSignature(11, [tensor('float_input', 'float32', ['N', 11])], outputs);
-    expect(check).toEqual({ ok: false, problems: ["the model has 2 outputs ('label', 'probabilities'); name one in the manifest's onnx.output"] });
+    expect(check).toEqual({
+      ok: false,
+      problems: ["the model has 2 outputs ('label', 'probabilities'); name one in the manifest's onnx.output"],
+    });
     const named = checkOnnxSignature(11, [tensor('float_input', 'float32', ['N', 11])], outputs, { output: 'label' });
     expect(named).toEqual({ ok: false, problems: ["output 'label' has element type int64, expected float32 or float64"] });
   });

@@ -57,7 +57,10 @@ export async function wineData(): Promise<Dataset & { sha256: string }> {
  * Trains a small forest on the red-wine data and writes it as a native bundle (with a golden file), so the ONNX
  * tests do not depend on which committed bundles exist. Returns the bundle folder.
  */
-export async function writeNativeWineBundle(dir: string, opts: { trees?: number; maxDepth?: number; version?: string } = {}): Promise<string> {
+export async function writeNativeWineBundle(
+  dir: string,
+  opts: { trees?: number; maxDepth?: number; version?: string } = {},
+): Promise<string> {
   const data = await wineData();
   const model = trainModel(data, { trees: opts.trees ?? 20, maxDepth: opts.maxDepth ?? 10, seed: 7 });
   await writeBundle(dir, {

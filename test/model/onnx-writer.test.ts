@@ -17,7 +17,10 @@ describe('forestToOnnx', () => {
   it('declares skl2onnx-like names, ir_version 8 and opsets 17 / ai.onnx.ml 3', () => {
     const model = onnxProto.onnx.ModelProto.decode(bytes);
     expect(Number(model.irVersion)).toBe(ONNX_IR_VERSION);
-    expect(model.opsetImport.map((o) => [o.domain, Number(o.version)])).toEqual([['', 17], ['ai.onnx.ml', 3]]);
+    expect(model.opsetImport.map((o) => [o.domain, Number(o.version)])).toEqual([
+      ['', 17],
+      ['ai.onnx.ml', 3],
+    ]);
     expect(model.graph?.node?.map((n) => n.opType)).toEqual(['Scaler', 'TreeEnsembleRegressor']);
     expect(model.graph?.input?.[0].name).toBe('float_input');
     expect(model.graph?.output?.[0].name).toBe('variable');
@@ -31,7 +34,12 @@ describe('forestToOnnx', () => {
     const flat = Float32Array.from(rows.flat());
     const out = await session.run({ float_input: new ort.Tensor('float32', flat, [rows.length, 3]) });
     const got = Array.from(out.variable.data as Float32Array);
-    const want = rows.map((r) => predictScaledRow(forest, r.map((x, j) => (x - mean[j]) / std[j])));
+    const want = rows.map((r) =>
+      predictScaledRow(
+        forest,
+        r.map((x, j) => (x - mean[j]) / std[j]),
+      ),
+    );
     expect(out.variable.dims).toEqual([rows.length, 1]);
     expect(got).toEqual(want);
     await session.release();
@@ -74,7 +82,11 @@ describe('float32Thresholds', () => {
 
   // A threshold on a data value, one float64 ulp below it and one above: float32 cannot tell these apart
   // by rounding alone, the cell rule sends 0.079 where float64 does.
-  for (const [label, nudge] of [['on', 0], ['one ulp below', -1], ['one ulp above', 1]] as const) {
+  for (const [label, nudge] of [
+    ['on', 0],
+    ['one ulp below', -1],
+    ['one ulp above', 1],
+  ] as const) {
     it(`sends the typed value where float64 does for a threshold ${label} it`, async () => {
       const s = scaled(0.079);
       const t = nudge === 0 ? s : s + nudge * Number.EPSILON * Math.abs(s);

@@ -7,13 +7,7 @@ import { parseDataset, readDataset } from '../../src/model/csv.js';
 import { LEAF, deserializeForest, forestProblem } from '../../src/model/forest.js';
 import { regressionMetrics } from '../../src/model/metrics.js';
 import { recordedTrainOptions, resolveCreatedAt, trainBundle } from '../../src/model/train-bundle.js';
-import {
-  type MaxFeatures,
-  TrainOptionsError,
-  resolveMaxFeatures,
-  splitRows,
-  trainModel,
-} from '../../src/model/trainer.js';
+import { type MaxFeatures, TrainOptionsError, resolveMaxFeatures, splitRows, trainModel } from '../../src/model/trainer.js';
 import type { Manifest } from '../../src/model/types.js';
 import { WINE_FEATURES, WINE_TARGET } from '../../src/model/wine.js';
 import { ROOT } from '../support/processes.js';
@@ -126,7 +120,10 @@ describe('committed bundles', () => {
       ...recordedTrainOptions(recorded),
     });
     expect(manifest.files).toEqual(recorded.files);
-    expect({ ...manifest, training: { ...manifest.training, data: { ...manifest.training.data, file: recorded.training.data.file } } }).toEqual(recorded);
+    expect({
+      ...manifest,
+      training: { ...manifest.training, data: { ...manifest.training.data, file: recorded.training.data.file } },
+    }).toEqual(recorded);
     for (const f of ['forest.bin', 'golden.csv']) {
       expect((await readFile(path.join(out, f))).equals(await readFile(path.join(dir, f)))).toBe(true);
     }

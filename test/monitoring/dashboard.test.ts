@@ -84,9 +84,9 @@ describe('Grafana dashboard and provisioning', () => {
   });
 
   it('every panel queries the provisioned datasource', async () => {
-    const provisioning = parse(
-      await readFile(path.join(ROOT, 'deploy/grafana/provisioning/datasources/prometheus.yml'), 'utf8'),
-    ) as { datasources: Array<{ uid: string; type: string }> };
+    const provisioning = parse(await readFile(path.join(ROOT, 'deploy/grafana/provisioning/datasources/prometheus.yml'), 'utf8')) as {
+      datasources: Array<{ uid: string; type: string }>;
+    };
     const [ds] = provisioning.datasources;
     for (const p of (await panels()).filter((x) => x.type !== 'row')) {
       expect(p.datasource, p.title).toEqual({ type: ds.type, uid: ds.uid });

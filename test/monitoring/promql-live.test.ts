@@ -113,7 +113,12 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
       });
       return { status: res.status, body: (await res.json()) as { release: { phase: string; status: string } } };
     };
-    const started = await call('POST', '/releases', { bundle: 'models/wine-quality/1.1.0', strategy: 'canary', steps: [10, 100], analysisMs: 120_000 });
+    const started = await call('POST', '/releases', {
+      bundle: 'models/wine-quality/1.1.0',
+      strategy: 'canary',
+      steps: [10, 100],
+      analysisMs: 120_000,
+    });
     if (started.status !== 201) throw new Error(`release refused: ${JSON.stringify(started.body)}`);
     const deadline = Date.now() + 60_000;
     while ((await call('GET', '/releases/current')).body.release.phase !== 'step') {
@@ -142,11 +147,16 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
     for (const key of Object.keys(ports) as Array<keyof typeof ports>) urls[key] = `http://127.0.0.1:${ports[key]}`;
     stack = startCli([
       'up',
-      '--port', String(ports.router),
-      '--blue-port', String(ports.blue),
-      '--green-port', String(ports.green),
-      '--control-port', String(ports.control),
-      '--state-dir', path.join(dataDir, 'stack'),
+      '--port',
+      String(ports.router),
+      '--blue-port',
+      String(ports.blue),
+      '--green-port',
+      String(ports.green),
+      '--control-port',
+      String(ports.control),
+      '--state-dir',
+      path.join(dataDir, 'stack'),
     ]);
     await waitForHttp(`${urls.control}/healthz`, { proc: stack, timeoutMs: 60_000 });
     await Promise.all(COLORS.map((c) => waitForHttp(`${urls[c]}/ready`, { proc: stack, timeoutMs: 30_000 })));
@@ -182,7 +192,8 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
         if (Date.now() < enough) continue;
         const results = await Promise.all(instanceExprs.map((e) => queryInstant(prom!.url, e.expr)));
         const up = await queryInstant(prom!.url, `up{job="${JOBS.control}"} == 1`);
-        if (results.every((r, i) => hasDataForItsColors(instanceExprs[i].expr, r)) && up.status === 'success' && up.samples.length === 1) break;
+        if (results.every((r, i) => hasDataForItsColors(instanceExprs[i].expr, r)) && up.status === 'success' && up.samples.length === 1)
+          break;
       }
     } finally {
       stopLoad.abort();

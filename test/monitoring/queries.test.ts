@@ -49,7 +49,9 @@ describe('PromQL catalogue', () => {
     // Analysis keeps live and mirrored traffic apart: grouped by source (and by bucket for histograms).
     expect(analysis[0]).toBe(`sum by (color, source) (increase(${INSTANCE_METRICS.requests}{source!="preview"}[30s]))`);
     expect(analysis[1]).toContain('sum by (color, source, le)');
-    expect(q.increaseBySource(INSTANCE_METRICS.requests, { window: '30s', extra: 'status=~"5.."' })).toContain('{source!="preview", status=~"5.."}');
+    expect(q.increaseBySource(INSTANCE_METRICS.requests, { window: '30s', extra: 'status=~"5.."' })).toContain(
+      '{source!="preview", status=~"5.."}',
+    );
   });
 
   it('builds valid PromQL for default and scoped variants (promtool parses them)', async () => {
@@ -78,7 +80,10 @@ describe('PromQL catalogue', () => {
     expect(rules.map((r) => r.record).sort()).toEqual(Object.values(q.RECORDED).sort());
     for (const r of rules) {
       expect(r.record).toMatch(/^color:[a-z_]+:[a-z0-9_]+$/);
-      expect(Object.values(INSTANCE_METRICS).some((m) => r.expr.includes(m)), r.expr).toBe(true);
+      expect(
+        Object.values(INSTANCE_METRICS).some((m) => r.expr.includes(m)),
+        r.expr,
+      ).toBe(true);
       expect(r.expr).toContain('by (color');
     }
   });

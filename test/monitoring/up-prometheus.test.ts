@@ -20,7 +20,15 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, proc:
 
 async function upArgs(dir: string): Promise<{ args: string[]; control: string }> {
   const control = await freePort();
-  const args = ['up', '--port', String(await freePort()), '--blue-port', String(await freePort()), '--green-port', String(await freePort())];
+  const args = [
+    'up',
+    '--port',
+    String(await freePort()),
+    '--blue-port',
+    String(await freePort()),
+    '--green-port',
+    String(await freePort()),
+  ];
   args.push('--control-port', String(control), '--state-dir', path.join(dir, 'state'));
   return { args, control: `http://127.0.0.1:${control}` };
 }
@@ -41,10 +49,14 @@ describe('bgserve up --prometheus', () => {
     const url = `http://127.0.0.1:${promPort}`;
     await until('the banner', async () => (proc.output().includes(`prometheus ${url}`) ? true : undefined), proc, 60_000);
 
-    const up = await until('three targets up', async () => {
-      const r = await queryInstant(url, `up{job=~"${JOBS.instances}|${JOBS.control}"} == 1`);
-      return r.status === 'success' && r.samples.length === 3 ? r.samples : undefined;
-    }, proc);
+    const up = await until(
+      'three targets up',
+      async () => {
+        const r = await queryInstant(url, `up{job=~"${JOBS.instances}|${JOBS.control}"} == 1`);
+        return r.status === 'success' && r.samples.length === 3 ? r.samples : undefined;
+      },
+      proc,
+    );
     expect(up.map((s) => s.labels.color ?? s.labels.job).sort()).toEqual(['bgserve-control', 'blue', 'green']);
     const rules = (await (await fetch(`${url}/api/v1/rules`)).json()) as { data: { groups: Array<{ name: string }> } };
     expect(rules.data.groups.map((g) => g.name).sort()).toEqual(['bgserve-alerts', 'bgserve-recording']);

@@ -87,7 +87,16 @@ describe('Argo AnalysisTemplate (bgserve-analysis) on real metrics', () => {
       ],
     };
     await writeFile(path.join(tmp, 'prometheus.yml'), stringify(config));
-    prometheus = spawn('prometheus', [`--config.file=${path.join(tmp, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(tmp, 'tsdb')}`, `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn'], { stdio: 'ignore' });
+    prometheus = spawn(
+      'prometheus',
+      [
+        `--config.file=${path.join(tmp, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${path.join(tmp, 'tsdb')}`,
+        `--web.listen-address=127.0.0.1:${promPort}`,
+        '--log.level=warn',
+      ],
+      { stdio: 'ignore' },
+    );
     await waitForHttp(`${promUrl}/-/ready`, { timeoutMs: 20_000 });
 
     // Live traffic on every version for a while: the same rows, so predictions are comparable.
@@ -97,7 +106,11 @@ describe('Argo AnalysisTemplate (bgserve-analysis) on real metrics', () => {
       started.flatMap((s) =>
         [0, 1].map(async (worker) => {
           for (let n = worker; Date.now() < until; n += 2) {
-            const res = await fetch(`http://127.0.0.1:${s.port}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[n % bodies.length] });
+            const res = await fetch(`http://127.0.0.1:${s.port}/predict`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: bodies[n % bodies.length],
+            });
             await res.arrayBuffer();
           }
         }),
@@ -143,7 +156,10 @@ describe('Argo AnalysisTemplate (bgserve-analysis) on real metrics', () => {
     expect(command).toBe('node');
     const smoke = (hash: string) =>
       new Promise<number>((resolve) => {
-        const child = spawn(process.execPath, args, { env: { ...process.env, PREDICT_URL: `http://127.0.0.1:${ports[hash]}/predict` }, stdio: 'ignore' });
+        const child = spawn(process.execPath, args, {
+          env: { ...process.env, PREDICT_URL: `http://127.0.0.1:${ports[hash]}/predict` },
+          stdio: 'ignore',
+        });
         child.on('exit', (code) => resolve(code ?? -1));
       });
     expect(await smoke('good')).toBe(0);

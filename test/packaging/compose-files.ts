@@ -33,7 +33,10 @@ export async function composeConfig(files: string[], quiet: boolean): Promise<st
  */
 export async function configQuietInOneProcess(combos: string[][]): Promise<Record<string, number>> {
   const { stdout: which } = await run('sh', ['-c', 'command -v docker-compose']);
-  const interpreter = (await readFile(which.trim(), 'utf8')).split('\n')[0].replace(/^#!\s*/, '').trim();
+  const interpreter = (await readFile(which.trim(), 'utf8'))
+    .split('\n')[0]
+    .replace(/^#!\s*/, '')
+    .trim();
   const script = [
     'import json, sys',
     'from compose.cli.main import main',

@@ -190,7 +190,8 @@ describe('compose nginx: controller render -> watch-config.sh -> nginx reload', 
     // The controller has no nginx to test with in compose, so only the watcher's `nginx -t` stands in the way.
     await expect(driver!.applyConfigText('events {}\nhttp { upstream broken { server; } }\n')).resolves.toBeUndefined();
     const deadline = Date.now() + 2_000;
-    while (Date.now() < deadline && watcher.output().split('refused').length === refusalsBefore) await new Promise((r) => setTimeout(r, 50));
+    while (Date.now() < deadline && watcher.output().split('refused').length === refusalsBefore)
+      await new Promise((r) => setTimeout(r, 50));
     expect(watcher.output().split('refused').length).toBe(refusalsBefore + 1);
     expect(await readFile(path.join(tmp, 'active/nginx.conf'), 'utf8')).toBe(before);
     expect(await colorsSeen(`${routerUrl}/predict`, 10)).toEqual({ blue: 10 });

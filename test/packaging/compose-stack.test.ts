@@ -80,7 +80,11 @@ describe('compose stack, run natively from the compose files', () => {
     for (const entry of ['models', 'scripts', 'node_modules']) await symlink(path.join(ROOT, entry), path.join(app, entry));
     const bin = path.join(tmp, 'bin');
     await mkdir(bin);
-    await writeFile(path.join(bin, 'bgserve'), `#!/bin/sh\nexec "${process.execPath}" --import tsx "${path.join(ROOT, 'src/cli/main.ts')}" "$@"\n`, { mode: 0o755 });
+    await writeFile(
+      path.join(bin, 'bgserve'),
+      `#!/bin/sh\nexec "${process.execPath}" --import tsx "${path.join(ROOT, 'src/cli/main.ts')}" "$@"\n`,
+      { mode: 0o755 },
+    );
     env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
     ports = { blue: await freePort(), green: await freePort(), nginx: await freePort(), control: await freePort() };
 
@@ -150,9 +154,15 @@ describe('compose stack, run natively from the compose files', () => {
       }
     };
     const load = Promise.all([worker(), worker(), worker()]);
-    const release = await bgserve('deploy', 'models/wine-quality/1.1.0', '--wait', '--analysis', '5s', '--control-url', `http://127.0.0.1:${ports.control}`).finally(
-      () => (stop = true),
-    );
+    const release = await bgserve(
+      'deploy',
+      'models/wine-quality/1.1.0',
+      '--wait',
+      '--analysis',
+      '5s',
+      '--control-url',
+      `http://127.0.0.1:${ports.control}`,
+    ).finally(() => (stop = true));
     await load;
     expect(release.code, `${release.output}\n--- controller ---\n${procs.controller.output()}`).toBe(0);
     const res = await post(`http://127.0.0.1:${ports.nginx}/predict`);

@@ -11,7 +11,15 @@ import { parse } from 'yaml';
 import { ROOT } from '../support/processes.js';
 import { PORTS } from '../../src/config/defaults.js';
 import {
-  FILES, commandText, composeConfig, composeSpecValidator, configQuietInOneProcess, mergedStack, mounts, subsets, type ComposeService,
+  FILES,
+  commandText,
+  composeConfig,
+  composeSpecValidator,
+  configQuietInOneProcess,
+  mergedStack,
+  mounts,
+  subsets,
+  type ComposeService,
 } from './compose-files.js';
 import { COMPOSE_SERVICES, INSTANCE_PORT, LIVE_DIR, NGINX_PORT, RENDER_PATH, STATE_DIR } from '../../deploy/nginx/compose.js';
 
@@ -66,7 +74,9 @@ describe('compose files', () => {
     const s = merged.services;
 
     it('has the original services and ports, plus the controller', () => {
-      expect(Object.keys(s).sort()).toEqual(['controller', 'grafana', COMPOSE_SERVICES.blue, COMPOSE_SERVICES.green, 'nginx', 'prometheus'].sort());
+      expect(Object.keys(s).sort()).toEqual(
+        ['controller', 'grafana', COMPOSE_SERVICES.blue, COMPOSE_SERVICES.green, 'nginx', 'prometheus'].sort(),
+      );
       expect(hostPorts(s.nginx)).toEqual([[80, NGINX_PORT]]);
       expect(hostPorts(s[COMPOSE_SERVICES.blue])).toEqual([[PORTS.blue, INSTANCE_PORT]]);
       expect(hostPorts(s[COMPOSE_SERVICES.green])).toEqual([[PORTS.green, INSTANCE_PORT]]);
@@ -118,7 +128,11 @@ describe('compose files', () => {
       };
       const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((sc) => sc.targets));
       expect(targets).toEqual(
-        expect.arrayContaining([`${COMPOSE_SERVICES.blue}:${INSTANCE_PORT}`, `${COMPOSE_SERVICES.green}:${INSTANCE_PORT}`, `controller:${PORTS.control}`]),
+        expect.arrayContaining([
+          `${COMPOSE_SERVICES.blue}:${INSTANCE_PORT}`,
+          `${COMPOSE_SERVICES.green}:${INSTANCE_PORT}`,
+          `controller:${PORTS.control}`,
+        ]),
       );
       for (const target of targets) expect(Object.keys(s), `scrape target ${target}`).toContain(target.split(':')[0]);
 

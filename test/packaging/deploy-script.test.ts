@@ -52,10 +52,15 @@ interface ScriptRun {
 
 async function runScript(cwd: string, env: NodeJS.ProcessEnv): Promise<ScriptRun> {
   return new Promise((resolve) => {
-    execFile('sh', [path.join(ROOT, 'scripts/deploy-bluegreen.sh')], { cwd, env: { ...process.env, ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
-      resolve({ code, output: stdout + stderr });
-    });
+    execFile(
+      'sh',
+      [path.join(ROOT, 'scripts/deploy-bluegreen.sh')],
+      { cwd, env: { ...process.env, ...env }, timeout: 120_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+        resolve({ code, output: stdout + stderr });
+      },
+    );
   });
 }
 
@@ -66,7 +71,11 @@ function loadUntil(url: string, stop: { done: boolean }): Promise<{ sent: number
     while (!stop.done) {
       totals.sent++;
       try {
-        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(WINE_EXAMPLE) });
+        const res = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(WINE_EXAMPLE),
+        });
         await res.arrayBuffer();
         if (res.status !== 200) totals.failed++;
       } catch {
@@ -89,7 +98,19 @@ describe('scripts/deploy-bluegreen.sh against a real controller', () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'bgserve-deploy-script-'));
     const [router, blue, green, control] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const stateDir = path.join(tmp, 'state');
-    stack = startCli(['up', '--port', String(router), '--blue-port', String(blue), '--green-port', String(green), '--control-port', String(control), '--state-dir', stateDir]);
+    stack = startCli([
+      'up',
+      '--port',
+      String(router),
+      '--blue-port',
+      String(blue),
+      '--green-port',
+      String(green),
+      '--control-port',
+      String(control),
+      '--state-dir',
+      stateDir,
+    ]);
     routerUrl = `http://127.0.0.1:${router}`;
     const controlUrl = `http://127.0.0.1:${control}`;
     await waitForHttp(`${controlUrl}/healthz`, { proc: stack, timeoutMs: 60_000 });
@@ -110,12 +131,18 @@ describe('scripts/deploy-bluegreen.sh against a real controller', () => {
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });
 
-  const dockerCalls = async () => (await readFile(calls, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as string[]);
+  const dockerCalls = async () =>
+    (await readFile(calls, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as string[]);
 
   it('puts the image on the idle color, releases the bundle there and ends with it live', async () => {
     const stop = { done: false };
     const load = loadUntil(`${routerUrl}/predict`, stop);
-    const run = await runScript(hostDir, { ...env, BUNDLE: 'models/wine-quality/1.1.0', DEPLOY_ARGS: '--analysis 5s' }).finally(() => (stop.done = true));
+    const run = await runScript(hostDir, { ...env, BUNDLE: 'models/wine-quality/1.1.0', DEPLOY_ARGS: '--analysis 5s' }).finally(
+      () => (stop.done = true),
+    );
     const totals = await load;
     expect(run.code, run.output).toBe(0);
     expect(run.output).toContain('live color: blue; putting');
@@ -125,11 +152,24 @@ describe('scripts/deploy-bluegreen.sh against a real controller', () => {
     expect(pins).toContain(`GREEN_IMAGE=${IMAGE}`);
     expect(pins).toContain(`BGSERVE_IMAGE=${IMAGE}`);
     expect(pins).not.toContain('BLUE_IMAGE');
-    const composeVerbs = (await dockerCalls()).filter((c) => c[0] === 'compose').map((c) => c.filter((a, i, all) => a !== '-f' && all[i - 1] !== '-f').slice(1).join(' '));
+    const composeVerbs = (await dockerCalls())
+      .filter((c) => c[0] === 'compose')
+      .map((c) =>
+        c
+          .filter((a, i, all) => a !== '-f' && all[i - 1] !== '-f')
+          .slice(1)
+          .join(' '),
+      );
     expect(composeVerbs).toContain('up -d --no-build --no-deps mlservice_green');
     expect(composeVerbs).not.toContain('up -d --no-build --no-deps mlservice_blue');
 
-    const status = (await (await fetch(`${routerUrl}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(WINE_EXAMPLE) })).json()) as {
+    const status = (await (
+      await fetch(`${routerUrl}/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(WINE_EXAMPLE),
+      })
+    ).json()) as {
       color: string;
       model: { version: string };
     };
@@ -142,7 +182,11 @@ describe('scripts/deploy-bluegreen.sh against a real controller', () => {
     const run = await runScript(hostDir, { ...env, IMAGE: `${IMAGE}-bad`, BUNDLE: 'models/wine-quality/does-not-exist' });
     expect(run.code, run.output).not.toBe(0);
     expect(run.output).toContain('live color: green; putting');
-    const res = await fetch(`${routerUrl}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(WINE_EXAMPLE) });
+    const res = await fetch(`${routerUrl}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(WINE_EXAMPLE),
+    });
     expect(((await res.json()) as { color: string }).color).toBe('green');
     // The idle color got the new image; the controller stays on the last good one.
     const pins = await readFile(path.join(hostDir, '.env'), 'utf8');

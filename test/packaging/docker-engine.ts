@@ -76,7 +76,10 @@ export function runCommand(
 }
 
 /** `docker ARGS` against the suite's engine; throws with the output on failure. */
-export async function docker(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<string> {
+export async function docker(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {},
+): Promise<string> {
   const r = await runCommand('docker', args, { ...opts, env: opts.env ?? dockerEnv() });
   if (r.code !== 0) throw new Error(`docker ${args.join(' ')} exited ${r.code}:\n${r.stdout}${r.stderr}`);
   return r.stdout.trim();
@@ -145,10 +148,14 @@ export async function startEngine(mode: 'host' | 'netns'): Promise<Engine> {
   const logDir = await mkdtemp(path.join(os.tmpdir(), 'bgserve-dockerd-'));
   const logFile = path.join(logDir, `dockerd-${mode}.log`);
   const args = [
-    '--data-root', ENGINE_PATHS.dataRoot,
-    '--exec-root', ENGINE_PATHS.execRoot,
-    '--pidfile', ENGINE_PATHS.pidfile,
-    '-H', `unix://${ENGINE_PATHS.socket}`,
+    '--data-root',
+    ENGINE_PATHS.dataRoot,
+    '--exec-root',
+    ENGINE_PATHS.execRoot,
+    '--pidfile',
+    ENGINE_PATHS.pidfile,
+    '-H',
+    `unix://${ENGINE_PATHS.socket}`,
     ...(mode === 'host' ? ['--bridge=none', '--iptables=false', '--ip-masq=false'] : []),
   ];
   const fd = openSync(logFile, 'a');
@@ -156,7 +163,10 @@ export async function startEngine(mode: 'host' | 'netns'): Promise<Engine> {
   const child =
     mode === 'host'
       ? spawn('dockerd', args, { stdio: ['ignore', fd, fd], env: dockerEnv() })
-      : spawn('unshare', ['--net', 'sh', '-c', 'ip link set lo up && exec dockerd "$@"', 'dockerd', ...args], { stdio: ['ignore', fd, fd], env: dockerEnv() });
+      : spawn('unshare', ['--net', 'sh', '-c', 'ip link set lo up && exec dockerd "$@"', 'dockerd', ...args], {
+          stdio: ['ignore', fd, fd],
+          env: dockerEnv(),
+        });
   closeSync(fd);
   running.add(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -165,7 +175,8 @@ export async function startEngine(mode: 'host' | 'netns'): Promise<Engine> {
 
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`dockerd (${mode}) exited at start:\n${(await log()).slice(-4000)}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`dockerd (${mode}) exited at start:\n${(await log()).slice(-4000)}`);
     const r = await runCommand('docker', ['version', '--format', '{{.Server.Version}}'], { timeoutMs: 10_000 });
     if (r.code === 0) break;
     if (Date.now() > deadline) {
@@ -207,9 +218,13 @@ export interface Forwarder {
  */
 export async function forwardPorts(engine: Engine, published: number[]): Promise<Forwarder> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bgserve-fwd-'));
-  const inside = spawn('nsenter', [`--net=/proc/${engine.pid}/ns/net`, process.execPath, path.join(HERE, 'netns-forward.mjs'), dir, ...published.map(String)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const inside = spawn(
+    'nsenter',
+    [`--net=/proc/${engine.pid}/ns/net`, process.execPath, path.join(HERE, 'netns-forward.mjs'), dir, ...published.map(String)],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   running.add(inside);
   inside.once('exit', () => running.delete(inside));
   let out = '';

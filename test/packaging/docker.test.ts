@@ -22,7 +22,18 @@ import { ROOT } from '../support/processes.js';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import { deriveBundle } from '../controller/bundles.js';
 import { FILES } from './compose-files.js';
-import { ENGINE_PATHS, docker, dockerEnv, engineUnavailable, forwardPorts, runCommand, startEngine, type Engine, type Forwarder, type RunResult } from './docker-engine.js';
+import {
+  ENGINE_PATHS,
+  docker,
+  dockerEnv,
+  engineUnavailable,
+  forwardPorts,
+  runCommand,
+  startEngine,
+  type Engine,
+  type Forwarder,
+  type RunResult,
+} from './docker-engine.js';
 
 const unavailable = engineUnavailable();
 if (unavailable !== null) {
@@ -82,7 +93,10 @@ describe.skipIf(unavailable !== null)('Docker image, built on a real engine', ()
     engine = await startEngine('host');
     // Base images: built once per data root, a few inspects afterwards.
     await timed('stand-in base images', async () =>
-      must(await runCommand('sh', [path.join(ROOT, 'test/fixtures/docker/build-stand-ins.sh')], { timeoutMs: 600_000 }), 'build-stand-ins.sh'),
+      must(
+        await runCommand('sh', [path.join(ROOT, 'test/fixtures/docker/build-stand-ins.sh')], { timeoutMs: 600_000 }),
+        'build-stand-ins.sh',
+      ),
     );
   }, 900_000);
 
@@ -100,7 +114,11 @@ describe.skipIf(unavailable !== null)('Docker image, built on a real engine', ()
     const build = (image: string, buildkit: '0' | '1') =>
       timed(`build ${buildkit === '1' ? 'BuildKit' : 'classic'}`, async () =>
         must(
-          await runCommand('docker', ['build', '--network', 'host', '-t', image, '.'], { cwd: ROOT, env: dockerEnv({ DOCKER_BUILDKIT: buildkit }), timeoutMs: 600_000 }),
+          await runCommand('docker', ['build', '--network', 'host', '-t', image, '.'], {
+            cwd: ROOT,
+            env: dockerEnv({ DOCKER_BUILDKIT: buildkit }),
+            timeoutMs: 600_000,
+          }),
           `DOCKER_BUILDKIT=${buildkit} docker build`,
         ),
       );
@@ -108,8 +126,12 @@ describe.skipIf(unavailable !== null)('Docker image, built on a real engine', ()
     expect(classicLog).toContain(`Successfully tagged ${CLASSIC_IMAGE}`);
     expect(buildkitLog + classicLog).not.toContain('EBADENGINE');
     // The image deploy-bluegreen.sh moves the idle color to: built here, where the daemon has a way out.
-    await docker(['build', '-t', NEXT_IMAGE, '-'], { input: `FROM ${IMAGE}\nLABEL org.opencontainers.image.version=next\n`, env: dockerEnv({ DOCKER_BUILDKIT: '1' }) });
-    for (const image of [IMAGE, CLASSIC_IMAGE, NEXT_IMAGE]) expect(await docker(['image', 'inspect', '-f', '{{.Id}}', image])).toMatch(/^sha256:/);
+    await docker(['build', '-t', NEXT_IMAGE, '-'], {
+      input: `FROM ${IMAGE}\nLABEL org.opencontainers.image.version=next\n`,
+      env: dockerEnv({ DOCKER_BUILDKIT: '1' }),
+    });
+    for (const image of [IMAGE, CLASSIC_IMAGE, NEXT_IMAGE])
+      expect(await docker(['image', 'inspect', '-f', '{{.Id}}', image])).toMatch(/^sha256:/);
   }, 900_000);
 
   it('runs on Node 24 as the unprivileged node user, from both builders', async () => {
@@ -150,10 +172,13 @@ describe.skipIf(unavailable !== null)('Docker image, built on a real engine', ()
 /** Docker's API on the suite's socket (no CLI start-up: used where milliseconds count). */
 function dockerApi(method: string, apiPath: string, body?: unknown): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: ENGINE_PATHS.socket, method, path: apiPath, headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const req = http.request(
+      { socketPath: ENGINE_PATHS.socket, method, path: apiPath, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.on('error', reject);
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
@@ -164,10 +189,14 @@ function dockerApi(method: string, apiPath: string, body?: unknown): Promise<num
  * event: the address is free from then on), so that it takes that address.
  */
 function takeAddressOnLeave(container: string, placeholder: string): { done: Promise<void>; stop: () => void } {
-  const events = spawn('docker', ['events', '--filter', 'type=network', '--filter', 'event=disconnect', '--format', '{{.Actor.Attributes.container}}'], {
-    env: dockerEnv(),
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
+  const events = spawn(
+    'docker',
+    ['events', '--filter', 'type=network', '--filter', 'event=disconnect', '--format', '{{.Actor.Attributes.container}}'],
+    {
+      env: dockerEnv(),
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
   const done = new Promise<void>((resolve, reject) => {
     let buffered = '';
     const onData = (chunk: Buffer) => {
@@ -203,10 +232,15 @@ describe.skipIf(unavailable !== null)('the four-file Compose stack on a real eng
   /** The CLI in the controller's container, as the README and deploy-bluegreen.sh run it. */
   const bgserve = (...args: string[]) => compose(['exec', '-T', 'controller', 'bgserve', ...args], 300_000);
   const containerOf = async (service: string) => (await compose(['ps', '-q', service])).stdout.trim();
-  const addressOf = async (container: string) => docker(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', container]);
+  const addressOf = async (container: string) =>
+    docker(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', container]);
 
   async function predict(base = url('nginx')): Promise<{ color: string; model: { version: string } }> {
-    const res = await fetch(`${base}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(WINE_EXAMPLE) });
+    const res = await fetch(`${base}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(WINE_EXAMPLE),
+    });
     expect(res.status).toBe(200);
     return (await res.json()) as { color: string; model: { version: string } };
   }
@@ -221,7 +255,11 @@ describe.skipIf(unavailable !== null)('the four-file Compose stack on a real eng
         await new Promise((r) => setTimeout(r, 10));
         totals.sent++;
         try {
-          const res = await fetch(url('nginx', '/predict'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(WINE_EXAMPLE) });
+          const res = await fetch(url('nginx', '/predict'), {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(WINE_EXAMPLE),
+          });
           const body = await res.text();
           if (res.status !== 200) {
             totals.failed++;
@@ -321,13 +359,17 @@ describe.skipIf(unavailable !== null)('the four-file Compose stack on a real eng
     await waitFor(
       'every Prometheus target up',
       async () => {
-        const body = (await (await fetch(url('prometheus', '/api/v1/targets'))).json()) as { data: { activeTargets: Array<{ health: string; scrapeUrl: string }> } };
+        const body = (await (await fetch(url('prometheus', '/api/v1/targets'))).json()) as {
+          data: { activeTargets: Array<{ health: string; scrapeUrl: string }> };
+        };
         const targets = body.data.activeTargets;
         return targets.length === 3 && targets.every((t) => t.health === 'up') ? targets : undefined;
       },
       60_000,
     );
-    const rules = (await (await fetch(url('prometheus', '/api/v1/rules'))).json()) as { data: { groups: Array<{ file: string; rules: unknown[] }> } };
+    const rules = (await (await fetch(url('prometheus', '/api/v1/rules'))).json()) as {
+      data: { groups: Array<{ file: string; rules: unknown[] }> };
+    };
     const files = new Set(rules.data.groups.map((g) => path.basename(g.file)));
     const expected = (await readdir(rulesDir)).filter((f) => f.endsWith('.yml'));
     expect(expected.length).toBeGreaterThan(0);
@@ -336,7 +378,11 @@ describe.skipIf(unavailable !== null)('the four-file Compose stack on a real eng
   }, 90_000);
 
   it('answers `bgserve status` through the controller (nginx router, both colors ok)', async () => {
-    expect(await status()).toMatchObject({ active: 'blue', router: { kind: 'nginx' }, colors: { blue: { ok: true }, green: { ok: true } } });
+    expect(await status()).toMatchObject({
+      active: 'blue',
+      router: { kind: 'nginx' },
+      colors: { blue: { ok: true }, green: { ok: true } },
+    });
   }, 60_000);
 
   it('switches to green under load with no failed request', async () => {
@@ -363,7 +409,9 @@ describe.skipIf(unavailable !== null)('the four-file Compose stack on a real eng
   it('rolls back a bad bundle (predictions shifted) under load', async () => {
     const { result, totals } = await underLoad(() => bgserve('deploy', 'models/wine-quality/1.0.1-shifted', '--wait', '--analysis', '5s'));
     expect(result.code, result.stdout + result.stderr).toBe(2);
-    const release = JSON.parse(must(await bgserve('release', '--json'), 'bgserve release')) as { release: { status: string; spec: { version: string } } };
+    const release = JSON.parse(must(await bgserve('release', '--json'), 'bgserve release')) as {
+      release: { status: string; spec: { version: string } };
+    };
     expect(release.release).toMatchObject({ status: expect.stringMatching(/^(rolled_back|failed)$/), spec: { version: '1.0.1-shifted' } });
     expect(await predict()).toMatchObject({ color: 'blue', model: { version: '1.1.0' } });
     console.log(`bad bundle under load: ${JSON.stringify(totals)}`);
@@ -412,7 +460,11 @@ describe.skipIf(unavailable !== null)('the four-file Compose stack on a real eng
         90_000,
       );
       must(await compose(['restart', 'controller']), 'docker-compose restart controller');
-      await waitFor('controller healthy', async () => ((await healthOf(await containerOf('controller'))) === 'healthy' ? true : undefined), 90_000);
+      await waitFor(
+        'controller healthy',
+        async () => ((await healthOf(await containerOf('controller'))) === 'healthy' ? true : undefined),
+        90_000,
+      );
       return JSON.parse(must(await bgserve('release', id, '--json'), 'bgserve release')) as {
         release: { status: string };
         events: Array<{ type: string; reason: string }>;
@@ -440,7 +492,12 @@ describe.skipIf(unavailable !== null)('the four-file Compose stack on a real eng
       underLoad(() =>
         runCommand('sh', ['scripts/deploy-bluegreen.sh'], {
           cwd: hostDir,
-          env: dockerEnv({ COMPOSE_PROJECT_NAME: PROJECT, IMAGE: NEXT_IMAGE, BUNDLE: 'models/wine-quality/1.1.0', DEPLOY_ARGS: '--analysis 5s' }),
+          env: dockerEnv({
+            COMPOSE_PROJECT_NAME: PROJECT,
+            IMAGE: NEXT_IMAGE,
+            BUNDLE: 'models/wine-quality/1.1.0',
+            DEPLOY_ARGS: '--analysis 5s',
+          }),
           timeoutMs: 300_000,
         }),
       ),
@@ -449,7 +506,9 @@ describe.skipIf(unavailable !== null)('the four-file Compose stack on a real eng
     expect(result.stderr).toContain(`live color: blue; putting ${NEXT_IMAGE} on ${idle}`);
     const newContainer = await containerOf(`mlservice_${idle}`);
     const newAddress = await addressOf(newContainer);
-    console.log(`deploy-bluegreen.sh: ${idle} ${oldContainer.slice(0, 12)} ${oldAddress} -> ${newContainer.slice(0, 12)} ${newAddress}; load ${JSON.stringify(totals)}`);
+    console.log(
+      `deploy-bluegreen.sh: ${idle} ${oldContainer.slice(0, 12)} ${oldAddress} -> ${newContainer.slice(0, 12)} ${newAddress}; load ${JSON.stringify(totals)}`,
+    );
     expect(newContainer).not.toBe(oldContainer);
     await takeover.done;
     expect(await docker(['inspect', '-f', `{{(index .NetworkSettings.Networks "${NETWORK}").IPAddress}}`, PLACEHOLDER_2])).toBe(oldAddress);

@@ -163,7 +163,14 @@ export function isIgnored(relPath: string, patterns: string[]): boolean {
     const pattern = (negate ? raw.slice(1) : raw).replace(/^\/+|\/+$/g, '');
     const source = pattern
       .split('/')
-      .map((seg) => (seg === '**' ? '.*' : seg.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')))
+      .map((seg) =>
+        seg === '**'
+          ? '.*'
+          : seg
+              .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+              .replace(/\*/g, '[^/]*')
+              .replace(/\?/g, '[^/]'),
+      )
       .join('/');
     // A pattern matches a path or anything beneath it.
     if (new RegExp(`^${source}(/.*)?$`).test(relPath)) ignored = !negate;

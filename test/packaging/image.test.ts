@@ -60,7 +60,12 @@ async function copyInto(source: string, dest: string, destIsDir: boolean): Promi
   }
 }
 
-async function replayStage(stage: Stage, root: string, stages: Map<string, Promise<Replayed>>, opts: { isBuildStage: boolean }): Promise<Replayed> {
+async function replayStage(
+  stage: Stage,
+  root: string,
+  stages: Map<string, Promise<Replayed>>,
+  opts: { isBuildStage: boolean },
+): Promise<Replayed> {
   const vars: Record<string, string | undefined> = Object.fromEntries(dockerfile.globalArgs);
   const r: Replayed = { root, workdir: '/', env: {}, entrypoint: [], cmd: [] };
   const sub = (text: string) => expandVars(text, { ...process.env, ...vars, ...r.env });
@@ -162,7 +167,11 @@ describe('Docker image, replayed natively', () => {
     [image] = (await Promise.all(replays)).slice(-1);
     port = await freePort();
     const [command, ...args] = [...image.entrypoint, ...onLoopback(image.cmd, port)];
-    const child = spawn(command, args, { cwd: path.join(image.root, image.workdir), env: processEnv(image), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd: path.join(image.root, image.workdir),
+      env: processEnv(image),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));
@@ -198,7 +207,11 @@ describe('Docker image, replayed natively', () => {
     }
     expect(platforms).toEqual([`linux/${process.arch === 'arm64' ? 'arm64' : 'x64'}`]);
     // The pruned package still loads its native binding.
-    const { stdout } = await run(process.execPath, ['-e', "import('onnxruntime-node').then((m) => console.log(typeof m.InferenceSession.create))"], { cwd: app });
+    const { stdout } = await run(
+      process.execPath,
+      ['-e', "import('onnxruntime-node').then((m) => console.log(typeof m.InferenceSession.create))"],
+      { cwd: app },
+    );
     expect(stdout.trim()).toBe('function');
   });
 

@@ -41,7 +41,11 @@ describe('plain Kubernetes containers, run natively', () => {
   let controlPort: number;
 
   function run(args: string[]): Started {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, ...args], { cwd: path.join(tmp, 'app'), env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, ...args], {
+      cwd: path.join(tmp, 'app'),
+      env: process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-50_000)));
     child.stderr.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-50_000)));
@@ -91,7 +95,8 @@ describe('plain Kubernetes containers, run natively', () => {
       const status = (await res.json()) as StatusReport;
       return status.colors.blue.healthy && status.colors.green.healthy;
     };
-    for (const giveUp = Date.now() + 30_000; !(await bothInRotation()) && Date.now() < giveUp; ) await new Promise((r) => setTimeout(r, 100));
+    for (const giveUp = Date.now() + 30_000; !(await bothInRotation()) && Date.now() < giveUp; )
+      await new Promise((r) => setTimeout(r, 100));
     expect(await bothInRotation(), 'the router has both colors in rotation').toBe(true);
   }, 120_000);
 
@@ -103,7 +108,11 @@ describe('plain Kubernetes containers, run natively', () => {
   const controlToken = async () => (await readFile(path.join(tmp, 'state/token'), 'utf8')).trim();
 
   const predict = async () => {
-    const res = await fetch(`http://127.0.0.1:${routerPort}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(WINE_EXAMPLE) });
+    const res = await fetch(`http://127.0.0.1:${routerPort}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(WINE_EXAMPLE),
+    });
     expect(res.status).toBe(200);
     return ((await res.json()) as { color: string }).color;
   };

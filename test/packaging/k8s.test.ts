@@ -52,7 +52,10 @@ async function committedObjects(): Promise<Array<K8sObject & { file: string }>> 
 }
 
 /** Pod template labels and spec of a workload. */
-function podTemplate(o: K8sObject): { labels: Record<string, string>; containers: Array<{ name: string; args?: string[]; ports?: Array<{ name: string; containerPort: number }> }> } {
+function podTemplate(o: K8sObject): {
+  labels: Record<string, string>;
+  containers: Array<{ name: string; args?: string[]; ports?: Array<{ name: string; containerPort: number }> }>;
+} {
   return { labels: o.spec!.template.metadata.labels, containers: o.spec!.template.spec.containers };
 }
 
@@ -118,7 +121,9 @@ describe('Kubernetes manifests', async () => {
       const selector = w.spec!.selector.matchLabels as Record<string, string>;
       expect(matches(selector, podTemplate(w).labels), `${w.metadata.name} selects its own pods`).toBe(true);
       for (const other of workloads.filter((x) => x !== w)) {
-        expect(matches(selector, podTemplate(other).labels), `${w.metadata.name} does not select ${other.metadata.name}'s pods`).toBe(false);
+        expect(matches(selector, podTemplate(other).labels), `${w.metadata.name} does not select ${other.metadata.name}'s pods`).toBe(
+          false,
+        );
       }
     }
   });
@@ -142,11 +147,14 @@ describe('Kubernetes manifests', async () => {
       const annotated = Number(w.spec!.template.metadata.annotations?.['prometheus.io/port']);
       for (const c of w.spec!.template.spec.containers as Array<any>) {
         const names = (c.ports ?? []).map((p: { name: string }) => p.name);
-        for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe].filter(Boolean)) expect(names).toContain(probe.httpGet.port);
+        for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe].filter(Boolean))
+          expect(names).toContain(probe.httpGet.port);
         const portArg = c.args?.indexOf('--port');
         if (portArg >= 0) expect(c.ports.map((p: { containerPort: number }) => p.containerPort)).toContain(Number(c.args[portArg + 1]));
       }
-      const all = w.spec!.template.spec.containers.flatMap((c: any) => c.ports ?? []).map((p: { containerPort: number }) => p.containerPort);
+      const all = w
+        .spec!.template.spec.containers.flatMap((c: any) => c.ports ?? [])
+        .map((p: { containerPort: number }) => p.containerPort);
       expect(all, `${w.metadata.name} scrape port`).toContain(annotated);
     }
   });
@@ -166,8 +174,19 @@ describe('Kubernetes manifests', async () => {
 
   it("judge with bgserve's checks and thresholds (release/defaults.ts)", () => {
     const post = objects.find((o) => o.kind === 'AnalysisTemplate' && o.metadata.name === 'bgserve-analysis')!;
-    const metrics = post.spec!.metrics as Array<{ name: string; successCondition: string; failureCondition: string; provider: { prometheus: { query: string } } }>;
-    expect(metrics.map((m) => m.name)).toEqual(['error-ratio', 'latency-p95', 'latency-p99', 'latency-p99-vs-stable', 'prediction-mean-shift']);
+    const metrics = post.spec!.metrics as Array<{
+      name: string;
+      successCondition: string;
+      failureCondition: string;
+      provider: { prometheus: { query: string } };
+    }>;
+    expect(metrics.map((m) => m.name)).toEqual([
+      'error-ratio',
+      'latency-p95',
+      'latency-p99',
+      'latency-p99-vs-stable',
+      'prediction-mean-shift',
+    ]);
     const limit = (name: string) => metrics.find((m) => m.name === name)!.successCondition;
     expect(limit('error-ratio')).toContain(`<= ${DEFAULT_ANALYSIS.maxErrorRatio}`);
     expect(limit('latency-p95')).toContain(`<= ${DEFAULT_ANALYSIS.maxP95Seconds}`);
@@ -203,7 +222,10 @@ describe('Kubernetes manifests', async () => {
       expect(text.split(discovery)).toHaveLength(3);
       // Debian builds Prometheus without Kubernetes discovery (promtool rejects the field): check everything
       // else (relabelling, rules, globals) with the discovery swapped for an empty static list.
-      await writeFile(config, text.replaceAll(discovery, 'static_configs:\n      - targets: []\n').replace('/etc/prometheus/bgserve.rules.yml', rules));
+      await writeFile(
+        config,
+        text.replaceAll(discovery, 'static_configs:\n      - targets: []\n').replace('/etc/prometheus/bgserve.rules.yml', rules),
+      );
       const { stdout } = await run('promtool', ['check', 'config', config]);
       expect(stdout).toContain('SUCCESS');
     });
@@ -212,7 +234,9 @@ describe('Kubernetes manifests', async () => {
       prometheus = await startLocalPrometheus({ port: await freePort(), targets: { instances: [] }, dataDir: path.join(tmp, 'prom') });
       const queries = objects
         .filter((o) => o.kind === 'AnalysisTemplate')
-        .flatMap((o) => (o.spec!.metrics as Array<{ name: string; provider: { prometheus?: { query: string } } }>).filter((m) => m.provider.prometheus))
+        .flatMap((o) =>
+          (o.spec!.metrics as Array<{ name: string; provider: { prometheus?: { query: string } } }>).filter((m) => m.provider.prometheus),
+        )
         .map((m) => ({ name: m.name, query: m.provider.prometheus!.query.replace(/\{\{args\.([a-z-]+)\}\}/g, 'hash-$1') }));
       expect(queries.length).toBeGreaterThanOrEqual(8);
       for (const { name, query } of queries) {

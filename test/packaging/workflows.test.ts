@@ -81,13 +81,19 @@ describe('GitHub workflows', () => {
     // What is tested is what package.json promises, and the image runs the newest of them.
     const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } };
     expect(pkg.engines.node).toBe(`>=${Math.min(...(test.strategy!.matrix!.node as number[]))}`);
-    expect(await readFile(path.join(ROOT, 'Dockerfile'), 'utf8')).toContain(`ARG NODE_IMAGE=node:${Math.max(...(test.strategy!.matrix!.node as number[]))}-bookworm-slim`);
+    expect(await readFile(path.join(ROOT, 'Dockerfile'), 'utf8')).toContain(
+      `ARG NODE_IMAGE=node:${Math.max(...(test.strategy!.matrix!.node as number[]))}-bookworm-slim`,
+    );
     expect(test.steps?.some((s) => s.run?.trim() === 'bash .ci/run')).toBe(true);
     const ciRun = await readFile(path.join(ROOT, '.ci/run'), 'utf8');
     expect(ciRun).toMatch(/^npm ci\b/m);
     expect(ciRun).toMatch(/^npm test$/m);
     // The Docker suite's engine and base images come from Debian's packages.
-    const install = ciRun.replace(/\\\n/g, ' ').split('\n').find((l) => /apt-get .*install/.test(l)) ?? '';
+    const install =
+      ciRun
+        .replace(/\\\n/g, ' ')
+        .split('\n')
+        .find((l) => /apt-get .*install/.test(l)) ?? '';
     for (const pkgName of ['docker.io', 'debootstrap']) expect(install.split(/\s+/), pkgName).toContain(pkgName);
     expect(await readFile(path.join(ROOT, 'README.md'), 'utf8')).toContain('npm test');
   });

@@ -1,6 +1,13 @@
 import { describe, it, expect } from 'vitest';
 import { evaluate } from '../../src/release/analysis.js';
-import { histogramCountAbove, histogramMean, histogramQuantile, histogramStd, psi, psiSamplingNoise } from '../../src/release/histograms.js';
+import {
+  histogramCountAbove,
+  histogramMean,
+  histogramQuantile,
+  histogramStd,
+  psi,
+  psiSamplingNoise,
+} from '../../src/release/histograms.js';
 import { Prng } from '../../src/model/prng.js';
 import { DEFAULT_ANALYSIS } from '../../src/release/defaults.js';
 import { normalizeSteps, parseDuration, buildSpec } from '../../src/release/spec.js';
@@ -8,14 +15,30 @@ import { histogram, spread, stats, PREDICTION_BUCKETS } from './windows.js';
 
 describe('histogram statistics', () => {
   it('interpolates quantiles inside a bucket as histogram_quantile does', () => {
-    const h = { buckets: [{ le: 0.1, count: 50 }, { le: 0.2, count: 100 }, { le: Infinity, count: 100 }], sum: 12, count: 100 };
+    const h = {
+      buckets: [
+        { le: 0.1, count: 50 },
+        { le: 0.2, count: 100 },
+        { le: Infinity, count: 100 },
+      ],
+      sum: 12,
+      count: 100,
+    };
     expect(histogramQuantile(0.5, h)).toBeCloseTo(0.1);
     expect(histogramQuantile(0.75, h)).toBeCloseTo(0.15);
     expect(histogramQuantile(0.25, h)).toBeCloseTo(0.05);
   });
 
   it('counts observations above a value, interpolating inside its bucket', () => {
-    const h = { buckets: [{ le: 0.1, count: 50 }, { le: 0.2, count: 90 }, { le: Infinity, count: 100 }], sum: 12, count: 100 };
+    const h = {
+      buckets: [
+        { le: 0.1, count: 50 },
+        { le: 0.2, count: 90 },
+        { le: Infinity, count: 100 },
+      ],
+      sum: 12,
+      count: 100,
+    };
     expect(histogramCountAbove(h, 0.05)).toBeCloseTo(75);
     expect(histogramCountAbove(h, 0.15)).toBeCloseTo(30);
     expect(histogramCountAbove(h, 0.2)).toBeCloseTo(10);
@@ -24,7 +47,14 @@ describe('histogram statistics', () => {
   });
 
   it('reports the last finite bound for ranks in the +Inf bucket, null when empty', () => {
-    const h = { buckets: [{ le: 1, count: 1 }, { le: Infinity, count: 10 }], sum: 50, count: 10 };
+    const h = {
+      buckets: [
+        { le: 1, count: 1 },
+        { le: Infinity, count: 10 },
+      ],
+      sum: 50,
+      count: 10,
+    };
     expect(histogramQuantile(0.99, h)).toBe(1);
     expect(histogramQuantile(0.5, { buckets: [{ le: Infinity, count: 0 }], sum: 0, count: 0 })).toBeNull();
   });
@@ -45,11 +75,19 @@ describe('histogram statistics', () => {
     const quarterBuckets = Array.from({ length: 41 }, (_, i) => i * 0.25).concat([Infinity]);
     const rng = new Prng(7);
     const normal = () => Math.sqrt(-2 * Math.log(1 - rng.next())) * Math.cos(2 * Math.PI * rng.next());
-    const sample = (n: number, mean: number) => histogram(Array.from({ length: n }, () => mean + 0.55 * normal()), quarterBuckets);
+    const sample = (n: number, mean: number) =>
+      histogram(
+        Array.from({ length: n }, () => mean + 0.55 * normal()),
+        quarterBuckets,
+      );
     const verdictOf = (targetMean: number) => {
       const stable = sample(1200, 5.6);
       const target = sample(200, targetMean);
-      return { raw: psi(stable, target), noise: psiSamplingNoise(stable, target), shift: Math.max(0, psi(stable, target) - psiSamplingNoise(stable, target)) };
+      return {
+        raw: psi(stable, target),
+        noise: psiSamplingNoise(stable, target),
+        shift: Math.max(0, psi(stable, target) - psiSamplingNoise(stable, target)),
+      };
     };
     const same = Array.from({ length: 200 }, () => verdictOf(5.6));
     expect(same.filter((v) => v.shift > DEFAULT_ANALYSIS.maxPsi)).toHaveLength(0);
@@ -80,7 +118,9 @@ describe('evaluate', () => {
     const healthy = { requests: 500 };
     expect(evaluate(stats(0, 1, { blue: healthy, green: healthy }), DEFAULT_ANALYSIS, opts).outcome).toBe('pass');
     const failing = (green: Parameters<typeof stats>[2]['green']) =>
-      evaluate(stats(0, 1, { blue: healthy, green }), DEFAULT_ANALYSIS, opts).checks.filter((c) => c.outcome === 'fail').map((c) => c.name);
+      evaluate(stats(0, 1, { blue: healthy, green }), DEFAULT_ANALYSIS, opts)
+        .checks.filter((c) => c.outcome === 'fail')
+        .map((c) => c.name);
     expect(failing({ requests: 500, errors: 10 })).toEqual(['error-ratio']);
     expect(failing({ requests: 500, latencySeconds: 0.02 })).toEqual(['latency-p99-vs-stable']);
     expect(failing({ requests: 500, latencySeconds: 0.3 })).toEqual(['latency-p95', 'latency-p99', 'latency-p99-vs-stable']);
@@ -93,7 +133,11 @@ describe('evaluate', () => {
     w.colors.green.latency = slow;
     const v = evaluate(w, DEFAULT_ANALYSIS, opts);
     const byName = Object.fromEntries(v.checks.map((c) => [c.name, c.outcome]));
-    expect(byName).toMatchObject({ 'latency-p99': 'inconclusive', 'latency-p99-vs-stable': 'inconclusive', 'prediction-psi': 'inconclusive' });
+    expect(byName).toMatchObject({
+      'latency-p99': 'inconclusive',
+      'latency-p99-vs-stable': 'inconclusive',
+      'prediction-psi': 'inconclusive',
+    });
     // The mean shift and p95 judge at minSamples already.
     expect(byName).toMatchObject({ 'prediction-mean-shift': 'pass', 'latency-p95': 'pass', 'error-ratio': 'pass' });
     expect(v.outcome).toBe('inconclusive');
@@ -121,9 +165,16 @@ describe('evaluate', () => {
   });
 
   it('skips the relative checks when the stable color serves no traffic by design', () => {
-    const v = evaluate(stats(0, 1, { blue: { requests: 0 }, green: { requests: 500 } }), DEFAULT_ANALYSIS, { ...opts, compareWithStable: false });
+    const v = evaluate(stats(0, 1, { blue: { requests: 0 }, green: { requests: 500 } }), DEFAULT_ANALYSIS, {
+      ...opts,
+      compareWithStable: false,
+    });
     expect(v.outcome).toBe('pass');
-    expect(v.checks.filter((c) => c.outcome === 'skipped').map((c) => c.name)).toEqual(['latency-p99-vs-stable', 'prediction-mean-shift', 'prediction-psi']);
+    expect(v.checks.filter((c) => c.outcome === 'skipped').map((c) => c.name)).toEqual([
+      'latency-p99-vs-stable',
+      'prediction-mean-shift',
+      'prediction-psi',
+    ]);
   });
 });
 

@@ -24,8 +24,16 @@ const errorCount = defineCheck({
   samples: targetSamples,
   threshold: (c) => c.maxServerErrors,
   evaluate: ({ target }, c) =>
-    finding(target.serverErrors <= c.maxServerErrors ? 'pass' : 'fail', target.serverErrors, c.maxServerErrors, `${target.serverErrors} requests answered 5xx`),
-  promql: ({ target }, c) => ({ query: `sum(increase(predict_requests_total{status=~"5..", ${target.matchers}}[${target.window}]))`, limit: c.maxServerErrors }),
+    finding(
+      target.serverErrors <= c.maxServerErrors ? 'pass' : 'fail',
+      target.serverErrors,
+      c.maxServerErrors,
+      `${target.serverErrors} requests answered 5xx`,
+    ),
+  promql: ({ target }, c) => ({
+    query: `sum(increase(predict_requests_total{status=~"5..", ${target.matchers}}[${target.window}]))`,
+    limit: c.maxServerErrors,
+  }),
 });
 
 const withErrorCount = [...CATALOGUE, errorCount];
@@ -33,7 +41,15 @@ const opts = { target: 'green' as const, stable: 'blue' as const, compareWithSta
 
 /** A running release whose last analysis is `verdict`, as `bgserve status` and `deploy --wait` print it. */
 function summary(verdict: AnalysisVerdict, catalogue = withErrorCount): string {
-  const spec = buildSpec({ id: 'r-1', bundle: 'b', modelName: 'wine', version: '1.1.0', sha256: 's', stableColor: 'blue', strategy: 'canary' });
+  const spec = buildSpec({
+    id: 'r-1',
+    bundle: 'b',
+    modelName: 'wine',
+    version: '1.1.0',
+    sha256: 's',
+    stableColor: 'blue',
+    strategy: 'canary',
+  });
   const { state } = createRelease(spec, 0);
   return formatReleaseSummary({ ...state, lastAnalysis: verdict }, undefined, catalogue);
 }
@@ -41,29 +57,70 @@ function summary(verdict: AnalysisVerdict, catalogue = withErrorCount): string {
 describe('a check added through the catalogue', () => {
   it('is judged by evaluate() after the built-in checks, with its threshold default and its sample rule', () => {
     // 8 errors in 1000 requests is under the 1% error ratio: only the new check sees them.
-    const failing = evaluate(stats(0, 1, { blue: { requests: 1000 }, green: { requests: 1000, errors: 8 } }), DEFAULT_ANALYSIS, opts, withErrorCount);
+    const failing = evaluate(
+      stats(0, 1, { blue: { requests: 1000 }, green: { requests: 1000, errors: 8 } }),
+      DEFAULT_ANALYSIS,
+      opts,
+      withErrorCount,
+    );
     expect(failing.checks.map((c) => c.name)).toEqual([...CATALOGUE.map((c) => c.name), 'error-count']);
-    expect(failing.checks.at(-1)).toEqual({ name: 'error-count', outcome: 'fail', value: 8, threshold: 5, detail: '8 requests answered 5xx' });
+    expect(failing.checks.at(-1)).toEqual({
+      name: 'error-count',
+      outcome: 'fail',
+      value: 8,
+      threshold: 5,
+      detail: '8 requests answered 5xx',
+    });
     expect(failing.outcome).toBe('fail');
     expect(describeFailures(failing)).toBe('error-count 8 > 5 (8 requests answered 5xx)');
 
     // A release's recorded config may set the new threshold.
-    const relaxed = evaluate(stats(0, 1, { blue: { requests: 1000 }, green: { requests: 1000, errors: 8 } }), { ...DEFAULT_ANALYSIS, maxServerErrors: 10 } as typeof DEFAULT_ANALYSIS, opts, withErrorCount);
+    const relaxed = evaluate(
+      stats(0, 1, { blue: { requests: 1000 }, green: { requests: 1000, errors: 8 } }),
+      { ...DEFAULT_ANALYSIS, maxServerErrors: 10 } as typeof DEFAULT_ANALYSIS,
+      opts,
+      withErrorCount,
+    );
     expect(relaxed.outcome).toBe('pass');
 
-    const few = evaluate(stats(0, 1, { blue: { requests: 1000 }, green: { requests: 10, errors: 8 } }), DEFAULT_ANALYSIS, opts, withErrorCount);
-    expect(few.checks.at(-1)).toEqual({ name: 'error-count', outcome: 'inconclusive', value: null, threshold: 5, detail: '10 requests < 50 needed' });
+    const few = evaluate(
+      stats(0, 1, { blue: { requests: 1000 }, green: { requests: 10, errors: 8 } }),
+      DEFAULT_ANALYSIS,
+      opts,
+      withErrorCount,
+    );
+    expect(few.checks.at(-1)).toEqual({
+      name: 'error-count',
+      outcome: 'inconclusive',
+      value: null,
+      threshold: 5,
+      detail: '10 requests < 50 needed',
+    });
 
     // The product catalogue does not have it.
-    expect(evaluate(stats(0, 1, { blue: { requests: 1000 }, green: { requests: 1000, errors: 8 } }), DEFAULT_ANALYSIS, opts).outcome).toBe('pass');
+    expect(evaluate(stats(0, 1, { blue: { requests: 1000 }, green: { requests: 1000, errors: 8 } }), DEFAULT_ANALYSIS, opts).outcome).toBe(
+      'pass',
+    );
   });
 
   it('shows in the release output in its own unit, beside the built-in checks in theirs', () => {
-    const verdict = evaluate(stats(0, 1, { blue: { requests: 1000 }, green: { requests: 1000, errors: 8 } }), DEFAULT_ANALYSIS, opts, withErrorCount);
+    const verdict = evaluate(
+      stats(0, 1, { blue: { requests: 1000 }, green: { requests: 1000, errors: 8 } }),
+      DEFAULT_ANALYSIS,
+      opts,
+      withErrorCount,
+    );
     const text = summary(verdict);
     expect(text).toMatch(/^analysis fail on 1000 requests: error-ratio 0\.008 \/ 0\.01, latency-p95 \d+\.\d\dms \/ 100\.00ms, /m);
     expect(text).toMatch(/, error-count 8 req \/ 5 req FAIL$/m);
-    const event: ReleaseEvent = { at: 1000, releaseId: 'r-1', type: 'analysis-failed', phase: 'step', reason: describeFailures(verdict), values: { checks: verdict.checks } };
+    const event: ReleaseEvent = {
+      at: 1000,
+      releaseId: 'r-1',
+      type: 'analysis-failed',
+      phase: 'step',
+      reason: describeFailures(verdict),
+      values: { checks: verdict.checks },
+    };
     expect(formatEvent(event, 0, withErrorCount)).toMatch(/error-count 8 req \/ 5 req FAIL$/);
     // A check the catalogue does not know (an older release's record) still shows, as plain numbers.
     expect(summary(verdict, [...CATALOGUE])).toMatch(/, error-count 8 \/ 5 FAIL$/m);
@@ -73,7 +130,9 @@ describe('a check added through the catalogue', () => {
     const metrics = analysisTemplate(withErrorCount).spec!.metrics;
     const added = metrics.find((m) => m.name === 'error-count');
     expect(added?.successCondition).toBe('len(result) > 0 && result[0] <= 5');
-    expect(added?.provider.prometheus?.query).toMatch(/^\(sum\(increase\(predict_requests_total\{status=~"5\.\.", rollouts_pod_template_hash="\{\{args\.latest-hash\}\}"\}\[1m\]\)\)\) and on\(\)/);
+    expect(added?.provider.prometheus?.query).toMatch(
+      /^\(sum\(increase\(predict_requests_total\{status=~"5\.\.", rollouts_pod_template_hash="\{\{args\.latest-hash\}\}"\}\[1m\]\)\)\) and on\(\)/,
+    );
     // It judges the new pods alone, so the pre-promotion smoke template runs it too.
     expect(smokeTemplate(withErrorCount).spec!.metrics.map((m) => m.name)).toContain('error-count');
     expect(analysisTemplate().spec!.metrics.map((m) => m.name)).not.toContain('error-count');
@@ -93,7 +152,8 @@ describe('the catalogue', () => {
     const keys = CATALOGUE.flatMap((c) => Object.keys(c.thresholds));
     expect(new Set(keys).size).toBe(keys.length);
     expect([...sampleKeys, ...keys].sort()).toEqual(Object.keys(DEFAULT_ANALYSIS).sort());
-    for (const c of CATALOGUE) for (const [key, value] of Object.entries(c.thresholds)) expect(DEFAULT_ANALYSIS[key as keyof typeof DEFAULT_ANALYSIS]).toBe(value);
+    for (const c of CATALOGUE)
+      for (const [key, value] of Object.entries(c.thresholds)) expect(DEFAULT_ANALYSIS[key as keyof typeof DEFAULT_ANALYSIS]).toBe(value);
   });
 
   it('gives every latency check seconds as its unit, which the CLI shows in milliseconds', () => {

@@ -4,7 +4,14 @@ import { buildSpec, type ReleaseRequest } from '../../src/release/spec.js';
 import type { Action, Command, ReleaseEvent, ReleaseState, SmokeResult, Weights } from '../../src/release/types.js';
 import { colorWindow, stats } from './windows.js';
 
-const GOOD_SMOKE: SmokeResult = { ok: true, failures: [], rows: 160, rmse: { candidate: 0.56, stable: 0.57 }, agreement: 0.9, meanAbsDelta: 0.2 };
+const GOOD_SMOKE: SmokeResult = {
+  ok: true,
+  failures: [],
+  rows: 160,
+  rmse: { candidate: 0.56, stable: 0.57 },
+  agreement: 0.9,
+  meanAbsDelta: 0.2,
+};
 
 /** A simulated world: a steady request rate split by the weights the engine set, and how the new color behaves. */
 interface World {
@@ -35,7 +42,14 @@ interface Run {
   states: ReleaseState[];
 }
 
-const BASE: ReleaseRequest = { id: 'r1', bundle: 'models/wine-quality/1.1.0', modelName: 'wine-quality', version: '1.1.0', sha256: 'abc', stableColor: 'blue' };
+const BASE: ReleaseRequest = {
+  id: 'r1',
+  bundle: 'models/wine-quality/1.1.0',
+  modelName: 'wine-quality',
+  version: '1.1.0',
+  sha256: 'abc',
+  stableColor: 'blue',
+};
 
 /** Drives the engine as the controller does: one tick per simulated 250 ms, actions carried out at once. */
 function simulate(req: Partial<ReleaseRequest>, world: World, from?: Run): Run {
@@ -44,7 +58,13 @@ function simulate(req: Partial<ReleaseRequest>, world: World, from?: Run): Run {
   if (from) run = from;
   else {
     const first = createRelease(spec, 0);
-    run = { state: first.state, events: [...first.events], actions: [...first.actions], weights: { blue: 100, green: 0 }, states: [first.state] };
+    run = {
+      state: first.state,
+      events: [...first.events],
+      actions: [...first.actions],
+      weights: { blue: 100, green: 0 },
+      states: [first.state],
+    };
   }
   let pending: Action[] = [...run.actions];
   let windowFrom = 0;
@@ -55,9 +75,17 @@ function simulate(req: Partial<ReleaseRequest>, world: World, from?: Run): Run {
       if (a.kind === 'set-weights') run.weights = a.weights;
       if (a.kind === 'analyze') {
         windowFrom = a.fromMs;
-        if (world.analyzeFails) observations.push({ kind: 'action-failed' as const, action: 'analyze' as const, error: 'connect ECONNREFUSED' });
+        if (world.analyzeFails)
+          observations.push({ kind: 'action-failed' as const, action: 'analyze' as const, error: 'connect ECONNREFUSED' });
       }
-      if (a.kind === 'load-bundle') observations.push({ kind: 'load' as const, color: a.color, ok: world.loadOk ?? true, sha256: 'abc', ...(world.loadOk === false ? { error: 'checksum mismatch' } : {}) });
+      if (a.kind === 'load-bundle')
+        observations.push({
+          kind: 'load' as const,
+          color: a.color,
+          ok: world.loadOk ?? true,
+          sha256: 'abc',
+          ...(world.loadOk === false ? { error: 'checksum mismatch' } : {}),
+        });
       if (a.kind === 'smoke') observations.push({ kind: 'smoke' as const, color: a.color, result: world.smoke ?? GOOD_SMOKE });
     }
     pending = [];
@@ -84,7 +112,11 @@ function simulate(req: Partial<ReleaseRequest>, world: World, from?: Run): Run {
       window.mirrored[t] = colorWindow(targetShape(Math.floor(world.rps * secs * mirrorShare)));
     }
     const down = world.unavailable && now >= world.unavailable.from && now < (world.unavailable.to ?? Infinity);
-    if (down) observations.push({ kind: 'analysis-unavailable' as const, reason: world.unavailable?.reason ?? 'scrape of green failed: connect ECONNREFUSED' });
+    if (down)
+      observations.push({
+        kind: 'analysis-unavailable' as const,
+        reason: world.unavailable?.reason ?? 'scrape of green failed: connect ECONNREFUSED',
+      });
     else if (!world.silentProvider) observations.push({ kind: 'analysis' as const, stats: window });
     const given = world.commands?.find((c) => c.at === now);
     const command = given ? { command: given.command, ...(given.reason ? { reason: given.reason } : {}) } : {};
@@ -140,7 +172,17 @@ const scenarios: Scenario[] = [
     world: { rps: 200, seconds: 50 },
     status: 'succeeded',
     weights: { blue: 0, green: 100 },
-    events: ['step-started', 'analysis-passed', 'step-started', 'analysis-passed', 'step-started', 'analysis-passed', 'step-started', 'analysis-passed', 'succeeded'],
+    events: [
+      'step-started',
+      'analysis-passed',
+      'step-started',
+      'analysis-passed',
+      'step-started',
+      'analysis-passed',
+      'step-started',
+      'analysis-passed',
+      'succeeded',
+    ],
   },
   {
     name: 'error spike on a canary step rolls back at once',
@@ -205,7 +247,15 @@ const scenarios: Scenario[] = [
     world: { rps: 200, seconds: 60, unavailable: { from: 2_000, to: 12_000 } },
     status: 'succeeded',
     weights: { blue: 0, green: 100 },
-    events: ['step-started', 'analysis-unavailable', 'analysis-inconclusive', 'analysis-passed', 'step-started', 'analysis-passed', 'succeeded'],
+    events: [
+      'step-started',
+      'analysis-unavailable',
+      'analysis-inconclusive',
+      'analysis-passed',
+      'step-started',
+      'analysis-passed',
+      'succeeded',
+    ],
     never: ['rolled-back', 'paused'],
   },
   {
@@ -364,7 +414,9 @@ describe('release engine scenarios', () => {
     const by = 'traffic moved by hand: switch green (by alice@host)';
     const paused = step(run.state, { now: 3_000, command: 'pause', reason: by });
     expect(paused.state).toMatchObject({ status: 'paused', reason: `paused: ${by}` });
-    expect(paused.events).toEqual([expect.objectContaining({ type: 'paused', reason: `paused: ${by}`, values: expect.objectContaining({ requested: by }) })]);
+    expect(paused.events).toEqual([
+      expect.objectContaining({ type: 'paused', reason: `paused: ${by}`, values: expect.objectContaining({ requested: by }) }),
+    ]);
     expect(paused.actions).toEqual([]);
     // Paused already (say, inconclusive) and traffic moved again: the newer reason is what status shows.
     const again = step(paused.state, { now: 4_000, command: 'pause', reason: 'traffic moved by hand: weights blue=30 (by bob@host)' });
@@ -388,7 +440,10 @@ describe('release engine scenarios', () => {
       { kind: 'analyze', fromMs: 9_000 },
     ]);
     expect(resumed.state).toMatchObject({ status: 'running', phase: 'shadow', phaseStartedAt: 9_000, reason: null });
-    expect(resumed.events[0]).toMatchObject({ type: 'resumed', reason: expect.stringMatching(/traffic back to 100\/0 .*mirroring 50% to green/) });
+    expect(resumed.events[0]).toMatchObject({
+      type: 'resumed',
+      reason: expect.stringMatching(/traffic back to 100\/0 .*mirroring 50% to green/),
+    });
   });
 
   it('trafficAgrees: the router agrees with a release only on its weights and mirror', () => {
@@ -443,7 +498,10 @@ describe('release engine scenarios', () => {
     const run = simulate({}, { rps: 100, seconds: 15 });
     const out = reconcile(run.state, 99_000);
     expect(out.state.status).toBe('succeeded');
-    expect(out.actions).toEqual([{ kind: 'set-mirror', mirror: null }, { kind: 'set-weights', weights: { blue: 0, green: 100 } }]);
+    expect(out.actions).toEqual([
+      { kind: 'set-mirror', mirror: null },
+      { kind: 'set-weights', weights: { blue: 0, green: 100 } },
+    ]);
   });
 
   it('is pure: the same inputs give the same outputs and the input state is not mutated', () => {

@@ -22,8 +22,17 @@ describe('POST /admin/model: bundle roots', () => {
   let app: FastifyInstance;
 
   const load = async (bundle: string) => {
-    const res = await app.inject({ method: 'POST', url: ADMIN_MODEL_ROUTE, payload: { bundle }, headers: { authorization: `Bearer ${TOKEN}` } });
-    return { status: res.statusCode, body: res.json() as { error: string; message: string; details?: { field: string; problem: string }[] }, text: res.body };
+    const res = await app.inject({
+      method: 'POST',
+      url: ADMIN_MODEL_ROUTE,
+      payload: { bundle },
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    return {
+      status: res.statusCode,
+      body: res.json() as { error: string; message: string; details?: { field: string; problem: string }[] },
+      text: res.body,
+    };
   };
 
   beforeAll(async () => {
@@ -48,7 +57,13 @@ describe('POST /admin/model: bundle roots', () => {
 
   it('refuses a folder outside the roots with one answer, whether it exists or not (and reads nothing)', async () => {
     const answers = [];
-    for (const p of [path.join(outside, '1.1.0'), path.join(outside, 'no-such-version'), '/etc', '/no/such/dir', path.join(root, '..', 'outside', '1.1.0')]) {
+    for (const p of [
+      path.join(outside, '1.1.0'),
+      path.join(outside, 'no-such-version'),
+      '/etc',
+      '/no/such/dir',
+      path.join(root, '..', 'outside', '1.1.0'),
+    ]) {
       const res = await load(p);
       expect(res.status).toBe(422);
       expect(res.body.error).toBe('bundle_refused');

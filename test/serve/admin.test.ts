@@ -22,8 +22,7 @@ async function predict(app: FastifyInstance): Promise<{ prediction: number; mode
   return res.json();
 }
 
-const adminErrors = (text: string, reason: string) =>
-  sample(text, INSTANCE_METRICS.errors, { route: ADMIN_MODEL_ROUTE, reason }) ?? 0;
+const adminErrors = (text: string, reason: string) => sample(text, INSTANCE_METRICS.errors, { route: ADMIN_MODEL_ROUTE, reason }) ?? 0;
 
 describe('POST /admin/model: authorization', () => {
   it('answers 403 admin_disabled when no token is configured, and counts it', async () => {
@@ -43,7 +42,12 @@ describe('POST /admin/model: authorization', () => {
     const app = await appOn(undefined, { adminToken: TOKEN });
     try {
       for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Basic ${TOKEN}` }, { authorization: 'Bearer' }]) {
-        const res = await app.inject({ method: 'POST', url: ADMIN_MODEL_ROUTE, payload: 'not even json', headers: { ...headers, 'content-type': 'application/json' } });
+        const res = await app.inject({
+          method: 'POST',
+          url: ADMIN_MODEL_ROUTE,
+          payload: 'not even json',
+          headers: { ...headers, 'content-type': 'application/json' },
+        });
         expect(res.statusCode).toBe(401);
         expect(res.json().error).toBe('unauthorized');
         expect(res.headers['www-authenticate']).toBe('Bearer');
@@ -59,7 +63,12 @@ describe('POST /admin/model: authorization', () => {
     try {
       const res = await load(app, { bundel: BUNDLE_1_1, allowFeatureChange: 'yes' });
       expect(res.statusCode).toBe(422);
-      expect(res.json().details.map((d: { field: string }) => d.field).sort()).toEqual(['allowFeatureChange', 'bundel', 'bundle']);
+      expect(
+        res
+          .json()
+          .details.map((d: { field: string }) => d.field)
+          .sort(),
+      ).toEqual(['allowFeatureChange', 'bundel', 'bundle']);
       expect(adminErrors(await metricsText(app), 'invalid_input')).toBe(1);
     } finally {
       await app.close();
@@ -159,7 +168,12 @@ describe('POST /admin/model: loading and swapping', () => {
     expect(accepted.statusCode).toBe(200);
     const old = await app.inject({ method: 'POST', url: '/predict', payload: WINE_EXAMPLE });
     expect(old.statusCode).toBe(422);
-    expect(old.json().details.map((d: { field: string }) => d.field).sort()).toEqual(['acidity pH', 'pH']);
+    expect(
+      old
+        .json()
+        .details.map((d: { field: string }) => d.field)
+        .sort(),
+    ).toEqual(['acidity pH', 'pH']);
     const { pH, ...rest } = WINE_EXAMPLE;
     const renamed = await app.inject({ method: 'POST', url: '/predict', payload: { ...rest, 'acidity pH': pH } });
     expect(renamed.statusCode).toBe(200);

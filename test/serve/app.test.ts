@@ -291,7 +291,12 @@ describe('serve app: every error class answers JSON {error, message, details} an
   it('lists every missing field of an empty object, one detail per field', async () => {
     const res = await app.inject({ method: 'POST', url: '/predict', payload: {} });
     expect(res.statusCode).toBe(422);
-    expect(res.json().details.map((d: { field: string }) => d.field).sort()).toEqual([...WINE_FEATURES].sort());
+    expect(
+      res
+        .json()
+        .details.map((d: { field: string }) => d.field)
+        .sort(),
+    ).toEqual([...WINE_FEATURES].sort());
   });
 
   it('keeps serving after the rejections', async () => {

@@ -22,9 +22,15 @@ describe('HotHistogram', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(PREDICTION_BUCKETS, LATENCY_BUCKETS, [1, 2, 3]),
-        fc.array(fc.record({ version: fc.constantFrom('1.0.0', '1.1.0'), value: fc.double({ noNaN: true, noDefaultInfinity: true, min: -1, max: 12 }) }), {
-          maxLength: 50,
-        }),
+        fc.array(
+          fc.record({
+            version: fc.constantFrom('1.0.0', '1.1.0'),
+            value: fc.double({ noNaN: true, noDefaultInfinity: true, min: -1, max: 12 }),
+          }),
+          {
+            maxLength: 50,
+          },
+        ),
         async (buckets, observations) => {
           const [reference, hot] = await renderBoth(buckets, observations);
           expect(hot).toBe(reference);

@@ -53,10 +53,20 @@ const malformed: fc.Arbitrary<Malformed> = fc.oneof(
   brokenRow.map((row) => ({ url: '/predict' as const, contentType: 'application/json', payload: json(row) })),
   fc
     .tuple(fc.array(fc.constant(WINE_EXAMPLE), { maxLength: 3 }), brokenRow, fc.array(fc.constant(WINE_EXAMPLE), { maxLength: 3 }))
-    .map(([a, bad, b]) => ({ url: '/predict/batch' as const, contentType: 'application/json', payload: json({ instances: [...a, bad, ...b] }) })),
+    .map(([a, bad, b]) => ({
+      url: '/predict/batch' as const,
+      contentType: 'application/json',
+      payload: json({ instances: [...a, bad, ...b] }),
+    })),
   // Batches whose container is wrong.
   fc
-    .oneof(fc.jsonValue().filter((v) => !Array.isArray(v)).map((v) => ({ instances: v })), fc.constant({ rows: [WINE_EXAMPLE] }))
+    .oneof(
+      fc
+        .jsonValue()
+        .filter((v) => !Array.isArray(v))
+        .map((v) => ({ instances: v })),
+      fc.constant({ rows: [WINE_EXAMPLE] }),
+    )
     .map((body) => ({ url: '/predict/batch' as const, contentType: 'application/json', payload: json(body) })),
   // Random bytes declared as JSON, and JSON text cut short.
   fc.record({
@@ -153,7 +163,11 @@ describe('malformed bodies (fast-check): always a 4xx JSON answer, counted, and 
       { numRuns: 150 },
     );
     expect((await errorsTotal(app)) - before).toBe(sent);
-    const ok = await request(`${address}/predict`, { method: 'POST', body: JSON.stringify(WINE_EXAMPLE), headers: { 'content-type': 'application/json' } });
+    const ok = await request(`${address}/predict`, {
+      method: 'POST',
+      body: JSON.stringify(WINE_EXAMPLE),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(ok.statusCode).toBe(200);
     expect((await ok.body.json()) as object).toHaveProperty('prediction');
     await expectHealthy(app);

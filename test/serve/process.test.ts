@@ -69,7 +69,12 @@ describe('bgserve serve as a process', () => {
       await waitForHttp(`${base}/ready`, { proc });
       const startup = logLines(proc);
       expect(startup).toHaveLength(1);
-      expect(startup[0]).toMatchObject({ msg: 'listening', color: 'green', address: base, model: { name: 'wine-quality', version: '1.0.0' } });
+      expect(startup[0]).toMatchObject({
+        msg: 'listening',
+        color: 'green',
+        address: base,
+        model: { name: 'wine-quality', version: '1.0.0' },
+      });
 
       const rejected = await fetch(`${base}/predict`, {
         method: 'POST',
@@ -139,7 +144,17 @@ describe('bgserve serve as a process', () => {
     await writeFile(path.join(dir, 'token'), 'root-token\n');
     await cp(BUNDLE_1_1, path.join(dir, 'root', '1.1.0'), { recursive: true });
     await cp(BUNDLE_1_1, path.join(dir, 'elsewhere', '1.1.0'), { recursive: true });
-    const proc = startCli(['serve', '--port', String(port), '--admin-token-file', path.join(dir, 'token'), '--bundle-root', path.join(dir, 'root'), '--drain-delay-ms', '0']);
+    const proc = startCli([
+      'serve',
+      '--port',
+      String(port),
+      '--admin-token-file',
+      path.join(dir, 'token'),
+      '--bundle-root',
+      path.join(dir, 'root'),
+      '--drain-delay-ms',
+      '0',
+    ]);
     try {
       const base = `http://127.0.0.1:${port}`;
       await waitForHttp(`${base}/ready`, { proc });

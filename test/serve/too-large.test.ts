@@ -65,7 +65,11 @@ function post(port: number, path: string, body: Buffer, agent?: http.Agent): Pro
  * A raw HTTP/1.1 upload that never closes on its own: announces `contentLength`, sends `sendBytes` of it as
  * fast as the socket takes them, then waits (10 s at most) for the server to close the connection.
  */
-function rawUpload(port: number, contentLength: number, sendBytes: number): Promise<{ answer: string; sent: number; closedBy: 'server' | 'nobody' }> {
+function rawUpload(
+  port: number,
+  contentLength: number,
+  sendBytes: number,
+): Promise<{ answer: string; sent: number; closedBy: 'server' | 'nobody' }> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     let answer = '';
@@ -128,7 +132,11 @@ describe('bgserve serve: 413 for too-large bodies (real process, node:http)', ()
 
     const health = await fetch(`http://127.0.0.1:${port}/health`);
     expect(health.status).toBe(200);
-    const ok = await fetch(`http://127.0.0.1:${port}/predict`, { method: 'POST', body: JSON.stringify(WINE_EXAMPLE), headers: { 'content-type': 'application/json' } });
+    const ok = await fetch(`http://127.0.0.1:${port}/predict`, {
+      method: 'POST',
+      body: JSON.stringify(WINE_EXAMPLE),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(ok.status).toBe(200);
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(sample(text, INSTANCE_METRICS.errors, { route: '/predict/batch', reason: 'payload_too_large', source: 'live' })).toBe(20);

@@ -25,7 +25,9 @@ class V2Client {
   async ready(model?: string): Promise<boolean> {
     return (await fetch(model ? `${this.base}/v2/models/${model}/ready` : `${this.base}/v2/health/ready`)).status === 200;
   }
-  async metadata(model: string): Promise<{ name: string; versions: string[]; platform: string; inputs: { name: string; datatype: string; shape: number[] }[] }> {
+  async metadata(
+    model: string,
+  ): Promise<{ name: string; versions: string[]; platform: string; inputs: { name: string; datatype: string; shape: number[] }[] }> {
     return (await fetch(`${this.base}/v2/models/${model}`)).json() as never;
   }
   async infer(model: string, req: InferRequest, version?: string): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -38,8 +40,14 @@ class V2Client {
 const instances: { runtime: string; proc: Started; client: V2Client; base: string }[] = [];
 
 beforeAll(async () => {
-  const onnx = await exportOnnxBundle(path.join(ROOT, 'models/wine-quality/1.0.0'), { outDir: path.join(tempDir(), 'onnx'), version: '1.0.0-onnx' });
-  for (const [runtime, bundle] of [['native-forest', 'models/wine-quality/1.0.0'], ['onnx', onnx.dir]] as const) {
+  const onnx = await exportOnnxBundle(path.join(ROOT, 'models/wine-quality/1.0.0'), {
+    outDir: path.join(tempDir(), 'onnx'),
+    version: '1.0.0-onnx',
+  });
+  for (const [runtime, bundle] of [
+    ['native-forest', 'models/wine-quality/1.0.0'],
+    ['onnx', onnx.dir],
+  ] as const) {
     const port = await freePort();
     const proc = startCli(['serve', '--bundle', bundle, '--port', String(port), '--drain-delay-ms', '0', '--log-level', 'warn']);
     const base = `http://127.0.0.1:${port}`;
@@ -70,12 +78,20 @@ describe.each(['native-forest', 'onnx'])('V2 client against a %s instance', (run
   it("the spec's example request shape (id, one FP32 tensor, outputs named) gives /predict's answers", async () => {
     const { client, base } = inst();
     // As in the protocol's example: {"id": "42", "inputs": [{"name": "input0", "shape": [2, 2], "datatype": "UINT32", "data": [1, 2, 3, 4]}], "outputs": [{"name": "output0"}]}
-    const req: InferRequest = { id: '42', inputs: [{ name: 'input0', shape: [2, 11], datatype: 'FP32', data: rows.flat() }], outputs: [{ name: 'predict' }] };
+    const req: InferRequest = {
+      id: '42',
+      inputs: [{ name: 'input0', shape: [2, 11], datatype: 'FP32', data: rows.flat() }],
+      outputs: [{ name: 'predict' }],
+    };
     const { status, body } = await client.infer('wine-quality', req);
     expect(status).toBe(200);
     const want: number[] = [];
     for (const r of rows) {
-      const res = await fetch(`${base}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(Object.fromEntries(WINE_FEATURES.map((f, j) => [f, r[j]]))) });
+      const res = await fetch(`${base}/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(Object.fromEntries(WINE_FEATURES.map((f, j) => [f, r[j]]))),
+      });
       want.push(((await res.json()) as { prediction: number }).prediction);
     }
     expect(body).toEqual({
@@ -88,12 +104,19 @@ describe.each(['native-forest', 'onnx'])('V2 client against a %s instance', (run
 
   it('a named-tensor request (one [N] FP64 tensor per feature) and the error shape of the spec', async () => {
     const { client } = inst();
-    const req: InferRequest = { inputs: WINE_FEATURES.map((f, j) => ({ name: f, shape: [2], datatype: 'FP64', data: rows.map((r) => r[j]) })) };
+    const req: InferRequest = {
+      inputs: WINE_FEATURES.map((f, j) => ({ name: f, shape: [2], datatype: 'FP64', data: rows.map((r) => r[j]) })),
+    };
     const ok = await client.infer('wine-quality', req);
     expect(ok.status).toBe(200);
     expect((ok.body.outputs as { shape: number[] }[])[0].shape).toEqual([2]);
-    const bad = await client.infer('wine-quality', { inputs: [{ name: 'input0', shape: [2, 10], datatype: 'FP32', data: rows.map((r) => r.slice(1)) }] });
-    expect(bad).toEqual({ status: 400, body: { error: `input 'input0': shape [2, 10] must be [N, 11] (columns: ${WINE_FEATURES.join(', ')})` } });
+    const bad = await client.infer('wine-quality', {
+      inputs: [{ name: 'input0', shape: [2, 10], datatype: 'FP32', data: rows.map((r) => r.slice(1)) }],
+    });
+    expect(bad).toEqual({
+      status: 400,
+      body: { error: `input 'input0': shape [2, 10] must be [N, 11] (columns: ${WINE_FEATURES.join(', ')})` },
+    });
     const missing = await client.infer('wine-quality', req, '0.0.0');
     expect(missing.status).toBe(404);
   });

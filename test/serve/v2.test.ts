@@ -14,13 +14,22 @@ let want: number[];
 
 beforeAll(async () => {
   app = await appOn(undefined, { batchLimit: 50 });
-  const res = await app.inject({ method: 'POST', url: '/predict/batch', payload: { instances: [row1, row2].map((r) => Object.fromEntries(WINE_FEATURES.map((f, j) => [f, r[j]]))) } });
+  const res = await app.inject({
+    method: 'POST',
+    url: '/predict/batch',
+    payload: { instances: [row1, row2].map((r) => Object.fromEntries(WINE_FEATURES.map((f, j) => [f, r[j]]))) },
+  });
   want = res.json().predictions;
 });
 afterAll(async () => app?.close());
 
 const infer = (payload: unknown, url = URL) =>
-  app.inject({ method: 'POST', url, payload: typeof payload === 'string' ? payload : JSON.stringify(payload), headers: { 'content-type': 'application/json' } });
+  app.inject({
+    method: 'POST',
+    url,
+    payload: typeof payload === 'string' ? payload : JSON.stringify(payload),
+    headers: { 'content-type': 'application/json' },
+  });
 
 const matrix = (datatype: string, data: unknown, shape = [2, 11]) => ({ inputs: [{ name: 'input-0', shape, datatype, data }] });
 const perFeature = (shape: (n: number) => number[], rows = [row1, row2], datatype = 'FP64') => ({
@@ -62,12 +71,19 @@ describe('V2 metadata and health', () => {
   });
 
   it('404 for an unknown model or version, on every model route', async () => {
-    for (const url of ['/v2/models/iris', '/v2/models/iris/ready', '/v2/models/wine-quality/versions/9.9.9', '/v2/models/wine-quality/versions/9.9.9/ready']) {
+    for (const url of [
+      '/v2/models/iris',
+      '/v2/models/iris/ready',
+      '/v2/models/wine-quality/versions/9.9.9',
+      '/v2/models/wine-quality/versions/9.9.9/ready',
+    ]) {
       const res = await app.inject({ url });
       expect(res.statusCode, url).toBe(404);
       expect(typeof res.json().error).toBe('string');
     }
-    expect((await infer(matrix('FP64', [...row1, ...row2]), '/v2/models/iris/infer')).json()).toEqual({ error: "unknown model 'iris': this instance serves 'wine-quality'" });
+    expect((await infer(matrix('FP64', [...row1, ...row2]), '/v2/models/iris/infer')).json()).toEqual({
+      error: "unknown model 'iris': this instance serves 'wine-quality'",
+    });
     const res = await infer(matrix('FP64', [...row1, ...row2]), '/v2/models/wine-quality/versions/2.0.0/infer');
     expect(res.statusCode).toBe(404);
     expect(res.json().error).toMatch(/has no version '2.0.0' here: this instance serves version '1.0.0'/);
@@ -126,7 +142,11 @@ describe('V2 infer: every error, counted as /predict counts them', () => {
   const bad: [string, unknown, RegExp][] = [
     ['no inputs', { inputs: [] }, /inputs must be a non-empty array/],
     ['not an object', [1, 2], /must be a JSON object/],
-    ['a non-number in data', matrix('FP64', [...row1.slice(0, 10), 'NaN', ...row2]), /input 'input-0': data\[10\] must be a finite number, got "NaN"/],
+    [
+      'a non-number in data',
+      matrix('FP64', [...row1.slice(0, 10), 'NaN', ...row2]),
+      /input 'input-0': data\[10\] must be a finite number, got "NaN"/,
+    ],
     ['null in data', matrix('FP64', [...row1.slice(0, 10), null, ...row2]), /data\[10\] must be a finite number, got null/],
     ['too few values', matrix('FP64', [...row1, ...row2.slice(1)]), /data has 21 values, shape \[2, 11\] needs 22/],
     ['nested data that does not fit the shape', matrix('FP64', [row1, row2.slice(1)]), /data\[1\] must be an array of 11/],
@@ -134,12 +154,32 @@ describe('V2 infer: every error, counted as /predict counts them', () => {
     ['an unsupported datatype', matrix('BOOL', [...row1, ...row2]), /datatype "BOOL" is not supported/],
     ['a fraction in an INT32 tensor', matrix('INT32', [...row1, ...row2]), /data\[0\] = 7.4 is not a INT32/],
     ['a value FP32 cannot hold', matrix('FP32', [1e39, ...row1.slice(1), ...row2]), /overflows FP32/],
-    ['an unknown output', { ...matrix('FP64', [...row1, ...row2]), outputs: [{ name: 'probabilities' }] }, /unknown output "probabilities"/],
+    [
+      'an unknown output',
+      { ...matrix('FP64', [...row1, ...row2]), outputs: [{ name: 'probabilities' }] },
+      /unknown output "probabilities"/,
+    ],
     ['a missing feature tensor', { inputs: perFeature((n) => [n]).inputs.slice(1) }, /missing feature tensors: fixed acidity/],
-    ['a feature tensor twice', { inputs: [...perFeature((n) => [n]).inputs, perFeature((n) => [n]).inputs[0]] }, /input 'fixed acidity' is given twice/],
-    ['an unknown tensor beside feature tensors', { inputs: [...perFeature((n) => [n]).inputs, { name: 'colour', shape: [2], datatype: 'FP64', data: [1, 2] }] }, /input 'colour' is not a feature of this model/],
-    ['feature tensors of different lengths', { inputs: perFeature((n) => [n]).inputs.map((t, j) => (j === 3 ? { ...t, shape: [1], data: [t.data[0]] } : t)) }, /all feature tensors must have the same shape/],
-    ['a [N, 2] feature tensor', { inputs: perFeature((n) => [n]).inputs.map((t, j) => (j === 0 ? { ...t, shape: [1, 2] } : t)) }, /shape \[1, 2\] must be \[N\] or \[N, 1\]/],
+    [
+      'a feature tensor twice',
+      { inputs: [...perFeature((n) => [n]).inputs, perFeature((n) => [n]).inputs[0]] },
+      /input 'fixed acidity' is given twice/,
+    ],
+    [
+      'an unknown tensor beside feature tensors',
+      { inputs: [...perFeature((n) => [n]).inputs, { name: 'colour', shape: [2], datatype: 'FP64', data: [1, 2] }] },
+      /input 'colour' is not a feature of this model/,
+    ],
+    [
+      'feature tensors of different lengths',
+      { inputs: perFeature((n) => [n]).inputs.map((t, j) => (j === 3 ? { ...t, shape: [1], data: [t.data[0]] } : t)) },
+      /all feature tensors must have the same shape/,
+    ],
+    [
+      'a [N, 2] feature tensor',
+      { inputs: perFeature((n) => [n]).inputs.map((t, j) => (j === 0 ? { ...t, shape: [1, 2] } : t)) },
+      /shape \[1, 2\] must be \[N\] or \[N, 1\]/,
+    ],
     ['zero rows', matrix('FP64', [], [0, 11]), /no rows/],
     ['a negative dimension', matrix('FP64', [...row1, ...row2], [-2, 11]), /shape must be a non-empty array of non-negative integers/],
     ['a numeric id', { id: 7, ...matrix('FP64', [...row1, ...row2]) }, /id must be a string/],
@@ -173,7 +213,8 @@ describe('V2 infer: every error, counted as /predict counts them', () => {
     await infer(matrix('FP64', [...row1, ...row2]));
     await infer(matrix('FP64', [...row1, 'x', ...row2.slice(1)]));
     const after = await metricsText(app);
-    const delta = (name: string, extra: Record<string, string>) => (sample(after, name, { ...labels, ...extra }) ?? 0) - (sample(before, name, { ...labels, ...extra }) ?? 0);
+    const delta = (name: string, extra: Record<string, string>) =>
+      (sample(after, name, { ...labels, ...extra }) ?? 0) - (sample(before, name, { ...labels, ...extra }) ?? 0);
     expect(delta('predict_requests_total', { status: '200' })).toBe(1);
     expect(delta('predict_requests_total', { status: '400' })).toBe(1);
     expect(delta('predict_errors_total', { reason: 'invalid_input' })).toBe(1);

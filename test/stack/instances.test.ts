@@ -11,7 +11,13 @@ describe('instance supervisor', () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'bgserve-inst-'));
     try {
       const instance = await startInstance(
-        { color: 'blue', host: '127.0.0.1', port: await freePort(), bundle: path.join(dir, 'no-such-bundle'), logFile: path.join(dir, 'blue.log') },
+        {
+          color: 'blue',
+          host: '127.0.0.1',
+          port: await freePort(),
+          bundle: path.join(dir, 'no-such-bundle'),
+          logFile: path.join(dir, 'blue.log'),
+        },
         TSX_CLI,
       );
       await expect(instance.waitReady(30_000)).rejects.toThrow(/blue exited \(code 1\) before it was ready:[\s\S]*no-such-bundle/);
@@ -23,7 +29,7 @@ describe('instance supervisor', () => {
 });
 
 describe('instance command line: bundle roots', () => {
-  it('a stack\'s instances may load from models/, the state dir and the roots the user adds, each once', () => {
+  it("a stack's instances may load from models/, the state dir and the roots the user adds, each once", () => {
     expect(stackBundleRoots('.bgserve', ['extra', '/abs/bundles', 'models'], '/srv/app')).toEqual([
       '/srv/app/models',
       '/srv/app/.bgserve',
@@ -43,14 +49,23 @@ describe('instance command line: bundle roots', () => {
     });
     const argv = serveArgv(specs.green, { command: 'node', args: ['cli.js'] });
     expect(argv).toEqual([
-      'node', 'cli.js', 'serve',
-      '--bundle', 'models/wine-quality/1.0.0',
-      '--port', '8002',
-      '--host', '127.0.0.1',
-      '--color', 'green',
-      '--bundle-root', '/srv/app/models',
-      '--bundle-root', '/state',
-      '--log-level', 'warn',
+      'node',
+      'cli.js',
+      'serve',
+      '--bundle',
+      'models/wine-quality/1.0.0',
+      '--port',
+      '8002',
+      '--host',
+      '127.0.0.1',
+      '--color',
+      'green',
+      '--bundle-root',
+      '/srv/app/models',
+      '--bundle-root',
+      '/state',
+      '--log-level',
+      'warn',
     ]);
   });
 });

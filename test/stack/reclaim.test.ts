@@ -65,7 +65,9 @@ async function exited(proc: Started, timeoutMs = 60_000): Promise<number | null>
   if (proc.child.exitCode !== null || proc.child.signalCode !== null) return proc.child.exitCode;
   return Promise.race([
     new Promise<number | null>((resolve) => proc.child.once('exit', (code) => resolve(code))),
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`still running after ${timeoutMs} ms:\n${proc.output()}`)), timeoutMs)),
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`still running after ${timeoutMs} ms:\n${proc.output()}`)), timeoutMs),
+    ),
   ]);
 }
 
@@ -76,9 +78,13 @@ function sleeper(): ChildProcess {
 }
 
 async function listener(port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${port}, '127.0.0.1', () => console.log('listening'))`], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['-e', `require('net').createServer().listen(${port}, '127.0.0.1', () => console.log('listening'))`],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   others.push(child);
   await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
   return child;
@@ -105,13 +111,31 @@ describe('judge: what to do with a recorded process', () => {
     ['no /proc, but /health names its pid and color', base, { liveness: 'unknown', health: serving }, 'adopt'],
     ['no /proc and no proof', base, { liveness: 'unknown', health: null }, 'leave', /cannot be verified/],
     ['another process answers on its port', base, { liveness: 'unknown', health: { ...serving, pid: 7 } }, 'leave', /cannot be verified/],
-    ['started with other options', { ...base, argv: [...base.argv, '--drain-delay-ms', '0'] }, { liveness: 'same', health: serving }, 'stop', /other options/],
+    [
+      'started with other options',
+      { ...base, argv: [...base.argv, '--drain-delay-ms', '0'] },
+      { liveness: 'same', health: serving },
+      'stop',
+      /other options/,
+    ],
     ['recorded on another port', { ...base, port: 9001 }, { liveness: 'same', health: serving }, 'stop', /other options/],
     ['alive but not answering', base, { liveness: 'same', health: null }, 'stop', /does not answer \/health/],
     ['draining', base, { liveness: 'same', health: { ...serving, state: 'draining' } }, 'stop', /draining/],
-    ['the managed nginx, this `up` runs the embedded router', { ...base, role: 'nginx', stopSignal: 'SIGQUIT' }, { liveness: 'same' }, 'stop', /previous/],
+    [
+      'the managed nginx, this `up` runs the embedded router',
+      { ...base, role: 'nginx', stopSignal: 'SIGQUIT' },
+      { liveness: 'same' },
+      'stop',
+      /previous/,
+    ],
     ['Prometheus, PID reused', { ...base, role: 'prometheus' }, { liveness: 'gone' }, 'leave', /exited/],
-    ['holds an admin token that is no longer the current one', base, { liveness: 'same', health: serving, tokenAccepted: false }, 'stop', /refuses the current admin token/],
+    [
+      'holds an admin token that is no longer the current one',
+      base,
+      { liveness: 'same', health: serving, tokenAccepted: false },
+      'stop',
+      /refuses the current admin token/,
+    ],
     ['accepts the current admin token', base, { liveness: 'same', health: serving, tokenAccepted: true }, 'adopt'],
     ['token check without a clear answer', base, { liveness: 'same', health: serving, tokenAccepted: null }, 'adopt'],
   ];
@@ -121,19 +145,71 @@ describe('judge: what to do with a recorded process', () => {
     if (reason) expect('reason' in verdict ? verdict.reason : '').toMatch(reason);
   });
 
-  const routerEntry: RecordedProcess = { ...base, role: 'router', port: 8080, argv: ['node', 'router-main.js', 'router', '--port', '8080'], controlPort: 40000 };
+  const routerEntry: RecordedProcess = {
+    ...base,
+    role: 'router',
+    port: 8080,
+    argv: ['node', 'router-main.js', 'router', '--port', '8080'],
+    controlPort: 40000,
+  };
   const wantedRouter: WantedRouter = { role: 'router', argv: routerEntry.argv, host: '127.0.0.1', port: 8080 };
-  const nginxEntry: RecordedProcess = { ...base, role: 'nginx', port: 8080, argv: ['nginx: master process nginx -p /s/nginx -c /s/nginx/nginx.conf'], stopSignal: 'SIGQUIT' };
+  const nginxEntry: RecordedProcess = {
+    ...base,
+    role: 'nginx',
+    port: 8080,
+    argv: ['nginx: master process nginx -p /s/nginx -c /s/nginx/nginx.conf'],
+    stopSignal: 'SIGQUIT',
+  };
   const wantedNginx: WantedRouter = { role: 'nginx', host: '127.0.0.1', port: 8080, process: MANAGED_NGINX.what };
   const routerCases: [string, RecordedProcess, Probe, WantedRouter | undefined, ReturnType<typeof judge>['action'], RegExp?][] = [
-    ['router process, same command, answers its control endpoint', routerEntry, { liveness: 'same', control: { pid: 4242 } }, wantedRouter, 'adopt'],
-    ['router process, no /proc, but its control endpoint names its pid', routerEntry, { liveness: 'unknown', control: { pid: 4242 } }, wantedRouter, 'adopt'],
-    ['router process not answering with the router token', routerEntry, { liveness: 'same', control: null }, wantedRouter, 'stop', /does not answer its control endpoint/],
-    ['router process started for other ports', routerEntry, { liveness: 'same', control: { pid: 4242 } }, { ...wantedRouter, argv: [...wantedRouter.argv, '--blue', 'x:1'] }, 'stop', /other options/],
+    [
+      'router process, same command, answers its control endpoint',
+      routerEntry,
+      { liveness: 'same', control: { pid: 4242 } },
+      wantedRouter,
+      'adopt',
+    ],
+    [
+      'router process, no /proc, but its control endpoint names its pid',
+      routerEntry,
+      { liveness: 'unknown', control: { pid: 4242 } },
+      wantedRouter,
+      'adopt',
+    ],
+    [
+      'router process not answering with the router token',
+      routerEntry,
+      { liveness: 'same', control: null },
+      wantedRouter,
+      'stop',
+      /does not answer its control endpoint/,
+    ],
+    [
+      'router process started for other ports',
+      routerEntry,
+      { liveness: 'same', control: { pid: 4242 } },
+      { ...wantedRouter, argv: [...wantedRouter.argv, '--blue', 'x:1'] },
+      'stop',
+      /other options/,
+    ],
     ['router process, this `up` runs nginx', routerEntry, { liveness: 'same', control: { pid: 4242 } }, undefined, 'stop', /previous/],
     ['managed nginx master on the same address', nginxEntry, { liveness: 'same', recognised: true }, wantedNginx, 'adopt'],
-    ['managed nginx on another port', nginxEntry, { liveness: 'same', recognised: true }, { ...wantedNginx, port: 9090 }, 'stop', /other options/],
-    ['PID now names something else than the nginx master', nginxEntry, { liveness: 'same', recognised: false }, wantedNginx, 'stop', /not the master/],
+    [
+      'managed nginx on another port',
+      nginxEntry,
+      { liveness: 'same', recognised: true },
+      { ...wantedNginx, port: 9090 },
+      'stop',
+      /other options/,
+    ],
+    [
+      'PID now names something else than the nginx master',
+      nginxEntry,
+      { liveness: 'same', recognised: false },
+      wantedNginx,
+      'stop',
+      /not the master/,
+    ],
     ['nginx that cannot be verified', nginxEntry, { liveness: 'unknown', recognised: true }, wantedNginx, 'leave', /cannot be verified/],
   ];
   it.each(routerCases)('%s', (_name, entry, probe, want, action, reason) => {
@@ -167,16 +243,26 @@ describe('process identity and ports (/proc)', () => {
     const port = await freePort();
     const holder = await listener(port);
     expect(await portHolders(port)).toEqual([{ pid: holder.pid, command: expect.stringContaining('createServer') }]);
-    const failure = await assertPortsFree([{ what: 'blue instance', flag: '--blue-port', host: '127.0.0.1', port }]).catch((err: unknown) => err);
+    const failure = await assertPortsFree([{ what: 'blue instance', flag: '--blue-port', host: '127.0.0.1', port }]).catch(
+      (err: unknown) => err,
+    );
     expect(failure).toBeInstanceOf(PortInUseError);
-    expect((failure as Error).message).toMatch(new RegExp(`port ${port} \\(blue instance\\) on 127\\.0\\.0\\.1 is in use by pid ${holder.pid} \\(.*node.*\\).*--blue-port`));
+    expect((failure as Error).message).toMatch(
+      new RegExp(`port ${port} \\(blue instance\\) on 127\\.0\\.0\\.1 is in use by pid ${holder.pid} \\(.*node.*\\).*--blue-port`),
+    );
     expect(alive(holder.pid!)).toBe(true);
     await expect(assertPortsFree([{ what: 'router', flag: '--port', host: '127.0.0.1', port: await freePort() }])).resolves.toBeUndefined();
   });
 });
 
 async function ports() {
-  return { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort(), prometheus: await freePort() };
+  return {
+    router: await freePort(),
+    blue: await freePort(),
+    green: await freePort(),
+    control: await freePort(),
+    prometheus: await freePort(),
+  };
 }
 
 /** The embedded runs add a real Prometheus (when installed): a killed `up` leaves it running too. */
@@ -184,7 +270,23 @@ const withPrometheus = (await findPrometheus()) !== undefined;
 
 function upArgs(p: Awaited<ReturnType<typeof ports>>, dir: string, router: string, more: string[] = []): string[] {
   const prometheus = router === 'embedded' && withPrometheus ? ['--prometheus', '--prometheus-port', String(p.prometheus)] : [];
-  return ['up', '--router', router, '--port', String(p.router), '--blue-port', String(p.blue), '--green-port', String(p.green), '--control-port', String(p.control), '--state-dir', dir, ...prometheus, ...more];
+  return [
+    'up',
+    '--router',
+    router,
+    '--port',
+    String(p.router),
+    '--blue-port',
+    String(p.blue),
+    '--green-port',
+    String(p.green),
+    '--control-port',
+    String(p.control),
+    '--state-dir',
+    dir,
+    ...prometheus,
+    ...more,
+  ];
 }
 
 /** The banner's last line comes after everything is started and recorded. */
@@ -197,7 +299,11 @@ async function upAndRunning(proc: Started, timeoutMs = 60_000): Promise<void> {
 }
 
 async function predict(routerPort: number): Promise<{ status: number; body: { color?: string } }> {
-  const res = await request(`http://127.0.0.1:${routerPort}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(WINE_EXAMPLE) });
+  const res = await request(`http://127.0.0.1:${routerPort}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(WINE_EXAMPLE),
+  });
   return { status: res.statusCode, body: (await res.body.json()) as { color?: string } };
 }
 
@@ -223,7 +329,13 @@ describe.each(['embedded', 'nginx'])('bgserve up --router %s after kill -9', (ro
       const first = startCli(upArgs(p, dir, router));
       await upAndRunning(first);
       const before = recorded(dir);
-      expect(Object.keys(before).sort()).toEqual(router === 'nginx' ? ['blue', 'green', 'nginx'] : withPrometheus ? ['blue', 'green', 'prometheus', 'router'] : ['blue', 'green', 'router']);
+      expect(Object.keys(before).sort()).toEqual(
+        router === 'nginx'
+          ? ['blue', 'green', 'nginx']
+          : withPrometheus
+            ? ['blue', 'green', 'prometheus', 'router']
+            : ['blue', 'green', 'router'],
+      );
       expect(readStackRecordSync(stackRecordPath(dir))?.owner.pid).toBe(first.child.pid);
 
       if (router === 'embedded') {
@@ -237,7 +349,10 @@ describe.each(['embedded', 'nginx'])('bgserve up --router %s after kill -9', (ro
       if (router === 'nginx') {
         // A release before the crash: green serves 1.1.0 with all the traffic (a little load lets it be judged).
         const load = await startLoad(`http://127.0.0.1:${p.router}`, 2, 60_000);
-        const deploy = startCli(['deploy', path.join(ROOT, 'models/wine-quality/1.1.0'), '--analysis', '1s', '--wait', '--state-dir', dir], { BGSERVE_CONTROL_URL: `http://127.0.0.1:${p.control}` });
+        const deploy = startCli(
+          ['deploy', path.join(ROOT, 'models/wine-quality/1.1.0'), '--analysis', '1s', '--wait', '--state-dir', dir],
+          { BGSERVE_CONTROL_URL: `http://127.0.0.1:${p.control}` },
+        );
         const code = await exited(deploy, 90_000);
         await load.stop();
         expect(code, deploy.output()).toBe(0);
@@ -309,7 +424,11 @@ describe('bgserve up with a foreign listener on a color port', () => {
       const holder = await listener(p.green);
       const up = startCli(upArgs(p, dir, 'embedded'));
       expect(await exited(up)).toBe(1);
-      expect(up.output()).toMatch(new RegExp(`port ${p.green} \\(green instance\\) on 127\\.0\\.0\\.1 is in use by pid ${holder.pid} \\(.*\\), which is not part of this bgserve stack.*--green-port`));
+      expect(up.output()).toMatch(
+        new RegExp(
+          `port ${p.green} \\(green instance\\) on 127\\.0\\.0\\.1 is in use by pid ${holder.pid} \\(.*\\), which is not part of this bgserve stack.*--green-port`,
+        ),
+      );
       expect(alive(holder.pid!)).toBe(true);
       expect(existsSync(stackRecordPath(dir))).toBe(false);
       await expect(request(`http://127.0.0.1:${p.blue}/health`)).rejects.toThrow();

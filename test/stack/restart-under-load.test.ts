@@ -51,7 +51,9 @@ async function exited(proc: Started, timeoutMs = 60_000): Promise<number | null>
   if (proc.child.exitCode !== null || proc.child.signalCode !== null) return proc.child.exitCode;
   return Promise.race([
     new Promise<number | null>((resolve) => proc.child.once('exit', (code) => resolve(code))),
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`still running after ${timeoutMs} ms:\n${proc.output()}`)), timeoutMs)),
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`still running after ${timeoutMs} ms:\n${proc.output()}`)), timeoutMs),
+    ),
   ]);
 }
 
@@ -92,7 +94,12 @@ function versionLoad(url: string, clients: number): { stop(): Promise<VersionLoa
     while (running && Date.now() < deadline) {
       counts.sent++;
       try {
-        const res = await request(`${url}/predict`, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' }, body });
+        const res = await request(`${url}/predict`, {
+          method: 'POST',
+          dispatcher: agent,
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
         const text = await res.body.text();
         if (res.statusCode !== 200) throw new Error(`${res.statusCode} ${text.slice(0, 200)}`);
         const version = (JSON.parse(text) as { model?: { version?: string } }).model?.version ?? '?';
@@ -119,7 +126,11 @@ function versionLoad(url: string, clients: number): { stop(): Promise<VersionLoa
 
 async function servedVersion(routerUrl: string): Promise<string | undefined> {
   try {
-    const res = await request(`${routerUrl}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(WINE_EXAMPLE) });
+    const res = await request(`${routerUrl}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(WINE_EXAMPLE),
+    });
     return ((await res.body.json()) as { model?: { version?: string } }).model?.version;
   } catch {
     return undefined;
@@ -136,7 +147,21 @@ async function ports() {
 }
 
 function upArgs(p: Awaited<ReturnType<typeof ports>>, dir: string, router: string): string[] {
-  return ['up', '--router', router, '--port', String(p.router), '--blue-port', String(p.blue), '--green-port', String(p.green), '--control-port', String(p.control), '--state-dir', dir];
+  return [
+    'up',
+    '--router',
+    router,
+    '--port',
+    String(p.router),
+    '--blue-port',
+    String(p.blue),
+    '--green-port',
+    String(p.green),
+    '--control-port',
+    String(p.control),
+    '--state-dir',
+    dir,
+  ];
 }
 
 describe.each(['embedded', 'nginx'])('kill -9 of `bgserve up --router %s` under load, and up again', (router) => {
@@ -218,7 +243,9 @@ describe('bgserve up after the admin token file changed', () => {
       expect(await gone([before.blue, before.green])).toEqual([]);
 
       const load = await startLoad(`http://127.0.0.1:${p.router}`, 2, 60_000);
-      const deploy = startCli(['deploy', GOOD_BUNDLE, '--analysis', '1s', '--wait', '--state-dir', dir], { BGSERVE_CONTROL_URL: `http://127.0.0.1:${p.control}` });
+      const deploy = startCli(['deploy', GOOD_BUNDLE, '--analysis', '1s', '--wait', '--state-dir', dir], {
+        BGSERVE_CONTROL_URL: `http://127.0.0.1:${p.control}`,
+      });
       const code = await exited(deploy, 90_000);
       await load.stop();
       expect(code, deploy.output()).toBe(0);

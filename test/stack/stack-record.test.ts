@@ -27,11 +27,23 @@ describe('stack.json', () => {
 
     // Concurrent adds (both colors spawn together) both land: writes are serialized, each file whole.
     await Promise.all([
-      recorder.add({ role: 'blue', pid: process.pid, host: '127.0.0.1', port: 8001, argv: ['serve', '--color', 'blue'], stopSignal: 'SIGTERM' }),
+      recorder.add({
+        role: 'blue',
+        pid: process.pid,
+        host: '127.0.0.1',
+        port: 8001,
+        argv: ['serve', '--color', 'blue'],
+        stopSignal: 'SIGTERM',
+      }),
       recorder.add({ role: 'nginx', pid: process.pid, host: '127.0.0.1', port: 8080, stopSignal: 'SIGQUIT' }),
     ]);
     const both = await readStackRecord(file);
-    expect(both?.processes.blue).toMatchObject({ pid: process.pid, port: 8001, argv: ['serve', '--color', 'blue'], startTime: expect.any(Number) });
+    expect(both?.processes.blue).toMatchObject({
+      pid: process.pid,
+      port: 8001,
+      argv: ['serve', '--color', 'blue'],
+      startTime: expect.any(Number),
+    });
     // Without argv, the command line comes from /proc.
     expect(both?.processes.nginx?.argv).toEqual(await commandArgv(process.pid));
     expect(await readdir(dir)).toEqual(['stack.json']);

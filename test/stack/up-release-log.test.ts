@@ -29,7 +29,14 @@ async function finished(proc: Started): Promise<{ code: number | null; out: stri
 
 /** An earlier release that failed its load (traffic stays on blue), with damage spread through the log. */
 function damagedLog(): { lines: string[]; release: ReleaseState; damagedLines: number[] } {
-  const spec = buildSpec({ id: 'r-earlier', bundle: GOOD_BUNDLE, modelName: 'wine-quality', version: '1.1.0', sha256: 'abc', stableColor: 'blue' });
+  const spec = buildSpec({
+    id: 'r-earlier',
+    bundle: GOOD_BUNDLE,
+    modelName: 'wine-quality',
+    version: '1.1.0',
+    sha256: 'abc',
+    stableColor: 'blue',
+  });
   const started = createRelease(spec, 1_000);
   const failed = step(started.state, { now: 2_000, observation: { kind: 'load', color: 'green', ok: false, error: 'test' } });
   const good = (r: object) => ({ text: JSON.stringify(r), damaged: false });
@@ -61,12 +68,18 @@ describe('bgserve up on a damaged release log', () => {
       const controlUrl = `http://127.0.0.1:${ports.control}`;
       up = startCli([
         'up',
-        '--port', String(ports.router),
-        '--blue-port', String(ports.blue),
-        '--green-port', String(ports.green),
-        '--control-port', String(ports.control),
-        '--bundle', BASE_BUNDLE,
-        '--state-dir', dir,
+        '--port',
+        String(ports.router),
+        '--blue-port',
+        String(ports.blue),
+        '--green-port',
+        String(ports.green),
+        '--control-port',
+        String(ports.control),
+        '--bundle',
+        BASE_BUNDLE,
+        '--state-dir',
+        dir,
       ]);
       await waitForHttp(`${controlUrl}/healthz`, { proc: up, timeoutMs: 60_000 });
       for (const line of damagedLines) expect(up.output()).toContain(`${logFile}:${line}: skipped a damaged record`);
@@ -117,7 +130,9 @@ describe('bgserve up on a damaged release log', () => {
       expect(forced.out).toContain(`release ${id} is now paused`);
       expect(forced.out).toContain(`traffic moved by hand: switch to green (by ${os.userInfo().username}@${os.hostname()})`);
       const after = await finished(startCli(['status', ...cli]));
-      expect(after.out).toMatch(new RegExp(`^traffic\\s+DISAGREES: live blue 0 / green 100, but release ${id} \\(paused\\) wants blue 50 / green 50`, 'm'));
+      expect(after.out).toMatch(
+        new RegExp(`^traffic\\s+DISAGREES: live blue 0 / green 100, but release ${id} \\(paused\\) wants blue 50 / green 50`, 'm'),
+      );
       expect(after.out).toMatch(/^status\s+PAUSED .*\[BUT live traffic disagrees with it: /m);
 
       up.child.kill('SIGTERM');

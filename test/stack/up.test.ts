@@ -34,12 +34,18 @@ describe.each(['embedded', 'nginx'])('bgserve up --router %s', (router) => {
       const controlUrl = `http://127.0.0.1:${ports.control}`;
       const up = startCli([
         'up',
-        '--router', router,
-        '--port', String(ports.router),
-        '--blue-port', String(ports.blue),
-        '--green-port', String(ports.green),
-        '--control-port', String(ports.control),
-        '--state-dir', dir,
+        '--router',
+        router,
+        '--port',
+        String(ports.router),
+        '--blue-port',
+        String(ports.blue),
+        '--green-port',
+        String(ports.green),
+        '--control-port',
+        String(ports.control),
+        '--state-dir',
+        dir,
       ]);
       await waitForHttp(`${controlUrl}/healthz`, { proc: up, timeoutMs: 60_000 });
       expect(up.output()).toContain(`router   http://127.0.0.1:${ports.router}`);

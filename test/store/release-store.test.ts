@@ -19,7 +19,14 @@ afterAll(() => {
 });
 
 function spec(id: string) {
-  return buildSpec({ id, bundle: 'models/wine-quality/1.1.0', modelName: 'wine-quality', version: '1.1.0', sha256: 'abc', stableColor: 'blue' });
+  return buildSpec({
+    id,
+    bundle: 'models/wine-quality/1.1.0',
+    modelName: 'wine-quality',
+    version: '1.1.0',
+    sha256: 'abc',
+    stableColor: 'blue',
+  });
 }
 
 describe('release store', () => {
@@ -62,7 +69,11 @@ describe('release store', () => {
     const second = createRelease(spec('r2'), 2);
     reopened.save(second.state, second.events);
     reopened.close();
-    expect(ReleaseStore.open(file).list().map((r) => r.spec.id)).toEqual(['r2', 'r1']);
+    expect(
+      ReleaseStore.open(file)
+        .list()
+        .map((r) => r.spec.id),
+    ).toEqual(['r2', 'r1']);
   });
 
   describe('a damaged log', () => {
@@ -169,7 +180,10 @@ describe('release store', () => {
         store.save(r.state, r.events);
         if (i === 20) process.stdout.write('ready\\n');
       }`;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
     await new Promise((r) => setTimeout(r, 150));
     child.kill('SIGKILL');

@@ -103,7 +103,8 @@ describe('embedded router', () => {
   });
 
   it('retries a 500 on the other color without taking the answering color out of rotation', async () => {
-    const retried = async () => Number(new RegExp(`${ROUTER_METRICS.retries}\\{from="blue",to="green"\\} (\\d+)`).exec(await router.metrics.metrics())?.[1]);
+    const retried = async () =>
+      Number(new RegExp(`${ROUTER_METRICS.retries}\\{from="blue",to="green"\\} (\\d+)`).exec(await router.metrics.metrics())?.[1]);
     const before = await retried();
     blue.failNext = { status: 500, count: 1 };
     expect(await predict()).toMatchObject({ status: 200, color: 'green' });
@@ -113,7 +114,7 @@ describe('embedded router', () => {
     expect((await predict()).color).toBe('blue');
   });
 
-  it('shows a preview-pinned request the named color\'s own 500', async () => {
+  it("shows a preview-pinned request the named color's own 500", async () => {
     green.failNext = { status: 500, count: 1 };
     const before = blue.predicts;
     const r = await predict(previewTo('green'));
@@ -177,14 +178,21 @@ describe('embedded router', () => {
 
   it('answers 413 for a body over the limit without reaching an instance', async () => {
     const before = blue.predicts;
-    const res = await request(`${router.url}/predict`, { method: 'POST', body: 'x'.repeat(10_000), headers: { 'content-type': 'application/json' } });
+    const res = await request(`${router.url}/predict`, {
+      method: 'POST',
+      body: 'x'.repeat(10_000),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(res.statusCode).toBe(413);
     expect(await res.body.json()).toMatchObject({ error: 'payload_too_large' });
     expect(blue.predicts).toBe(before);
   });
 
   it('reads and drops the rest of a refused body only up to its bound, then cuts the connection', async () => {
-    const res = await rawRequest(`${router.url}/predict`, { body: Buffer.alloc(LINGER_BYTES + 16 * 1024 * 1024, 'x'), headers: { 'content-type': 'application/json' } });
+    const res = await rawRequest(`${router.url}/predict`, {
+      body: Buffer.alloc(LINGER_BYTES + 16 * 1024 * 1024, 'x'),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(res.status).toBe(413);
     // The answer arrived first; past LINGER_BYTES the router stops reading, so this client's upload is cut.
     expect(res.uploadError).toMatch(/EPIPE|ECONNRESET/);
@@ -192,9 +200,17 @@ describe('embedded router', () => {
   });
 
   it('preview is off without a configured token', async () => {
-    const closed = await startEmbeddedRouter({ host: '127.0.0.1', port: 0, upstreams: { blue: { host: '127.0.0.1', port: blue.port }, green: { host: '127.0.0.1', port: green.port } } });
+    const closed = await startEmbeddedRouter({
+      host: '127.0.0.1',
+      port: 0,
+      upstreams: { blue: { host: '127.0.0.1', port: blue.port }, green: { host: '127.0.0.1', port: green.port } },
+    });
     try {
-      const res = await request(`${closed.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json', ...previewTo('green') }, body: '{}' });
+      const res = await request(`${closed.url}/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...previewTo('green') },
+        body: '{}',
+      });
       expect(res.statusCode).toBe(403);
       expect(await res.body.json()).toMatchObject({ error: 'preview_forbidden' });
     } finally {

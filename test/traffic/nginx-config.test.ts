@@ -29,11 +29,15 @@ describe('nginx config rendering', () => {
 
   it('replays a 500 on the other color through error_page, never for a preview request', () => {
     const text = renderNginxConfig(initialState(), opts);
-    expect(text).toMatch(/map \$bgserve_upstream \$bgserve_replay_to \{\n\s+bgserve_blue_first mlservice_green;\n\s+bgserve_green_first mlservice_blue;/);
+    expect(text).toMatch(
+      /map \$bgserve_upstream \$bgserve_replay_to \{\n\s+bgserve_blue_first mlservice_green;\n\s+bgserve_green_first mlservice_blue;/,
+    );
     const main = /location \/ \{\n([\s\S]*?)\n {4}\}/.exec(text)?.[1] ?? '';
     // location / only dispatches: nothing proxied there, so its 413 is nginx's own body limit, never an instance's.
     expect(main).not.toMatch(/proxy_pass|proxy_intercept_errors/);
-    expect(main).toMatch(/error_page 418 = @bgserve_preview;\n\s+error_page 419 = @bgserve_live;\n\s+if \(\$bgserve_preview\) \{\n\s+return 418;\n\s+\}\n\s+return 419;/);
+    expect(main).toMatch(
+      /error_page 418 = @bgserve_preview;\n\s+error_page 419 = @bgserve_live;\n\s+if \(\$bgserve_preview\) \{\n\s+return 418;\n\s+\}\n\s+return 419;/,
+    );
     expect(main.match(/error_page \d+/g)).toEqual(['error_page 413', 'error_page 418', 'error_page 419']);
     const named = (name: string) => new RegExp(`location @${name} \\{\\n([\\s\\S]*?)\\n {4}\\}`).exec(text)?.[1] ?? '';
     const live = named('bgserve_live');
@@ -58,13 +62,21 @@ describe('nginx config rendering', () => {
     const token = 'AbCdEfGhIjKlMnOpQrStUv_-0123456789';
     const text = renderNginxConfig(initialState(), { ...opts, previewToken: token });
     // A regex (case-sensitive), not a plain map string (compared ignoring case).
-    expect(text).toMatch(new RegExp(`map \\$http_x_bgserve_preview_token \\$bgserve_preview_token_ok \\{\\n\\s+"~\\^${token}\\$" 1;\\n\\s+default 0;`));
-    expect(text).toMatch(/map "\$http_x_bgserve_color:\$bgserve_preview_token_ok" \$bgserve_preview \{\n\s+"~\^blue:1\$" mlservice_blue;\n\s+"~\^green:1\$" mlservice_green;/);
+    expect(text).toMatch(
+      new RegExp(`map \\$http_x_bgserve_preview_token \\$bgserve_preview_token_ok \\{\\n\\s+"~\\^${token}\\$" 1;\\n\\s+default 0;`),
+    );
+    expect(text).toMatch(
+      /map "\$http_x_bgserve_color:\$bgserve_preview_token_ok" \$bgserve_preview \{\n\s+"~\^blue:1\$" mlservice_blue;\n\s+"~\^green:1\$" mlservice_green;/,
+    );
     expect(text).toMatch(/if \(\$bgserve_preview_refused = forbidden\) \{\n\s+return 403 '\{"error":"preview_forbidden"/);
     const off = renderNginxConfig(initialState(), opts);
-    expect(off).toMatch(/map \$http_x_bgserve_preview_token \$bgserve_preview_token_ok \{\n\s+# No preview token configured: preview is off.\n\s+default 0;/);
+    expect(off).toMatch(
+      /map \$http_x_bgserve_preview_token \$bgserve_preview_token_ok \{\n\s+# No preview token configured: preview is off.\n\s+default 0;/,
+    );
     expect(() => renderNginxConfig(initialState(), { ...opts, previewToken: 'short' })).toThrow(/preview token/);
-    expect(() => renderNginxConfig(initialState(), { ...opts, previewToken: 'has "quotes" and; semicolons here' })).toThrow(/preview token/);
+    expect(() => renderNginxConfig(initialState(), { ...opts, previewToken: 'has "quotes" and; semicolons here' })).toThrow(
+      /preview token/,
+    );
   });
 
   it('labels what it forwards by source and never forwards the token', () => {
@@ -113,22 +125,37 @@ describe('nginx config rendering', () => {
   });
 
   it('writes the live files: the first N buckets green, the mirrored share per target', () => {
-    const files = renderLiveFiles({ ...initialState(), generation: 7, weights: { blue: 90, green: 10 }, mirror: { target: 'green', percent: 20 } });
+    const files = renderLiveFiles({
+      ...initialState(),
+      generation: 7,
+      weights: { blue: 90, green: 10 },
+      mirror: { target: 'green', percent: 20 },
+    });
     expect(files.generation).toBe('7\n');
-    expect(Object.keys(files).filter((f) => f.startsWith('green-')).sort()).toEqual(Array.from({ length: 10 }, (_, n) => `green-${n}`).sort());
+    expect(
+      Object.keys(files)
+        .filter((f) => f.startsWith('green-'))
+        .sort(),
+    ).toEqual(Array.from({ length: 10 }, (_, n) => `green-${n}`).sort());
     expect(Object.keys(files).filter((f) => f.startsWith('mirror-green-'))).toHaveLength(20);
     expect(Object.keys(renderLiveFiles(initialState()))).toEqual(['generation']);
   });
 
   it('with a resolver, proxies to host:port variables looked up on requests and replays every failure by error_page', () => {
-    const named: NginxRenderOptions = { ...opts, upstreams: { blue: { host: 'mlservice_blue', port: 8000 }, green: { host: 'mlservice_green', port: 8000 } }, resolver: DOCKER_DNS };
+    const named: NginxRenderOptions = {
+      ...opts,
+      upstreams: { blue: { host: 'mlservice_blue', port: 8000 }, green: { host: 'mlservice_green', port: 8000 } },
+      resolver: DOCKER_DNS,
+    };
     const text = renderNginxConfig(initialState(), named);
     expect(text).toContain('resolver 127.0.0.11 valid=1s ipv6=off;');
     expect(text).toContain('resolver_timeout 1s;');
     // An upstream block's server would be resolved once, at load: none at all.
     expect(text).not.toMatch(/^\s*upstream /m);
     expect(text).not.toMatch(/max_fails|backup|keepalive \d/);
-    expect(text).toMatch(/map \$bgserve_upstream \$bgserve_upstream_addr \{\n\s+bgserve_blue_first mlservice_blue:8000;\n\s+bgserve_green_first mlservice_green:8000;/);
+    expect(text).toMatch(
+      /map \$bgserve_upstream \$bgserve_upstream_addr \{\n\s+bgserve_blue_first mlservice_blue:8000;\n\s+bgserve_green_first mlservice_green:8000;/,
+    );
     const location = (name: string) => new RegExp(`location ${name} \\{\\n([\\s\\S]*?)\\n {4}\\}`).exec(text)?.[1] ?? '';
     const live = location('@bgserve_live');
     expect(live).toContain('proxy_pass http://$bgserve_upstream_addr;');
@@ -150,10 +177,11 @@ describe('nginx config rendering', () => {
     }
     // The access log names host:port as the parser expects, not the address looked up.
     expect(text).toContain("log_format bgserve '$bgserve_log_addr|$upstream_status|$status|$upstream_response_time';");
-    expect(parseAccessLine('mlservice_green:8000 : mlservice_blue:8000|502 : 200|200|0.001 : 0.002', named.upstreams)?.attempts.map((a) => a.color)).toEqual([
-      'green',
-      'blue',
-    ]);
+    expect(
+      parseAccessLine('mlservice_green:8000 : mlservice_blue:8000|502 : 200|200|0.001 : 0.002', named.upstreams)?.attempts.map(
+        (a) => a.color,
+      ),
+    ).toEqual(['green', 'blue']);
     // Without a resolver, nothing of it.
     const plain = renderNginxConfig(initialState(), opts);
     expect(plain).not.toMatch(/resolver|\$bgserve_\w+_addr|Connection close/);
@@ -175,10 +203,9 @@ describe('nginx config rendering', () => {
       attempts: [{ color: 'blue', seconds: 0.004 }],
       status: 200,
     });
-    expect(parseAccessLine('127.0.0.1:8001, 127.0.0.1:8002|502, 200|200|0.000, 0.003', opts.upstreams)?.attempts.map((a) => a.color)).toEqual([
-      'blue',
-      'green',
-    ]);
+    expect(
+      parseAccessLine('127.0.0.1:8001, 127.0.0.1:8002|502, 200|200|0.000, 0.003', opts.upstreams)?.attempts.map((a) => a.color),
+    ).toEqual(['blue', 'green']);
     // A 500 replayed through error_page: attempts across the internal redirect are joined by " : ".
     expect(parseAccessLine('127.0.0.1:8002 : 127.0.0.1:8001|500 : 200|200|0.002 : 0.003', opts.upstreams)).toEqual({
       attempts: [
@@ -187,11 +214,12 @@ describe('nginx config rendering', () => {
       ],
       status: 200,
     });
-    expect(parseAccessLine('127.0.0.1:8001, 127.0.0.1:8002 : 127.0.0.1:8001|502, 500 : 200|200|0.000, 0.002 : 0.003', opts.upstreams)?.attempts.map((a) => a.color)).toEqual([
-      'blue',
-      'green',
-      'blue',
-    ]);
+    expect(
+      parseAccessLine(
+        '127.0.0.1:8001, 127.0.0.1:8002 : 127.0.0.1:8001|502, 500 : 200|200|0.000, 0.002 : 0.003',
+        opts.upstreams,
+      )?.attempts.map((a) => a.color),
+    ).toEqual(['blue', 'green', 'blue']);
     expect(parseAccessLine('-|-|413|-', opts.upstreams)).toEqual({ attempts: [], status: 413 });
     expect(parseAccessLine('garbage', opts.upstreams)).toBeNull();
   });

@@ -34,13 +34,23 @@ describe('nginx driver (external nginx: config path and reload command given)', 
         mode: {
           kind: 'external',
           configPath: conf,
-          paths: { pid: `${prefix}/nginx.pid`, errorLog: `${prefix}/logs/error.log`, accessLog: null, tempDir: `${prefix}/temp`, liveDir: `${prefix}/live` },
+          paths: {
+            pid: `${prefix}/nginx.pid`,
+            errorLog: `${prefix}/logs/error.log`,
+            accessLog: null,
+            tempDir: `${prefix}/temp`,
+            liveDir: `${prefix}/live`,
+          },
           testCommand: ['nginx', '-t', '-q', '-p', prefix, '-c', '{config}'],
           reloadCommand: ['nginx', '-s', 'reload', '-p', prefix, '-c', conf],
         },
       });
       const color = async () => {
-        const res = await request(`http://127.0.0.1:${port}/predict`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+        const res = await request(`http://127.0.0.1:${port}/predict`, {
+          method: 'POST',
+          body: '{}',
+          headers: { 'content-type': 'application/json' },
+        });
         return ((await res.body.json()) as { color: string }).color;
       };
       expect(await color()).toBe('blue');

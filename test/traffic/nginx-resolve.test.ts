@@ -81,7 +81,9 @@ async function workers(): Promise<string> {
 }
 
 /** Continuous load from two keep-alive clients while `fn` runs: every answer and failure counted. */
-async function underLoad(fn: () => Promise<void>): Promise<{ sent: number; failed: string[]; by: Record<string, number>; slowestMs: number }> {
+async function underLoad(
+  fn: () => Promise<void>,
+): Promise<{ sent: number; failed: string[]; by: Record<string, number>; slowestMs: number }> {
   const totals = { sent: 0, failed: [] as string[], by: {} as Record<string, number>, slowestMs: 0 };
   let stop = false;
   const worker = async () => {
@@ -178,7 +180,9 @@ describe('nginx with a resolver (instances by name)', () => {
       followedMs = await until('answers from the recreated green', async () => (await predict()).body.instance === 'green-2', 5_000);
       await new Promise((r) => setTimeout(r, 300));
     });
-    console.log(`nginx resolver: recreated green followed after ${followedMs} ms; load ${JSON.stringify({ ...totals, failed: totals.failed.length })}`);
+    console.log(
+      `nginx resolver: recreated green followed after ${followedMs} ms; load ${JSON.stringify({ ...totals, failed: totals.failed.length })}`,
+    );
     expect(totals.failed).toEqual([]);
     expect(totals.sent).toBeGreaterThan(50);
     // While green was away its requests were replayed on blue, at once rather than after a timeout.

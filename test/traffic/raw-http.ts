@@ -15,7 +15,10 @@ export interface RawAnswer {
   uploadError: string | null;
 }
 
-export function rawRequest(url: string, opts: { method?: string; headers?: Record<string, string>; body?: Buffer } = {}): Promise<RawAnswer> {
+export function rawRequest(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: Buffer } = {},
+): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     let answer: Omit<RawAnswer, 'uploadError'> | null = null;
     let uploadError: string | null = null;

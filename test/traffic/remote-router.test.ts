@@ -93,7 +93,11 @@ describe('RemoteRouter over the router control endpoint', () => {
     const none = await request(`${control.url}${ROUTER_CONTROL_PATH}`);
     expect(none.statusCode).toBe(401);
     await none.body.dump();
-    const wrong = await request(`${control.url}${ROUTER_CONTROL_PATH}/weights`, { method: 'PUT', headers: { authorization: 'Bearer nope' }, body: '{"blue":0,"green":100}' });
+    const wrong = await request(`${control.url}${ROUTER_CONTROL_PATH}/weights`, {
+      method: 'PUT',
+      headers: { authorization: 'Bearer nope' },
+      body: '{"blue":0,"green":100}',
+    });
     expect(wrong.statusCode).toBe(403);
     await wrong.body.dump();
     await expect(RemoteRouter.connect({ url: router.url, controlUrl: control.url, token: 'nope' })).rejects.toThrow(/answered 403/);

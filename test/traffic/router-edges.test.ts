@@ -112,7 +112,9 @@ describe.each<DriverKind>(['embedded', 'nginx'])('%s router edges', (kind) => {
 
   it('answers 20 oversized bodies from node:http with 20 JSON 413s (no reset, no HTML)', async () => {
     const before = up.blue.predicts;
-    const seen = await outcomes(20, () => rawRequest(`${router.url}/predict/batch`, { headers: { 'content-type': 'application/json' }, body: OVERSIZED }));
+    const seen = await outcomes(20, () =>
+      rawRequest(`${router.url}/predict/batch`, { headers: { 'content-type': 'application/json' }, body: OVERSIZED }),
+    );
     expect(seen).toEqual(Array(20).fill('413 payload_too_large'));
     expect(up.blue.predicts).toBe(before);
     // The router is still fine afterwards.

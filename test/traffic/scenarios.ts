@@ -52,7 +52,13 @@ export function switchingSuite(kind: DriverKind): void {
       const health = { intervalMs: 200 };
       driver =
         kind === 'nginx'
-          ? await startNginxDriver({ listen, upstreams, mode: { kind: 'managed', prefix: path.join(dir, 'nginx') }, health, previewToken: PREVIEW_TOKEN })
+          ? await startNginxDriver({
+              listen,
+              upstreams,
+              mode: { kind: 'managed', prefix: path.join(dir, 'nginx') },
+              health,
+              previewToken: PREVIEW_TOKEN,
+            })
           : await startEmbeddedRouter({ ...listen, upstreams, health, previewToken: PREVIEW_TOKEN });
     }, 60_000);
 
@@ -155,7 +161,11 @@ export function switchingSuite(kind: DriverKind): void {
       const load = startLoad(driver.url, { deadlineMs: 20_000, concurrency: 4 });
       const seen: string[] = [];
       const post = (headers: Record<string, string>) =>
-        request(`${driver.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(WINE_EXAMPLE) });
+        request(`${driver.url}/predict`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...headers },
+          body: JSON.stringify(WINE_EXAMPLE),
+        });
       for (let i = 0; i < 20; i++) {
         const res = await post({ [PREVIEW_HEADER]: 'green', [PREVIEW_TOKEN_HEADER]: PREVIEW_TOKEN });
         seen.push(((await res.body.json()) as { color: string }).color);

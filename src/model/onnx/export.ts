@@ -60,14 +60,22 @@ async function exists(file: string): Promise<boolean> {
 async function comparisonRows(source: LoadedModel): Promise<{ rows: Float64Array; nRows: number }> {
   const { manifest, dir } = source;
   if (manifest.goldenFile) {
-    const data = await readDataset(path.join(dir, manifest.goldenFile), { features: source.featureNames, target: manifest.target, labelled: false });
+    const data = await readDataset(path.join(dir, manifest.goldenFile), {
+      features: source.featureNames,
+      target: manifest.target,
+      labelled: false,
+    });
     return { rows: data.x, nRows: data.nRows };
   }
   return { rows: Float64Array.from(manifest.features, (f) => f.mean), nRows: 1 };
 }
 
 /** Largest absolute difference between two runtimes' predictions on the same rows. */
-export async function compareRuntimes(a: ModelRuntime, b: ModelRuntime, input: { rows: Float64Array; nRows: number }): Promise<{ nRows: number; maxAbsDiff: number }> {
+export async function compareRuntimes(
+  a: ModelRuntime,
+  b: ModelRuntime,
+  input: { rows: Float64Array; nRows: number },
+): Promise<{ nRows: number; maxAbsDiff: number }> {
   const pa = await a.predict(input.rows, input.nRows);
   const pb = await b.predict(input.rows, input.nRows);
   let maxAbsDiff = 0;
@@ -80,7 +88,10 @@ export async function exportOnnxBundle(sourceDir: string, opts: ExportOptions = 
   const src = source.manifest;
   try {
     if (src.format !== 'native-forest') {
-      throw new BundleError('unsupported_format', `bundle ${sourceDir}: only native-forest bundles can be exported to ONNX (this one is ${src.format})`);
+      throw new BundleError(
+        'unsupported_format',
+        `bundle ${sourceDir}: only native-forest bundles can be exported to ONNX (this one is ${src.format})`,
+      );
     }
     const version = opts.version ?? `${src.version}-onnx`;
     const outDir = opts.outDir ?? path.join(path.dirname(path.resolve(sourceDir)), version);
@@ -98,7 +109,12 @@ export async function exportOnnxBundle(sourceDir: string, opts: ExportOptions = 
       scaler: pre.kind === 'standard-scaler' ? { mean: pre.mean, std: pre.scale } : null,
       producerVersion: version,
       docString: `${src.name} ${version}: exported by bgserve from ${src.name} ${src.version} (manifest sha256 ${source.sha256})`,
-      metadata: { bgserve_name: src.name, bgserve_version: version, bgserve_source_version: src.version, features: JSON.stringify(source.featureNames) },
+      metadata: {
+        bgserve_name: src.name,
+        bgserve_version: version,
+        bgserve_source_version: src.version,
+        features: JSON.stringify(source.featureNames),
+      },
     });
     const files: Record<string, Uint8Array> = { [ONNX_MODEL_FILE]: onnxBytes };
     if (src.goldenFile) files[src.goldenFile] = await readFile(path.join(sourceDir, src.goldenFile));
@@ -112,7 +128,10 @@ export async function exportOnnxBundle(sourceDir: string, opts: ExportOptions = 
       // The Scaler is inside the graph: the runtime feeds raw values.
       preprocessing: { kind: 'none' },
       onnx: { input: SKL2ONNX_INPUT, output: SKL2ONNX_OUTPUT },
-      training: { ...src.training, params: { ...src.training.params, exportedFrom: { version: src.version, manifestSha256: source.sha256 } } },
+      training: {
+        ...src.training,
+        params: { ...src.training.params, exportedFrom: { version: src.version, manifestSha256: source.sha256 } },
+      },
       createdAt: new Date().toISOString(),
     };
     // Compare before writing anything: an export that does not predict what its source predicts is refused.
@@ -125,7 +144,10 @@ export async function exportOnnxBundle(sourceDir: string, opts: ExportOptions = 
       await candidate.close?.();
     }
     if (!(comparison.maxAbsDiff <= tolerance)) {
-      throw new BundleError('model_invalid', `bundle ${sourceDir}: the ONNX export differs from the native forest by ${comparison.maxAbsDiff} (tolerance ${tolerance}) on ${comparison.nRows} rows`);
+      throw new BundleError(
+        'model_invalid',
+        `bundle ${sourceDir}: the ONNX export differs from the native forest by ${comparison.maxAbsDiff} (tolerance ${tolerance}) on ${comparison.nRows} rows`,
+      );
     }
     await writeBundle(outDir, { manifest, files });
     // Loading it back runs every check a serving instance will run.

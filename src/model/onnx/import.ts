@@ -47,7 +47,8 @@ function unknownStats(name: string): FeatureSpec {
 
 export async function importOnnxBundle(modelFile: string, opts: ImportOptions): Promise<ImportResult> {
   const target = opts.target ?? 'quality';
-  if (!opts.features?.length && !opts.featuresFrom) throw new BundleError('features_mismatch', 'give the model\'s input features: --features <names...> or --features-from <csv>');
+  if (!opts.features?.length && !opts.featuresFrom)
+    throw new BundleError('features_mismatch', "give the model's input features: --features <names...> or --features-from <csv>");
   const features = opts.features?.length ? [...opts.features] : await csvFeatures(opts.featuresFrom!, target);
   const outDir = opts.outDir ?? path.join('models', opts.name, opts.version);
   const exists = await access(path.join(outDir, MANIFEST_FILE)).then(
@@ -59,7 +60,8 @@ export async function importOnnxBundle(modelFile: string, opts: ImportOptions): 
 
   const data = opts.featuresFrom ? await readDataset(opts.featuresFrom, { features, target, labelled: false }) : null;
   const all = data ? Int32Array.from({ length: data.nRows }, (_, i) => i) : null;
-  const stats = data && all ? fitScaler(data.x, features.length, all).stats.map((s, j) => ({ name: features[j], ...s })) : features.map(unknownStats);
+  const stats =
+    data && all ? fitScaler(data.x, features.length, all).stats.map((s, j) => ({ name: features[j], ...s })) : features.map(unknownStats);
 
   const manifest: Omit<Manifest, 'files'> = {
     schemaVersion: MANIFEST_SCHEMA_VERSION,
@@ -78,7 +80,9 @@ export async function importOnnxBundle(modelFile: string, opts: ImportOptions): 
         : { file: path.basename(modelFile), sha256: sha256Hex(bytes), rows: 1 },
       params: {
         importedFrom: { file: path.basename(modelFile), sha256: sha256Hex(bytes) },
-        metricsOn: data?.y ? `every row of ${path.basename(opts.featuresFrom!)} (not held out)` : 'unknown: no labelled data given (zeros recorded)',
+        metricsOn: data?.y
+          ? `every row of ${path.basename(opts.featuresFrom!)} (not held out)`
+          : 'unknown: no labelled data given (zeros recorded)',
       },
       metrics: { rmse: 0, mae: 0, r2: 0, accuracy: 0, rows: 1 },
     },

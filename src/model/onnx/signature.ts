@@ -68,7 +68,9 @@ export function checkOnnxSignature(
       problems.push(`output '${output.name}' has element type ${output.type}, expected float32 or float64`);
     }
     const shape = output.shape;
-    const fits = (shape.length === 1 && isBatchDim(shape[0])) || (shape.length === 2 && isBatchDim(shape[0]) && (shape[1] === 1 || typeof shape[1] === 'string'));
+    const fits =
+      (shape.length === 1 && isBatchDim(shape[0])) ||
+      (shape.length === 2 && isBatchDim(shape[0]) && (shape[1] === 1 || typeof shape[1] === 'string'));
     if (!fits) problems.push(`output '${output.name}' has shape ${fmtShape(shape)}, expected [None, 1] or [None]`);
   }
   if (problems.length > 0 || typeof input === 'string' || typeof output === 'string') {

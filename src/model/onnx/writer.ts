@@ -100,7 +100,7 @@ const asFloat = new Float32Array(bits.buffer);
 export function nextFloat32(x: number, up: boolean): number {
   if (x === 0) return up ? 2 ** -149 : -(2 ** -149);
   asFloat[0] = x;
-  bits[0] += (x > 0) === up ? 1 : -1;
+  bits[0] += x > 0 === up ? 1 : -1;
   return asFloat[0];
 }
 

@@ -129,7 +129,10 @@ export function forestKernelWat(): string {
           (loop $group
             (br_if $groups (i32.gt_s ${add(get('r'), int(WIDTH))} ${get('nRows')}))
             ${set('o0', add(get('bins'), `(i32.mul ${get('r')} ${get('stride')})`))}
-            ${lanes.slice(1).map((k) => set(`o${k}`, add(get(`o${k - 1}`), get('stride')))).join('\n            ')}
+            ${lanes
+              .slice(1)
+              .map((k) => set(`o${k}`, add(get(`o${k - 1}`), get('stride'))))
+              .join('\n            ')}
             ${lanes.map((k) => set(`i${k}`, get('root'))).join(' ')}
             ${set('d', get('depth'))}
             ${walkLanes('rows')}

@@ -48,7 +48,17 @@ export class ForestKernel {
     new Int32Array(buffer, rootsAt, forest.nTrees).set(forest.roots);
     new Int32Array(buffer, depthsAt, forest.nTrees).set(forest.depths);
     this.kernel = new WebAssembly.Instance(kernelModule(), { env: { memory: this.memory } }).exports as unknown as KernelExports;
-    this.kernel.layout(nodesAt, leafAt, rootsAt, depthsAt, forest.nTrees, forest.featureBits, forest.featureMask, forest.binMask, forest.distanceShift);
+    this.kernel.layout(
+      nodesAt,
+      leafAt,
+      rootsAt,
+      depthsAt,
+      forest.nTrees,
+      forest.featureBits,
+      forest.featureMask,
+      forest.binMask,
+      forest.distanceShift,
+    );
     this.reserve(64);
   }
 

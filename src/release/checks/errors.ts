@@ -16,7 +16,12 @@ export const errorRatio = defineCheck({
   threshold: (c) => c.maxErrorRatio,
   evaluate({ target: t }, c) {
     const ratio = t.serverErrors / t.requests;
-    return finding(ratio <= c.maxErrorRatio ? 'pass' : 'fail', ratio, c.maxErrorRatio, `${t.serverErrors} of ${t.requests} requests answered 5xx`);
+    return finding(
+      ratio <= c.maxErrorRatio ? 'pass' : 'fail',
+      ratio,
+      c.maxErrorRatio,
+      `${t.serverErrors} of ${t.requests} requests answered 5xx`,
+    );
   },
   promql: ({ target }, c) => ({ query: serverErrorRatio(target), limit: c.maxErrorRatio }),
 });

@@ -17,7 +17,12 @@ function tailFinding(h: HistogramWindow, limit: number, config: SampleConfig, de
   const over = histogramCountAbove(h, limit);
   const needed = config.minTailExceedances;
   if (over < needed) {
-    return finding('inconclusive', p99, limit, `${detail}; only ${Math.round(over)} requests over the limit, ${needed} needed to judge a tail`);
+    return finding(
+      'inconclusive',
+      p99,
+      limit,
+      `${detail}; only ${Math.round(over)} requests over the limit, ${needed} needed to judge a tail`,
+    );
   }
   return finding('fail', p99, limit, detail);
 }
@@ -72,8 +77,12 @@ export const latencyP99VsStable = defineCheck({
     const tp99 = histogramQuantile(0.99, target.latency) ?? 0;
     const sp99 = histogramQuantile(0.99, stable.latency) ?? 0;
     const limit = sp99 * c.maxLatencyRatio + c.latencySlackSeconds;
-    return tailFinding(target.latency, round(limit), c,
-      `p99 ${round(tp99)}s vs stable ${round(sp99)}s (limit ${c.maxLatencyRatio}x + ${c.latencySlackSeconds}s)`);
+    return tailFinding(
+      target.latency,
+      round(limit),
+      c,
+      `p99 ${round(tp99)}s vs stable ${round(sp99)}s (limit ${c.maxLatencyRatio}x + ${c.latencySlackSeconds}s)`,
+    );
   },
   // New p99 minus what is allowed relative to the stable color: passes at <= 0.
   promql: ({ target, stable }, c) => ({

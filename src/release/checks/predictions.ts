@@ -22,8 +22,12 @@ export const predictionMeanShift = defineCheck({
     const sm = histogramMean(stable.predictions) ?? 0;
     const std = Math.max(histogramStd(stable.predictions) ?? 0, c.minPredictionStd);
     const shift = Math.abs(tm - sm) / std;
-    return finding(shift <= c.maxMeanShiftStd ? 'pass' : 'fail', shift, c.maxMeanShiftStd,
-      `mean ${round(tm)} vs stable ${round(sm)} (stable std ${round(std)})`);
+    return finding(
+      shift <= c.maxMeanShiftStd ? 'pass' : 'fail',
+      shift,
+      c.maxMeanShiftStd,
+      `mean ${round(tm)} vs stable ${round(sm)} (stable std ${round(std)})`,
+    );
   },
   /**
    * Histograms keep no squares, so PromQL estimates the spread as half the 16th-84th percentile range (one
@@ -51,7 +55,11 @@ export const predictionPsi = defineCheck({
     const noise = psiSamplingNoise(stable.predictions, target.predictions);
     // Short windows carry sampling noise of the same size as the threshold: only the PSI above it is a shift.
     const shift = Math.max(0, raw - noise);
-    return finding(shift <= c.maxPsi ? 'pass' : 'fail', shift, c.maxPsi,
-      `PSI ${round(raw)} of predictions vs stable, ${round(noise)} of it expected from sampling alone`);
+    return finding(
+      shift <= c.maxPsi ? 'pass' : 'fail',
+      shift,
+      c.maxPsi,
+      `PSI ${round(raw)} of predictions vs stable, ${round(noise)} of it expected from sampling alone`,
+    );
   },
 });

@@ -68,7 +68,8 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminOptions): Pro
             bundle: {
               type: 'string',
               minLength: 1,
-              description: 'bundle folder on the instance, inside one of its bundle roots (serve --bundle-root), e.g. models/wine-quality/1.1.0',
+              description:
+                'bundle folder on the instance, inside one of its bundle roots (serve --bundle-root), e.g. models/wine-quality/1.1.0',
             },
             allowFeatureChange: {
               type: 'boolean',

@@ -56,7 +56,11 @@ function resolveModel(ctx: ServeContext, params: ModelParams): ServedModel {
   const { name, version } = served.answerModel;
   if (params.name !== name) throw new V2Error(404, 'not_found', `unknown model '${params.name}': this instance serves '${name}'`);
   if (params.version !== undefined && params.version !== version) {
-    throw new V2Error(404, 'not_found', `model '${name}' has no version '${params.version}' here: this instance serves version '${version}'`);
+    throw new V2Error(
+      404,
+      'not_found',
+      `model '${name}' has no version '${params.version}' here: this instance serves version '${version}'`,
+    );
   }
   return served;
 }
@@ -84,14 +88,24 @@ export async function v2Routes(app: FastifyInstance, { ctx }: ServePluginOptions
   app.setErrorHandler((err, request: FastifyRequest, reply: FastifyReply) => {
     const e = v2Error(err);
     const route = request.routeOptions.url ?? request.url;
-    holder.current.series.rejected(route, e.statusCode, e.code, request.routeOptions.config?.prediction === true, trafficSource(request.headers));
+    holder.current.series.rejected(
+      route,
+      e.statusCode,
+      e.code,
+      request.routeOptions.config?.prediction === true,
+      trafficSource(request.headers),
+    );
     if (e.statusCode >= 500) request.log.error({ err, route }, 'request failed');
     return reply.code(e.statusCode).send({ error: e.message });
   });
 
   const notReady = () => new V2Error(503, 'not_ready', `not ready: the instance is ${holder.state}`);
 
-  app.get('/v2', { schema: { summary: 'V2 server metadata' } }, async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: [] }));
+  app.get('/v2', { schema: { summary: 'V2 server metadata' } }, async () => ({
+    name: SERVER_NAME,
+    version: SERVER_VERSION,
+    extensions: [],
+  }));
   app.get('/v2/health/live', { schema: { summary: 'V2 liveness' } }, async () => ({ live: true }));
   app.get('/v2/health/ready', { schema: { summary: 'V2 readiness: 503 while a model loads or the instance drains' } }, async () => {
     if (!holder.ready) throw notReady();
@@ -99,7 +113,9 @@ export async function v2Routes(app: FastifyInstance, { ctx }: ServePluginOptions
   });
 
   for (const prefix of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
-    app.get(prefix, { schema: { summary: 'V2 model metadata' } }, async (request) => modelMetadata(resolveModel(ctx, request.params as ModelParams)));
+    app.get(prefix, { schema: { summary: 'V2 model metadata' } }, async (request) =>
+      modelMetadata(resolveModel(ctx, request.params as ModelParams)),
+    );
     app.get(`${prefix}/ready`, { schema: { summary: 'V2 model readiness' } }, async (request) => {
       const served = resolveModel(ctx, request.params as ModelParams);
       if (!holder.ready) throw notReady();
