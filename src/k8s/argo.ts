@@ -6,6 +6,11 @@
  *   pre-promotion  (preview pods, no live traffic yet): a smoke Job sends the original example request to the
  *                  preview Service and fails on any non-200; the checks of the new pods alone (error ratio,
  *                  p95/p99 latency) on that traffic.
+ *                  Then bgserve's judge (judge.yaml) sends the golden rows to the active Service (still the old
+ *                  pods) and the preview Service: the golden-set gate, and the agreement and shift of the two
+ *                  versions' predictions, with the release engine's thresholds. It runs here because after the
+ *                  switch no Service reaches the old pods; a canary Rollout lists bgserve-judge in its analysis
+ *                  steps with the judge pointed at its stableService and canaryService (docs/kubernetes.md).
  *   post-promotion (new pods take all traffic):         those, and the checks against the old pods (p99 against
  *                  their p99, the shift of the mean prediction against their distribution).
  *
@@ -22,7 +27,17 @@ import { DEFAULT_ANALYSIS } from '../release/defaults.js';
 import type { Scope } from '../monitoring/queries.js';
 import { completeConfig } from '../release/analysis.js';
 import { CATALOGUE, type Catalogue } from '../release/checks/catalogue.js';
-import { APP, IMAGE, INSTANCE_PORT, SERVICE_PORT, instanceContainer, podSpec, scrapeAnnotations, serveArgs } from './common.js';
+import {
+  APP,
+  IMAGE,
+  INSTANCE_PORT,
+  SERVICE_PORT,
+  instanceContainer,
+  judgeWorkload,
+  podSpec,
+  scrapeAnnotations,
+  serveArgs,
+} from './common.js';
 import type { ManifestFile } from './plain.js';
 import { ROLLOUT_HASH_LABEL } from './prometheus.js';
 
@@ -31,6 +46,7 @@ export const ACTIVE_SERVICE = `${APP}-active`;
 export const PREVIEW_SERVICE = `${APP}-preview`;
 export const SMOKE_TEMPLATE = `${APP}-smoke`;
 export const ANALYSIS_TEMPLATE = `${APP}-analysis`;
+export const JUDGE_TEMPLATE = `${APP}-judge`;
 /** Analysis window of each measurement, as bgserve's recording rules. */
 export const WINDOW = '1m';
 /** Window that reaches back before the switch, for the old pods' figures (they serve nothing after it). */
@@ -149,6 +165,42 @@ export function analysisTemplate(catalogue: Catalogue = CATALOGUE): AnalysisTemp
   });
 }
 
+/**
+ * bgserve's model checks through its judge (`bgserve judge`, between the active Service: still the old pods
+ * before promotion, and the preview Service: the new ones), as Argo web metrics. `report=true` because Argo's
+ * web provider takes any non-2xx answer as a measurement error; the verdict is read from the body instead.
+ * Conditions follow Argo's documented web-metric semantics (https://argoproj.github.io/argo-rollouts/analysis/web/):
+ * `jsonPath` picks `result`, an `expr` condition is evaluated on it, and when neither condition holds the
+ * measurement is Inconclusive, which pauses the rollout (as bgserve's "too few samples").
+ */
+export function judgeMetric(name: string, route: string) {
+  return {
+    name,
+    // The judge asks both versions afresh each time: two measurements a little apart catch a preview pod that
+    // was not ready yet without holding the rollout long.
+    interval: '15s',
+    count: 2,
+    failureLimit: 0,
+    inconclusiveLimit: 1,
+    successCondition: 'result == "pass"',
+    failureCondition: 'result == "fail"',
+    provider: { web: { url: `{{args.judge-url}}${route}?report=true`, timeoutSeconds: 30, jsonPath: '{$.verdict}' } },
+  };
+}
+
+export const JUDGE_URL = `http://${APP}-judge`;
+
+export function judgeTemplate(): AnalysisTemplate {
+  return new AnalysisTemplate({
+    metadata: { name: JUDGE_TEMPLATE, labels: { app: APP } },
+    spec: {
+      args: [{ name: 'judge-url', value: JUDGE_URL }],
+      // Golden-set gate (RMSE against the stable version), then the agreement and shift of the predictions.
+      metrics: [judgeMetric('golden-gate', '/judge/golden'), judgeMetric('prediction-agreement', '/judge/agreement')],
+    },
+  });
+}
+
 const hashArgs = [
   { name: 'latest-hash', valueFrom: { podTemplateHashValue: 'Latest' } },
   { name: 'stable-hash', valueFrom: { podTemplateHashValue: 'Stable' } },
@@ -172,7 +224,7 @@ export function rollout(): Rollout {
           previewService: PREVIEW_SERVICE,
           previewReplicaCount: 1,
           autoPromotionEnabled: true,
-          prePromotionAnalysis: { templates: [{ templateName: SMOKE_TEMPLATE }], args: hashArgs },
+          prePromotionAnalysis: { templates: [{ templateName: SMOKE_TEMPLATE }, { templateName: JUDGE_TEMPLATE }], args: hashArgs },
           postPromotionAnalysis: { templates: [{ templateName: ANALYSIS_TEMPLATE }], args: hashArgs },
           // Keep the old ReplicaSet up for ten minutes: an aborted post-promotion analysis switches back at once.
           scaleDownDelaySeconds: 600,
@@ -192,8 +244,14 @@ function rolloutService(name: string): Service {
 }
 
 export function argoManifests(): ManifestFile[] {
+  const judge = judgeWorkload({
+    engine: 'argo',
+    stableUrl: `http://${ACTIVE_SERVICE}:${SERVICE_PORT}`,
+    candidateUrl: `http://${PREVIEW_SERVICE}:${SERVICE_PORT}`,
+  });
   return [
     { file: 'argo/rollout.yaml', objects: [rollout(), rolloutService(ACTIVE_SERVICE), rolloutService(PREVIEW_SERVICE)] },
-    { file: 'argo/analysis.yaml', objects: [smokeTemplate(), analysisTemplate()] },
+    { file: 'argo/analysis.yaml', objects: [smokeTemplate(), analysisTemplate(), judgeTemplate()] },
+    { file: 'argo/judge.yaml', objects: [judge.deployment, judge.service] },
   ];
 }

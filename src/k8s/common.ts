@@ -3,7 +3,8 @@
  * hardened container settings. Values users change at deploy time (image, replicas) are overridden with
  * kustomize (deploy/k8s/kustomization.yaml) rather than by editing the generated files.
  */
-import type { IContainer, IPodSpec, IProbe } from 'kubernetes-models/v1';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { type IContainer, type IPodSpec, type IProbe, Service } from 'kubernetes-models/v1';
 import { DEFAULT_BUNDLE, PORTS } from '../config/defaults.js';
 
 export const APP = 'bgserve';
@@ -78,5 +79,46 @@ export function podSpec(containers: IContainer[], opts: { admin: boolean; volume
     terminationGracePeriodSeconds: 30,
     containers,
     volumes: [...(opts.admin ? [{ name: 'admin-token', secret: { secretName: ADMIN_TOKEN_SECRET } }] : []), ...(opts.volumes ?? [])],
+  };
+}
+
+/** Port the judge listens on in its pod (`bgserve judge`, src/judge/). */
+export const JUDGE_CONTAINER_PORT = 8095;
+
+/**
+ * The judge (`bgserve judge`) between two Services, for a rollout engine's web metrics or webhooks: it sends
+ * the image's golden rows to both and answers the verdict. Labelled by `engine` so that the Argo and Flagger
+ * variants never select each other's pods. It holds nothing (no admin API, no state): one replica is enough,
+ * and a restart costs one retried measurement.
+ */
+export function judgeWorkload(opts: { engine: string; stableUrl: string; candidateUrl: string }): {
+  deployment: Deployment;
+  service: Service;
+} {
+  const name = `${APP}-judge`;
+  const labels = { app: APP, component: 'judge', engine: opts.engine };
+  const args = ['judge', '--stable', opts.stableUrl, '--candidate', opts.candidateUrl, '--golden', DEFAULT_BUNDLE];
+  const container: IContainer = {
+    ...instanceContainer([], { admin: false }),
+    name: 'judge',
+    args: [...args, '--host', '0.0.0.0', '--port', String(JUDGE_CONTAINER_PORT)],
+    ports: [{ name: 'http', containerPort: JUDGE_CONTAINER_PORT, protocol: 'TCP' }],
+    readinessProbe: httpProbe('/health', 5, 2),
+    // Each judgement holds two prediction sets of a few hundred rows: far below an instance's needs.
+    resources: { requests: { cpu: '100m', memory: '96Mi' }, limits: { memory: '256Mi' } },
+  };
+  return {
+    deployment: new Deployment({
+      metadata: { name, labels },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: labels },
+        template: { metadata: { labels }, spec: podSpec([container], { admin: false }) },
+      },
+    }),
+    service: new Service({
+      metadata: { name, labels },
+      spec: { selector: labels, ports: [{ name: 'http', port: SERVICE_PORT, targetPort: 'http' }] },
+    }),
   };
 }

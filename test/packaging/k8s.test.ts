@@ -16,6 +16,7 @@ import { ConfigMap, PersistentVolumeClaim, Service } from 'kubernetes-models/v1'
 import { AnalysisTemplate, Rollout } from '@kubernetes-models/argo-rollouts/argoproj.io/v1alpha1';
 import { ROOT, freePort } from '../support/processes.js';
 import { renderK8sFiles } from '../../src/k8s/generate.js';
+import { validateCanary } from '../../src/k8s/flagger.js';
 import { DEFAULT_ANALYSIS } from '../../src/release/defaults.js';
 import { startLocalPrometheus, type LocalPrometheus } from '../../src/monitoring/local-prometheus.js';
 import { queryInstant } from '../../src/monitoring/prometheus-api.js';
@@ -38,11 +39,18 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   'v1/PersistentVolumeClaim': PersistentVolumeClaim,
   'argoproj.io/v1alpha1/Rollout': Rollout,
   'argoproj.io/v1alpha1/AnalysisTemplate': AnalysisTemplate,
+  // No typed model of Flagger's CRD in node_modules: the fields the example uses, checked by src/k8s/flagger.ts.
+  'flagger.app/v1beta1/Canary': class {
+    constructor(private readonly data: unknown) {}
+    validate() {
+      validateCanary(this.data);
+    }
+  },
 };
 
 async function committedObjects(): Promise<Array<K8sObject & { file: string }>> {
   const out: Array<K8sObject & { file: string }> = [];
-  for (const dir of ['deploy/k8s', 'deploy/k8s/argo']) {
+  for (const dir of ['deploy/k8s', 'deploy/k8s/argo', 'deploy/k8s/flagger']) {
     for (const name of (await readdir(path.join(ROOT, dir))).filter((n) => n.endsWith('.yaml') && n !== 'kustomization.yaml')) {
       const text = await readFile(path.join(ROOT, dir, name), 'utf8');
       for (const doc of parseAllDocuments(text)) out.push({ ...(doc.toJS() as K8sObject), file: `${dir}/${name}` });
@@ -91,7 +99,15 @@ describe('Kubernetes manifests', async () => {
       expect(() => new Model(data).validate(), `${file}: ${o.kind}/${o.metadata.name}`).not.toThrow();
       kinds.add(o.kind);
     }
-    expect([...kinds].sort()).toEqual(['AnalysisTemplate', 'ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'Rollout', 'Service']);
+    expect([...kinds].sort()).toEqual([
+      'AnalysisTemplate',
+      'Canary',
+      'ConfigMap',
+      'Deployment',
+      'PersistentVolumeClaim',
+      'Rollout',
+      'Service',
+    ]);
   });
 
   it('refuse a broken object in validation (the check above can fail)', () => {
@@ -100,6 +116,16 @@ describe('Kubernetes manifests', async () => {
     void file;
     data.spec!.template.spec.containers[0].ports[0].containerPort = 'eight thousand';
     expect(() => new Deployment(data as any).validate()).toThrow();
+    const canary = objects.find((o) => o.kind === 'Canary')!;
+    for (const breakIt of [
+      (c: any) => (c.spec.analysis.webhooks[0].type = 'pre-rollot'),
+      (c: any) => (c.spec.analysis.webhooks[1].timeout = 30),
+      (c: any) => (c.spec.service.targetPort = 8000),
+    ]) {
+      const { file: _f, ...broken } = structuredClone(canary);
+      breakIt(broken);
+      expect(() => validateCanary(broken)).toThrow(/Canary/);
+    }
   });
 
   it('have blue and green Deployments with /ready readiness, /health liveness and resources', () => {
@@ -144,7 +170,9 @@ describe('Kubernetes manifests', async () => {
 
   it('probe and annotate the ports the containers listen on', () => {
     for (const w of workloads) {
-      const annotated = Number(w.spec!.template.metadata.annotations?.['prometheus.io/port']);
+      // The judges expose no metrics: only the pods Prometheus scrapes carry the annotation.
+      if (!w.spec!.template.metadata.annotations) continue;
+      const annotated = Number(w.spec!.template.metadata.annotations['prometheus.io/port']);
       for (const c of w.spec!.template.spec.containers as Array<any>) {
         const names = (c.ports ?? []).map((p: { name: string }) => p.name);
         for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe].filter(Boolean))
@@ -170,6 +198,34 @@ describe('Kubernetes manifests', async () => {
       for (const t of phase.templates) expect(templates).toContain(t.templateName);
       expect(phase.args.map((a: { name: string }) => a.name).sort()).toEqual(['latest-hash', 'stable-hash']);
     }
+  });
+
+  it("run bgserve's judge between the stable and the new version's Services, before promotion (Argo) and as webhooks (Flagger)", () => {
+    const serviceUrl = (name: string) => `http://${name}:80`;
+    const judges = workloads.filter((w) => w.metadata.labels?.component === 'judge');
+    expect(judges.map((j) => `${j.file}`).sort()).toEqual(['deploy/k8s/argo/judge.yaml', 'deploy/k8s/flagger/judge.yaml']);
+    const argsOf = (w: K8sObject) => w.spec!.template.spec.containers[0].args as string[];
+    const flag = (args: string[], name: string) => args[args.indexOf(name) + 1];
+    const argo = argsOf(judges.find((j) => j.file.includes('argo'))!);
+    const bg = workloads.find((o) => o.kind === 'Rollout')!.spec!.strategy.blueGreen;
+    expect([argo[0], flag(argo, '--stable'), flag(argo, '--candidate')]).toEqual([
+      'judge',
+      serviceUrl(bg.activeService),
+      serviceUrl(bg.previewService),
+    ]);
+    expect(bg.prePromotionAnalysis.templates.map((t: { templateName: string }) => t.templateName)).toContain('bgserve-judge');
+    const flagger = argsOf(judges.find((j) => j.file.includes('flagger'))!);
+    const canary = objects.find((o) => o.kind === 'Canary')!;
+    const target = canary.spec!.targetRef.name;
+    expect(workloads.map((w) => w.metadata.name)).toContain(target);
+    // Flagger's Services: <target>-primary (stable) and <target>-canary (new), on the Canary's service port.
+    expect([flag(flagger, '--stable'), flag(flagger, '--candidate')]).toEqual([
+      serviceUrl(`${target}-primary`),
+      serviceUrl(`${target}-canary`),
+    ]);
+    expect(canary.spec!.service.port).toBe(80);
+    const judgeService = services.find((s) => s.file.includes('flagger') && s.metadata.name === 'bgserve-judge')!;
+    for (const hook of canary.spec!.analysis.webhooks) expect(new URL(hook.url).host).toBe(judgeService.metadata.name);
   });
 
   it("judge with bgserve's checks and thresholds (release/defaults.ts)", () => {
