@@ -7,6 +7,8 @@ import { registerTraffic } from './traffic.js';
 import { registerOnnx } from './onnx.js';
 import { registerRelease } from './release.js';
 import { registerController } from './controller.js';
+import { registerJudge } from './judge.js';
+import { registerDemo } from './demo.js';
 
 /** One registrar per command module keeps main.ts stable while commands are added. */
 export function registerCommands(program: Command): void {
@@ -19,4 +21,6 @@ export function registerCommands(program: Command): void {
   registerOnnx(program);
   registerRelease(program);
   registerController(program);
+  registerJudge(program);
+  registerDemo(program);
 }

@@ -101,7 +101,7 @@ export class ControlClient {
       });
     } catch (err) {
       throw new ControlClientError(
-        `cannot reach the control API at ${this.url} (is \`bgserve up\` running?): ${(err as Error).message}`,
+        `cannot reach the control API at ${this.url} (is \`npm start\` or \`npx bgserve up\` running?): ${(err as Error).message}`,
         null,
         'unreachable',
       );

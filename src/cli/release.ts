@@ -4,15 +4,16 @@
  * non-zero unless it succeeded.
  */
 import path from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ReleaseView } from '../control/release-routes.js';
 import type { ReleaseTraffic } from '../control/traffic-guard.js';
 import { parseDuration, normalizeSteps, SpecError } from '../release/spec.js';
 import type { CheckResult, Command as ReleaseCommand, ReleaseEvent, ReleaseState } from '../release/types.js';
 import { isLive } from '../release/engine.js';
+import { DEFAULT_ANALYSIS, DEFAULT_ANALYSIS_MS, DEFAULT_GOLDEN_RMSE_MARGIN, DEFAULT_INCONCLUSIVE_GRACE_MS } from '../release/defaults.js';
 import { CATALOGUE, checkNamed, type Catalogue } from '../release/checks/catalogue.js';
 import { UNITS, type CheckUnit } from '../release/checks/definition.js';
-import { ControlClient, withControlOptions, type ControlConnectionOptions } from './control-client.js';
+import { ControlClient, ControlClientError, withControlOptions, type ControlConnectionOptions } from './control-client.js';
 import { nonNegative, percent } from './option-parsers.js';
 
 type Opts = ControlConnectionOptions & { json?: boolean };
@@ -65,6 +66,15 @@ function formatValue(c: CheckResult, catalogue: Catalogue): string {
 }
 
 /** Measured checks in one line: `error-ratio 0 / 0.01, latency-p95 0.02ms / 100.00ms, ...`. */
+/** Each check's default threshold in its unit, for `deploy --help`. */
+function thresholdDefaults(catalogue: Catalogue = CATALOGUE): string {
+  return catalogue
+    .map((c) => [c.name, c.threshold(DEFAULT_ANALYSIS)] as const)
+    .filter((e): e is readonly [string, number] => e[1] !== null)
+    .map(([name, t]) => `${name} ${inUnit(t, checkNamed(name, catalogue)?.unit ?? UNITS.number, true)}`)
+    .join(', ');
+}
+
 export function formatChecks(checks: readonly CheckResult[], catalogue: Catalogue = CATALOGUE): string {
   return checks
     .filter((c) => c.outcome !== 'skipped')
@@ -144,7 +154,9 @@ async function follow(client: ControlClient, id: string, opts: Opts, timeoutMs: 
     next = page.next;
     if (!isLive(page.release.status) || page.release.status === 'paused') return page.release;
     if (Date.now() > deadline)
-      throw new Error(`release ${id} still ${page.release.status} after ${seconds(timeoutMs)}; follow it with \`bgserve release ${id}\``);
+      throw new Error(
+        `release ${id} still ${page.release.status} after ${seconds(timeoutMs)}; follow it with \`npx bgserve release ${id}\``,
+      );
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -165,13 +177,22 @@ async function runDeploy(bundle: string, opts: DeployCliOptions): Promise<void> 
     ...(opts.inconclusiveGrace !== undefined ? { inconclusiveGraceMs: opts.inconclusiveGrace } : {}),
   };
   const client = await ControlClient.connect(opts);
-  const started = await client.post<ReleaseView>('/api/releases', body);
+  let started: ReleaseView;
+  try {
+    started = await client.post<ReleaseView>('/api/releases', body);
+  } catch (err) {
+    // A refused bundle is a release that failed (it is in history): --wait promises 2 for every failed release.
+    if (!opts.wait || !(err instanceof ControlClientError) || err.code !== 'bundle_refused') throw err;
+    process.stderr.write(`bgserve: ${err.message}\n`);
+    process.exitCode = 2;
+    return;
+  }
   const { spec } = started.release;
   if (!opts.wait) {
     print(
       opts,
       started,
-      `${formatReleaseSummary(started.release)}\nfollow it with \`bgserve release ${spec.id}\` or \`bgserve deploy ... --wait\``,
+      `${formatReleaseSummary(started.release)}\nfollow it with \`npx bgserve release ${spec.id}\` or \`npx bgserve deploy ... --wait\``,
     );
     return;
   }
@@ -212,12 +233,28 @@ export function registerRelease(program: Command): void {
       .option('--steps <list>', 'canary weight steps in percent, e.g. 10,25,50 (100 is added; implies canary)', steps)
       .option('--shadow <duration>', 'bluegreen: mirror live traffic to the new color for this long first, e.g. 30s', duration)
       .option('--shadow-percent <n>', 'share of traffic mirrored during the shadow phase', percent(1))
-      .option('--analysis <duration>', 'analysis window per step / after the switch, e.g. 30s', duration)
-      .option('--golden-margin <rmse>', 'golden-set gate: RMSE may be worse than the stable version by at most this', nonNegative)
-      .option('--inconclusive-grace <duration>', 'too little traffic to judge: pause this long after the window (default 30s)', duration)
+      .option('--analysis <duration>', `analysis window per step / after the switch (default ${seconds(DEFAULT_ANALYSIS_MS)})`, duration)
+      .option(
+        '--golden-margin <rmse>',
+        `golden-set gate: RMSE may be worse than the stable version by at most this (default ${DEFAULT_GOLDEN_RMSE_MARGIN})`,
+        nonNegative,
+      )
+      .option(
+        '--inconclusive-grace <duration>',
+        `too little traffic to judge: pause this long after the window (default ${seconds(DEFAULT_INCONCLUSIVE_GRACE_MS)})`,
+        duration,
+      )
       .option('--wait', 'follow the release until it ends; exit 2 unless it succeeded, 3 when it pauses for a person (resume or promote)')
-      .option('--timeout <duration>', 'with --wait: give up following after this long', duration, 15 * 60_000)
-      .option('--json', 'print JSON'),
+      .addOption(
+        new Option('--timeout <duration>', 'with --wait: give up following after this long')
+          .argParser(duration)
+          .default(15 * 60_000, '15m'),
+      )
+      .option('--json', 'print JSON')
+      .addHelpText(
+        'after',
+        `\nAnalysis thresholds: ${thresholdDefaults()}.\nThey are set in src/release/checks/ (one entry per check), not per deploy. A release is judged on live\ntraffic: \`npx bgserve load\` makes some.`,
+      ),
   ).action(runDeploy);
 
   for (const command of Object.keys(COMMAND_HELP) as ReleaseCommand[]) {

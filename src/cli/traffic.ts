@@ -95,7 +95,7 @@ export function registerTraffic(program: Command): void {
   withControlOptions(
     program
       .command('weights')
-      .description('Set the traffic split, e.g. `bgserve weights blue=90 green=10` (one color alone implies the other)')
+      .description('Set the traffic split, e.g. `npx bgserve weights blue=90 green=10` (one color alone implies the other)')
       .argument('<split...>', 'blue=N and/or green=N, whole percents summing to 100')
       .option('--force', FORCE_HELP)
       .option('--json', 'print the new state as JSON'),
@@ -122,7 +122,9 @@ export function registerTraffic(program: Command): void {
   withControlOptions(
     program
       .command('mirror')
-      .description('Copy a share of requests to a color, answers discarded (`bgserve mirror green --percent 20`, `bgserve mirror off`)')
+      .description(
+        'Copy a share of requests to a color, answers discarded (`npx bgserve mirror green --percent 20`, `npx bgserve mirror off`)',
+      )
       .argument('<target>', `${COLORS.join(' | ')} | off`)
       .option('--percent <n>', 'share of requests copied', percent(0), 100)
       .option('--force', FORCE_HELP)

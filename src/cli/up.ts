@@ -8,6 +8,7 @@ import { describeExit, type InstanceProcess } from '../stack/instances.js';
 import { builtInDrivers } from '../traffic/drivers.js';
 import { registerRouter } from './router.js';
 import { port } from './option-parsers.js';
+import { archiveReleaseLog, describeRestored, hasPreviousState, loadStartBundle, readRestored } from './up-state.js';
 
 interface UpCliOptions extends Pick<LocalStackOptions, 'host' | 'port' | 'bluePort' | 'greenPort' | 'controlPort' | 'bundle' | 'stateDir'> {
   /** Checked against the driver kinds before use. */
@@ -16,6 +17,7 @@ interface UpCliOptions extends Pick<LocalStackOptions, 'host' | 'port' | 'bluePo
   prometheusPort: number;
   releaseMetrics: string;
   bundleRoot: string[];
+  fresh?: boolean;
 }
 
 function pidNote(instance: InstanceProcess): string {
@@ -31,11 +33,14 @@ export function upBanner(stack: LocalStack): string {
     `  green    ${instances.instances.green.url}   ${pidNote(instances.instances.green)}`,
     `  control  ${stack.controlUrl}   (token in ${stack.tokenFile}; metrics at ${stack.controlUrl}/metrics)`,
     `  logs     ${stack.stateDir}/logs/`,
-    `weights: ${traffic.state().weights.blue}% blue. Try \`bgserve status\`, \`bgserve switch green\`. Ctrl-C stops everything.`,
+    `weights: ${traffic.state().weights.blue}% blue. Try \`npx bgserve status\`, \`npx bgserve load --rate 20 --duration 60s\`. Ctrl-C stops everything.`,
   ].join('\n');
 }
 
-export async function runUp(opts: Partial<LocalStackOptions>): Promise<void> {
+export async function runUp(opts: Partial<LocalStackOptions>, fresh = false): Promise<void> {
+  const stateDir = opts.stateDir ?? LOCAL_STACK_DEFAULTS.stateDir;
+  const resuming = !fresh && (await hasPreviousState(stateDir));
+  const archived = fresh ? await archiveReleaseLog(stateDir) : null;
   const stack = await startLocalStack({
     ...opts,
     prometheus: opts.prometheus && { ...opts.prometheus, warn: (message) => process.stderr.write(`bgserve: ${message}\n`) },
@@ -46,7 +51,14 @@ export async function runUp(opts: Partial<LocalStackOptions>): Promise<void> {
     log: (message, fields) => process.stdout.write(`bgserve: ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`),
   });
   process.once('exit', () => stack.killNow());
-  process.stdout.write(`${upBanner(stack)}\n${stack.prometheus ? `${prometheusBannerLine(stack.prometheus)}\n` : ''}`);
+  if (fresh) {
+    const notes = await loadStartBundle(stack, opts.bundle ?? LOCAL_STACK_DEFAULTS.bundle);
+    if (archived) process.stdout.write(`bgserve: --fresh: the release log was archived to ${archived}\n`);
+    for (const note of notes) process.stdout.write(`bgserve: --fresh: ${note}\n`);
+  }
+  // One write, banner then what was resumed: whoever waits for the banner sees both.
+  const restored = resuming ? `${describeRestored(await readRestored(stack))}\n` : '';
+  process.stdout.write(`${upBanner(stack)}\n${stack.prometheus ? `${prometheusBannerLine(stack.prometheus)}\n` : ''}${restored}`);
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       process.stdout.write(`bgserve: ${signal}: stopping the control API, the router and both instances...\n`);
@@ -88,6 +100,7 @@ export function registerUp(program: Command): void {
       (v: string, prev: string[]) => [...prev, v],
       [],
     )
+    .option('--fresh', 'start clean: archive the release log (releases.<time>.jsonl) and serve the bundle 100% blue')
     .option('--prometheus', 'also start a local Prometheus (when installed) scraping the stack, with the alert rules')
     .option('--prometheus-port <port>', 'its port', port, PORTS.prometheus)
     .option(
@@ -101,8 +114,8 @@ export function registerUp(program: Command): void {
         throw new InvalidArgumentError(`--release-metrics must be ${metricSources.kinds().join(' or ')}`);
       if (o.releaseMetrics === 'prometheus' && !o.prometheus)
         throw new InvalidArgumentError('--release-metrics prometheus needs --prometheus');
-      const { bundleRoot, prometheus, prometheusPort, ...rest } = o;
-      await runUp({ ...rest, ...(prometheus ? { prometheus: { port: prometheusPort } } : {}), bundleRoots: bundleRoot });
+      const { bundleRoot, prometheus, prometheusPort, fresh, ...rest } = o;
+      await runUp({ ...rest, ...(prometheus ? { prometheus: { port: prometheusPort } } : {}), bundleRoots: bundleRoot }, fresh);
       process.exit(0);
     });
 }

@@ -144,20 +144,22 @@ export const trafficRoutes: ControlPlugin = async (api, { ctx }) => {
     },
   );
 
-  api.put<{ Body: MirrorConfig & { force?: boolean } }>(
+  api.put<{ Body: { target: MirrorConfig['target']; percent?: number; force?: boolean } }>(
     '/mirror',
     {
       schema: {
         body: {
           type: 'object',
-          required: ['target', 'percent'],
+          required: ['target'],
           additionalProperties: false,
           properties: { target: { anyOf: [COLOR, { type: 'null' }] }, percent: PERCENT, force: FORCE },
         },
       },
     },
     async (request) => {
-      const mirror = validateMirror({ target: request.body.target, percent: request.body.percent });
+      // {"target": null} alone means off; a color still needs its percent.
+      const { target, percent = target === null ? 0 : undefined } = request.body;
+      const mirror = validateMirror({ target, percent });
       const change = mirror.target && mirror.percent > 0 ? `mirror ${mirror.percent}% to ${mirror.target}` : 'mirror off';
       const current = traffic.state().mirror;
       const release = await claimTraffic(ctx.releases, change, {
