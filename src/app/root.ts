@@ -5,6 +5,7 @@
  * over them, and serves the control API with one plugin list (controlPlugins) whose routes are handed these
  * services and build nothing. `up` adds the local processes (stack/local-stack.ts) and, when asked, Prometheus.
  */
+import { controllerJudgeRoutes } from '../control/judge-routes.js';
 import path from 'node:path';
 import { Registry } from 'prom-client';
 import { COLORS, DEFAULT_BUNDLE, DEFAULT_STATE_DIR, PORTS, PREVIEW_TOKEN_FILE, type Color } from '../config/defaults.js';
@@ -42,7 +43,10 @@ export function controlPlugins(s: { controller: ReleaseController; liveStats?: O
   api: ControlPlugin[];
   public: ControlPlugin[];
 } {
-  return { api: [trafficRoutes, releaseRoutes(s.controller), liveStatsPlugin(s.liveStats)], public: [statusPagePlugin] };
+  return {
+    api: [trafficRoutes, releaseRoutes(s.controller), liveStatsPlugin(s.liveStats), controllerJudgeRoutes(s.controller)],
+    public: [statusPagePlugin],
+  };
 }
 
 export interface ControlPlaneOptions {

@@ -7,7 +7,7 @@
  * inconclusive. Argo Rollouts' web provider counts any non-2xx as a measurement *error*, not a failure, so its
  * templates ask `report=true`: always 200, the verdict in the body for jsonPath. The body always says why.
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import type { GoldenSet } from './golden-set.js';
 import { predictAll, UpstreamError } from './client.js';
 import { JUDGE_CHECKS, judge, type JudgeCheck, type Verdict } from './verdict.js';
@@ -82,10 +82,27 @@ function parseRequest(pathCheck: JudgeCheck | undefined, query: unknown, body: u
   return { check: check as JudgeCheck, report: p.report === 'true' };
 }
 
-export function judgeRoutes(targets: JudgeTargets) {
+/**
+ * The routes over fixed targets (`bgserve judge`), or over targets resolved on each request (the controller,
+ * whose stable and candidate colors change with every release).
+ */
+export function judgeRoutes(source: JudgeTargets | (() => Promise<JudgeTargets>)) {
   return async function plugin(app: FastifyInstance): Promise<void> {
+    // Scoped to these routes, so the judge answers its own errors alike wherever it is mounted.
+    app.setErrorHandler((err: FastifyError | Error, _request, reply) => {
+      if (err instanceof JudgeRequestError)
+        return reply.code(400).send({ error: 'bad_request', message: err.message, details: err.details });
+      // Neither version's answer could be had: no verdict, and a status that fails a Flagger webhook too.
+      if (err instanceof UpstreamError) return reply.code(502).send({ error: 'upstream_unavailable', message: err.message });
+      const fe = err as FastifyError & { code?: string };
+      const status = fe.statusCode;
+      if (status !== undefined && status >= 400 && status < 500)
+        return reply.code(status).send({ error: status === 400 ? 'invalid_json' : (fe.code ?? 'bad_request'), message: err.message });
+      return reply.code(500).send({ error: 'internal_error', message: err.message });
+    });
     const answer = async (pathCheck: JudgeCheck | undefined, query: unknown, body: unknown, reply: FastifyReply) => {
       const { check, report } = parseRequest(pathCheck, query, body);
+      const targets = typeof source === 'function' ? await source() : source;
       const { rows, labels } = targets.golden;
       const [stable, candidate] = await Promise.all([
         predictAll('stable', targets.stable, rows, targets.timeoutMs),
