@@ -5,7 +5,8 @@
  * can pin keys to colors.
  * The preview route is private: the preview header is honoured only with the preview token, and what reaches an
  * instance carries SOURCE_HEADER (preview, mirror) set here only, so preview and shadow traffic never count as live.
- * The hot path is deliberately plain: no framework, cached metric children, bodies buffered (they are small).
+ * The hot path is deliberately plain: no framework, one handler object per attempt, metrics in plain numbers,
+ * bodies buffered (they are small, and a replay needs them).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -107,10 +108,16 @@ const EMPTY = Buffer.alloc(0);
 /** One client request being proxied; the body is buffered so a retry can send it again. */
 interface Exchange {
   res: http.ServerResponse;
-  method: Dispatcher.HttpMethod;
-  path: string;
-  headers: string[];
-  body: Buffer | null;
+  /** What undici sends, built once and reused by a replay. */
+  request: Dispatcher.DispatchOptions & { headers: string[] };
+}
+
+/** What an attempt needs from its router. */
+interface AttemptHost {
+  m: RouterMetrics;
+  tracker: HealthTracker;
+  send(ex: Exchange, color: Color, retryable: boolean): void;
+  refuse(res: http.ServerResponse, e: PublicError): void;
 }
 
 export class EmbeddedRouter implements TrafficDriver {
@@ -128,6 +135,9 @@ export class EmbeddedRouter implements TrafficDriver {
   private readonly maxBody: number;
   private readonly maxMirrors: number;
   private listening: AddressInfo | null = null;
+  private readonly host: AttemptHost;
+  /** Made once: routing asks it on every request. */
+  private readonly isHealthy: (color: Color) => boolean;
 
   constructor(private readonly opts: EmbeddedRouterOptions) {
     this.metrics = this.m.registry;
@@ -149,6 +159,13 @@ export class EmbeddedRouter implements TrafficDriver {
     this.pools = { blue: pool('blue'), green: pool('green') };
     this.tracker = new HealthTracker({ ...opts.health, onChange: (color, healthy) => this.m.setHealthy(color, healthy) });
     this.checker = new ActiveHealthChecker(opts.upstreams, this.tracker, opts.health);
+    this.isHealthy = (color) => this.tracker.isHealthy(color);
+    this.host = {
+      m: this.m,
+      tracker: this.tracker,
+      send: (ex, color, retryable) => this.send(ex, color, retryable),
+      refuse: (res, e) => this.refuse(res, e),
+    };
     this.server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => this.onRequest(req, res));
     this.server.keepAliveTimeout = CLIENT_KEEP_ALIVE_MS;
     // Without this, node answers 100 Continue to any body, however large, before the limit can be checked.
@@ -291,10 +308,12 @@ export class EmbeddedRouter implements TrafficDriver {
     const path = req.url ?? '/';
     const ex: Exchange = {
       res,
-      method,
-      path,
-      headers: forwardedHeaders(req),
-      body: body.length === 0 && (method === 'GET' || method === 'HEAD') ? null : body,
+      request: {
+        method,
+        path,
+        headers: forwardedHeaders(req),
+        body: body.length === 0 && (method === 'GET' || method === 'HEAD') ? null : body,
+      },
     };
     const preview = req.headers[PREVIEW_HEADER];
     if (preview !== undefined && preview !== '') {
@@ -310,68 +329,19 @@ export class EmbeddedRouter implements TrafficDriver {
     const sticky = this.current.sticky;
     const key = sticky ? stickyKey(sticky, req.headers) : undefined;
     const preferred = key !== undefined ? stickyColor(key, this.current.weights) : this.picker.next();
-    const color = routeAround(preferred, (c) => this.tracker.isHealthy(c));
+    const color = routeAround(preferred, this.isHealthy);
     this.maybeMirror(color, ex);
     // Predictions and reads have no side effects; anything else (say, an admin call) is never replayed.
     this.send(ex, color, method === 'GET' || method === 'HEAD' || path.startsWith('/predict'));
   }
 
   /**
-   * One attempt on one color, straight on undici's dispatch API (no response stream objects on the hot path).
-   * When `retryable`, a connection error is replayed once on the other color, and so is a 5xx answer
-   * (RETRY_STATUSES) while the other color is healthy; otherwise the client gets the color's real answer.
-   * Nothing has been written to the client when a replay is decided.
+   * One attempt on one color. When `retryable`, a connection error is replayed once on the other color, and so
+   * is a 5xx answer (RETRY_STATUSES) while the other color is healthy; otherwise the client gets the color's
+   * real answer. Nothing has been written to the client when a replay is decided.
    */
   private send(ex: Exchange, color: Color, retryable: boolean): void {
-    const started = performance.now();
-    const { res } = ex;
-    let replay = false;
-    let wroteHead = false;
-    const retry = () => {
-      const other = otherColor(color);
-      this.m.retry(color, other);
-      this.send(ex, other, false);
-    };
-    this.pools[color].dispatch(
-      { method: ex.method, path: ex.path, headers: ex.headers, body: ex.body },
-      {
-        // Its presence tells undici this is a new-style handler (without it, the legacy callbacks are expected).
-        onRequestStart: () => undefined,
-        onResponseStart: (_controller, statusCode, headers) => {
-          this.m.upstreamSeconds(color, (performance.now() - started) / 1000);
-          if (statusCode >= 500) {
-            if (isUnavailableStatus(statusCode)) this.tracker.markFailure(color, `upstream answered ${statusCode}`);
-            if (retryable && isRetryStatus(statusCode) && this.tracker.isHealthy(otherColor(color))) {
-              replay = true;
-              return;
-            }
-          }
-          this.m.request(color, statusCode);
-          const out: http.OutgoingHttpHeaders = {};
-          for (const name in headers) if (!RESPONSE_SKIP.has(name)) out[name] = headers[name];
-          res.writeHead(statusCode, out);
-          wroteHead = true;
-        },
-        onResponseData: (controller, chunk) => {
-          if (replay) return;
-          if (!res.write(chunk)) {
-            controller.pause();
-            res.once('drain', () => controller.resume());
-          }
-        },
-        onResponseEnd: () => {
-          if (replay) retry();
-          else res.end();
-        },
-        onResponseError: (_controller, err) => {
-          const error = describeError(err);
-          if (!replay) this.tracker.markFailure(color, error);
-          if (wroteHead) res.destroy(err);
-          else if (retryable) retry();
-          else this.refuse(res, isTimeout(err) ? gatewayTimeout(color) : badGateway(color));
-        },
-      },
-    );
+    this.pools[color].dispatch(ex.request, new Attempt(this.host, ex, color, retryable));
   }
 
   private refuse(res: http.ServerResponse, e: PublicError): void {
@@ -394,7 +364,7 @@ export class EmbeddedRouter implements TrafficDriver {
       this.m.mirror(target, outcome);
     };
     this.pools[target].dispatch(
-      { method: ex.method, path: ex.path, headers: [...ex.headers, SOURCE_HEADER, 'mirror' satisfies TrafficSource], body: ex.body },
+      { ...ex.request, headers: [...ex.request.headers, SOURCE_HEADER, 'mirror' satisfies TrafficSource] },
       {
         onRequestStart: () => undefined,
         onResponseStart: (_c, statusCode) => {
@@ -429,7 +399,95 @@ function forwardedHeaders(req: http.IncomingMessage): string[] {
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 function labelSource(ex: Exchange, source: Exclude<TrafficSource, 'live'>): void {
-  ex.headers.push(SOURCE_HEADER, source);
+  ex.request.headers.push(SOURCE_HEADER, source);
+}
+
+/**
+ * One attempt on one color, written against undici's own handler interface (onHeaders/onData/onComplete): a
+ * handler in the newer controller style is wrapped by undici 7 in an adapter that also parses every answer's
+ * headers into an object. Here the raw headers go straight into the client's answer, and the attempt is one
+ * object rather than a closure per callback.
+ */
+class Attempt implements Dispatcher.DispatchHandler {
+  private readonly started = performance.now();
+  private replay = false;
+  private wroteHead = false;
+  private resume: (() => void) | null = null;
+  private abort: ((err?: Error) => void) | null = null;
+  /** The client left: the upstream answer is dropped, and its end is no fault of the color. */
+  private clientGone = false;
+
+  constructor(
+    private readonly host: AttemptHost,
+    private readonly ex: Exchange,
+    private readonly color: Color,
+    private readonly retryable: boolean,
+  ) {}
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    const { host, color } = this;
+    host.m.upstreamSeconds(color, (performance.now() - this.started) / 1000);
+    if (statusCode >= 500) {
+      if (isUnavailableStatus(statusCode)) host.tracker.markFailure(color, `upstream answered ${statusCode}`);
+      if (this.retryable && isRetryStatus(statusCode) && host.tracker.isHealthy(otherColor(color))) {
+        this.replay = true;
+        return true;
+      }
+    }
+    host.m.request(color, statusCode);
+    this.resume = resume;
+    this.ex.res.writeHead(statusCode, responseHeaders(rawHeaders));
+    this.wroteHead = true;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const { res } = this.ex;
+    if (this.replay || res.write(chunk)) return true;
+    if (res.destroyed) {
+      // No 'drain' will come: a paused upstream connection would be lost to the pool for good.
+      this.clientGone = true;
+      this.abort?.(new Error('client closed the connection'));
+      return false;
+    }
+    const resume = this.resume;
+    if (resume) res.once('drain', resume);
+    return false;
+  }
+
+  onComplete(): void {
+    if (this.replay) this.retry();
+    else this.ex.res.end();
+  }
+
+  onError(err: Error): void {
+    const { host, color, ex } = this;
+    if (this.clientGone) return;
+    if (!this.replay) host.tracker.markFailure(color, describeError(err));
+    if (this.wroteHead) ex.res.destroy(err);
+    else if (this.retryable) this.retry();
+    else host.refuse(ex.res, isTimeout(err) ? gatewayTimeout(color) : badGateway(color));
+  }
+
+  private retry(): void {
+    const other = otherColor(this.color);
+    this.host.m.retry(this.color, other);
+    this.host.send(this.ex, other, false);
+  }
+}
+
+/** Raw upstream headers as the flat [name, value, ...] list writeHead takes, without the hop-by-hop ones. */
+function responseHeaders(raw: Buffer[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toString('latin1');
+    if (!RESPONSE_SKIP.has(name.toLowerCase())) out.push(name, raw[i + 1].toString('latin1'));
+  }
+  return out;
 }
 
 function isTimeout(err: Error): boolean {

@@ -1,3 +1,5 @@
+import http from 'node:http';
+import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { PREVIEW_HEADER, PREVIEW_TOKEN_HEADER } from '../../src/config/defaults.js';
@@ -190,7 +192,9 @@ describe('embedded router', () => {
 
   it('reads and drops the rest of a refused body only up to its bound, then cuts the connection', async () => {
     const res = await rawRequest(`${router.url}/predict`, {
-      body: Buffer.alloc(LINGER_BYTES + 16 * 1024 * 1024, 'x'),
+      // Past the bound by more than the kernel can hold for a socket nobody reads (tcp_rmem may reach 32 MiB
+      // here, plus the sender's 4 MiB): with less, the whole upload fits in buffers and no error can be seen.
+      body: Buffer.alloc(LINGER_BYTES + 48 * 1024 * 1024, 'x'),
       headers: { 'content-type': 'application/json' },
     });
     expect(res.status).toBe(413);
@@ -228,6 +232,46 @@ describe('embedded router', () => {
       expect(router.health().green.lastError).toMatch(/ECONNREFUSED/);
     } finally {
       green = await startColorUpstream('green', deadPort);
+    }
+  });
+});
+
+describe('embedded router, a client that leaves before its answer', () => {
+  it('does not lose the upstream connection: the next request on a one-connection pool is answered', async () => {
+    // Answers /predict after 150 ms, so the client below is gone by the time its answer arrives.
+    const slow = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => setTimeout(() => res.end(JSON.stringify({ prediction: 1, color: 'blue' })), 150));
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    const port = (slow.address() as net.AddressInfo).port;
+    const one = await startEmbeddedRouter({
+      host: '127.0.0.1',
+      port: 0,
+      upstreams: { blue: { host: '127.0.0.1', port }, green: { host: '127.0.0.1', port } },
+      connectionsPerColor: 1,
+      health: { intervalMs: 60_000 },
+    });
+    try {
+      const gone = net.connect(one.port, '127.0.0.1');
+      await new Promise((r) => gone.once('connect', r));
+      gone.write('POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
+      await new Promise((r) => setTimeout(r, 50));
+      gone.destroy();
+      await new Promise((r) => setTimeout(r, 250));
+      const res = await request(`${one.url}/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+        headersTimeout: 3_000,
+      });
+      expect(res.statusCode).toBe(200);
+      expect(await res.body.json()).toEqual({ prediction: 1, color: 'blue' });
+      expect(one.health().blue.healthy).toBe(true);
+    } finally {
+      await one.close();
+      slow.closeAllConnections();
+      await new Promise((r) => slow.close(r));
     }
   });
 });
