@@ -1,16 +1,9 @@
-/**
- * The judge on the control API: after a release of 1.1.0 to green, /api/judge/* judge the released color
- * against the stable one on the bundle's golden rows, with the same codes as `bgserve judge` (real instances).
- */
-import fs from 'node:fs';
-import path from 'node:path';
+
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildControlPlane } from '../../src/app/root.js';
-import { PREVIEW_TOKEN_FILE } from '../../src/config/defaults.js';
 import type { ReleaseController } from '../../src/controller/controller.js';
 import { GOOD_BUNDLE } from '../controller/bundles.js';
-import { type Stack, startStack, waitFor } from '../controller/stack.js';
+import { type Stack, startControlPlane, startStack, waitFor } from '../controller/stack.js';
 import { stopAll } from '../support/processes.js';
 
 const TOKEN = 'control-token-for-judge-routes';
@@ -20,16 +13,7 @@ let app: FastifyInstance;
 
 beforeAll(async () => {
   stack = await startStack();
-  fs.writeFileSync(path.join(stack.dir, PREVIEW_TOKEN_FILE), stack.previewToken, { mode: 0o600 });
-  const plane = await buildControlPlane({
-    token: TOKEN,
-    traffic: stack.router,
-    colors: { blue: { url: stack.instances.blue }, green: { url: stack.instances.green } },
-    stateDir: stack.dir,
-  });
-  controller = plane.controller;
-  app = plane.app;
-  await app.ready();
+  ({ controller, app } = await startControlPlane(stack, TOKEN));
 }, 60_000);
 
 afterAll(async () => {

@@ -3,18 +3,14 @@
  * (two `bgserve serve` processes, the embedded router, the control plane `up` serves).
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import fs from 'node:fs';
-import path from 'node:path';
-import { PREVIEW_TOKEN_FILE } from '../../src/config/defaults.js';
 import type { FastifyInstance } from 'fastify';
-import { buildControlPlane } from '../../src/app/root.js';
 import type { StatusReport } from '../../src/control/traffic-routes.js';
 import type { ReleaseController } from '../../src/controller/controller.js';
 import { formatStatus } from '../../src/cli/traffic.js';
 import { formatReleaseSummary } from '../../src/cli/release.js';
 import { stopAll } from '../support/processes.js';
 import { GOOD_BUNDLE } from '../controller/bundles.js';
-import { startStack, waitFor, type Stack } from '../controller/stack.js';
+import { startControlPlane, startStack, waitFor, type Stack } from '../controller/stack.js';
 
 const TOKEN = 'control-token-for-traffic-guard';
 let stack: Stack;
@@ -23,17 +19,7 @@ let app: FastifyInstance;
 
 beforeAll(async () => {
   stack = await startStack();
-  // The control plane reads the router's preview token from the state dir, as `up` lays it out.
-  fs.writeFileSync(path.join(stack.dir, PREVIEW_TOKEN_FILE), stack.previewToken, { mode: 0o600 });
-  const plane = await buildControlPlane({
-    token: TOKEN,
-    traffic: stack.router,
-    colors: { blue: { url: stack.instances.blue }, green: { url: stack.instances.green } },
-    stateDir: stack.dir,
-  });
-  controller = plane.controller;
-  app = plane.app;
-  await app.ready();
+  ({ controller, app } = await startControlPlane(stack, TOKEN));
 }, 60_000);
 
 afterAll(async () => {

@@ -2,11 +2,10 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildControlPlane } from '../../src/app/root.js';
 import type { ReleaseController } from '../../src/controller/controller.js';
 import { stopAll } from '../support/processes.js';
 import { deriveBundle, GOOD_BUNDLE } from './bundles.js';
-import { startStack, waitFor, type Stack } from './stack.js';
+import { startControlPlane, startStack, waitFor, type Stack } from './stack.js';
 
 const TOKEN = 'control-token-for-release-routes';
 let stack: Stack;
@@ -15,16 +14,7 @@ let app: FastifyInstance;
 
 beforeAll(async () => {
   stack = await startStack();
-  // The control plane `up` and `controller` serve (app/root.ts), over this test's own router.
-  const plane = await buildControlPlane({
-    token: TOKEN,
-    traffic: stack.router,
-    colors: { blue: { url: stack.instances.blue }, green: { url: stack.instances.green } },
-    stateDir: stack.dir,
-  });
-  controller = plane.controller;
-  app = plane.app;
-  await app.ready();
+  ({ controller, app } = await startControlPlane(stack, TOKEN));
 }, 60_000);
 
 afterAll(async () => {

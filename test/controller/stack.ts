@@ -3,6 +3,7 @@
  * embedded router in this process, a release controller with the direct-scrape provider, and a bounded
  * continuous client load through the router that counts every failed request.
  */
+import { buildControlPlane, type ControlPlane } from '../../src/app/root.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -177,4 +178,16 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false, 
 
 export async function readText(file: string): Promise<string> {
   return readFile(file, 'utf8');
+}
+
+/** The control plane `up` and `controller` serve (app/root.ts), over this stack's own router and instances. */
+export async function startControlPlane(stack: Stack, token: string): Promise<ControlPlane> {
+  const plane = await buildControlPlane({
+    token,
+    traffic: stack.router,
+    colors: { blue: { url: stack.instances.blue }, green: { url: stack.instances.green } },
+    stateDir: stack.dir,
+  });
+  await plane.app.ready();
+  return plane;
 }
