@@ -1,3 +1,7 @@
+/**
+ * The judge on the control API: after a release of 1.1.0 to green, /api/judge/* judge the released color
+ * against the stable one on the bundle's golden rows, with the same codes as `bgserve judge` (real instances).
+ */
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReleaseController } from '../../src/controller/controller.js';
