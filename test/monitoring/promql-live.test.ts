@@ -87,7 +87,8 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify(body),
-          signal,
+          // Not the loop's signal: undici keeps a listener on it per request. Each request is short; the loop stops between them.
+          signal: AbortSignal.timeout(5_000),
         });
         await res.arrayBuffer();
         if (bad) sent.bad++;
