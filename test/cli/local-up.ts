@@ -1,5 +1,5 @@
 /** Starts `bgserve up` on free loopback ports over a given state dir, for the CLI and docs tests. */
-import { freePort, startCli, waitForHttp, type Started } from '../support/processes.js';
+import { freeUpPorts, startCli, type Started, upArgv, waitForHttp } from '../support/processes.js';
 
 export interface UpHandle {
   proc: Started;
@@ -10,14 +10,9 @@ export interface UpHandle {
 }
 
 export async function startUp(stateDir: string, extra: string[] = []): Promise<UpHandle> {
-  const ports = { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort() };
+  const ports = await freeUpPorts();
   const controlUrl = `http://127.0.0.1:${ports.control}`;
-  const proc = startCli([
-    'up',
-    ...['--port', String(ports.router), '--blue-port', String(ports.blue), '--green-port', String(ports.green)],
-    ...['--control-port', String(ports.control), '--state-dir', stateDir],
-    ...extra,
-  ]);
+  const proc = startCli(upArgv(ports, stateDir, extra));
   await waitForHttp(`${controlUrl}/healthz`, { proc, timeoutMs: 60_000 });
   // The control API answers before `up` prints its banner (and what it resumed) in one write.
   const deadline = Date.now() + 30_000;

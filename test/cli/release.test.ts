@@ -3,7 +3,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, startCli, stopAll, stopProcess, waitForHttp, ROOT } from '../support/processes.js';
+import { startCli, stopAll, stopProcess, waitForHttp, ROOT, freeUpPorts, upArgv } from '../support/processes.js';
 
 const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bgserve-cli-release-'));
 
@@ -14,20 +14,8 @@ afterAll(async () => {
 
 describe('bgserve deploy --wait', () => {
   it('exits 3 with the reason when a release without traffic pauses, and `abort` then ends it with traffic back on the stable color', async () => {
-    const ports = { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort() };
-    const up = startCli([
-      'up',
-      '--port',
-      String(ports.router),
-      '--blue-port',
-      String(ports.blue),
-      '--green-port',
-      String(ports.green),
-      '--control-port',
-      String(ports.control),
-      '--state-dir',
-      stateDir,
-    ]);
+    const ports = await freeUpPorts();
+    const up = startCli(upArgv(ports, stateDir));
     try {
       await waitForHttp(`http://127.0.0.1:${ports.control}/healthz`, { proc: up, timeoutMs: 60_000 });
       const env = { BGSERVE_CONTROL_URL: `http://127.0.0.1:${ports.control}` };

@@ -14,7 +14,7 @@ import type { StatusReport } from '../../src/control/traffic-routes.js';
 import type { ReleaseView } from '../../src/control/release-routes.js';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import { readStackRecordSync, stackRecordPath } from '../../src/stack/stack-record.js';
-import { freePort, startCli, stopAll, waitForHttp, type Started } from '../support/processes.js';
+import { startCli, stopAll, waitForHttp, type Started, freeUpPorts, upArgv } from '../support/processes.js';
 import { GOOD_BUNDLE } from './bundles.js';
 import { startLoad } from './stack.js';
 
@@ -83,20 +83,8 @@ async function predicts(router: string): Promise<string> {
 
 describe('controller restart mid-release', () => {
   it('CLI release, kill -9 during a canary step, up again (instances adopted): rolled back, reconciled; whole stack killed: fresh instances, stable model reloaded', async () => {
-    const ports = { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort() };
-    const args = [
-      'up',
-      '--port',
-      String(ports.router),
-      '--blue-port',
-      String(ports.blue),
-      '--green-port',
-      String(ports.green),
-      '--control-port',
-      String(ports.control),
-      '--state-dir',
-      stateDir,
-    ];
+    const ports = await freeUpPorts();
+    const args = upArgv(ports, stateDir);
     const control = `http://127.0.0.1:${ports.control}`;
     const router = `http://127.0.0.1:${ports.router}`;
     let up: Started = startCli(args);

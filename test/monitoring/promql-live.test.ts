@@ -14,7 +14,7 @@ import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import { startLocalPrometheus, type LocalPrometheus } from '../../src/monitoring/local-prometheus.js';
 import { queryInstant, type InstantResult } from '../../src/monitoring/prometheus-api.js';
 import { ALERT_THRESHOLDS, JOBS, RECORDED, alertDefinitions, modelVersions } from '../../src/monitoring/queries.js';
-import { freePort, startCli, stopAll, stopProcess, waitForHttp, type Started } from '../support/processes.js';
+import { freePort, startCli, stopAll, stopProcess, waitForHttp, type Started, freeUpPorts, upArgv } from '../support/processes.js';
 import { dashboardExpressions, ruleExpressions, withGrafanaVariables, type Expression } from './expressions.js';
 
 /** One request in BAD_EVERY is invalid (a 422 counted in predict_errors_total). */
@@ -144,21 +144,9 @@ describe('PromQL catalogue against a real Prometheus and real instances', () => 
     controlExprs = all.filter((e) => isControlExpression(e.expr));
 
     dataDir = await mkdtemp(path.join(tmpdir(), 'bgserve-promql-live-'));
-    const ports = { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort() };
+    const ports = await freeUpPorts();
     for (const key of Object.keys(ports) as Array<keyof typeof ports>) urls[key] = `http://127.0.0.1:${ports[key]}`;
-    stack = startCli([
-      'up',
-      '--port',
-      String(ports.router),
-      '--blue-port',
-      String(ports.blue),
-      '--green-port',
-      String(ports.green),
-      '--control-port',
-      String(ports.control),
-      '--state-dir',
-      path.join(dataDir, 'stack'),
-    ]);
+    stack = startCli(upArgv(ports, path.join(dataDir, 'stack')));
     await waitForHttp(`${urls.control}/healthz`, { proc: stack, timeoutMs: 60_000 });
     await Promise.all(COLORS.map((c) => waitForHttp(`${urls[c]}/ready`, { proc: stack, timeoutMs: 30_000 })));
     const token = await readTokenFile(path.join(dataDir, 'stack', 'token'));

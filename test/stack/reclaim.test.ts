@@ -16,7 +16,7 @@ import { identify, liveness, portHolders, stopProcessByPid } from '../../src/sta
 import { assertPortsFree, judge, PortInUseError, type Probe, type WantedRouter } from '../../src/stack/reclaim.js';
 import { readStackRecordSync, stackRecordPath, type RecordedProcess } from '../../src/stack/stack-record.js';
 import { MANAGED_NGINX } from '../../src/traffic/nginx-entry.js';
-import { freePort, ROOT, startCli, stopAll, stopProcess, type Started } from '../support/processes.js';
+import { freePort, ROOT, startCli, stopAll, stopProcess, type Started, upArgv } from '../support/processes.js';
 import { startLoad } from '../controller/stack.js';
 import { findPrometheus } from '../../src/monitoring/local-prometheus.js';
 
@@ -270,23 +270,7 @@ const withPrometheus = (await findPrometheus()) !== undefined;
 
 function upArgs(p: Awaited<ReturnType<typeof ports>>, dir: string, router: string, more: string[] = []): string[] {
   const prometheus = router === 'embedded' && withPrometheus ? ['--prometheus', '--prometheus-port', String(p.prometheus)] : [];
-  return [
-    'up',
-    '--router',
-    router,
-    '--port',
-    String(p.router),
-    '--blue-port',
-    String(p.blue),
-    '--green-port',
-    String(p.green),
-    '--control-port',
-    String(p.control),
-    '--state-dir',
-    dir,
-    ...prometheus,
-    ...more,
-  ];
+  return upArgv(p, dir, ['--router', router, ...prometheus, ...more]);
 }
 
 /** The banner's last line comes after everything is started and recorded. */

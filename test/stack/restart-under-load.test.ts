@@ -17,7 +17,7 @@ import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import { readStackRecordSync, stackRecordPath } from '../../src/stack/stack-record.js';
 import { GOOD_BUNDLE } from '../controller/bundles.js';
 import { startLoad } from '../controller/stack.js';
-import { freePort, startCli, stopAll, type Started } from '../support/processes.js';
+import { startCli, stopAll, type Started, freeUpPorts, upArgv, type UpPorts } from '../support/processes.js';
 import { writeRelease } from './release-log.js';
 
 /** Every PID any run here recorded (instances, router process, nginx): none may survive the tests. */
@@ -142,26 +142,10 @@ function rssMiB(pid: number): number {
   return Math.round((kb / 1024) * 10) / 10;
 }
 
-async function ports() {
-  return { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort() };
-}
+const ports = freeUpPorts;
 
-function upArgs(p: Awaited<ReturnType<typeof ports>>, dir: string, router: string): string[] {
-  return [
-    'up',
-    '--router',
-    router,
-    '--port',
-    String(p.router),
-    '--blue-port',
-    String(p.blue),
-    '--green-port',
-    String(p.green),
-    '--control-port',
-    String(p.control),
-    '--state-dir',
-    dir,
-  ];
+function upArgs(p: UpPorts, dir: string, router: string): string[] {
+  return upArgv(p, dir, ['--router', router]);
 }
 
 describe.each(['embedded', 'nginx'])('kill -9 of `bgserve up --router %s` under load, and up again', (router) => {

@@ -14,7 +14,7 @@ import { createRelease, step } from '../../src/release/engine.js';
 import { buildSpec } from '../../src/release/spec.js';
 import { RELEASE_LOG_FILE } from '../../src/release/defaults.js';
 import type { ReleaseState } from '../../src/release/types.js';
-import { freePort, startCli, stopAll, stopProcess, waitForHttp, type Started } from '../support/processes.js';
+import { startCli, stopAll, stopProcess, waitForHttp, type Started, freeUpPorts, upArgv } from '../support/processes.js';
 import { BASE_BUNDLE, GOOD_BUNDLE } from '../controller/bundles.js';
 
 afterAll(stopAll);
@@ -64,23 +64,9 @@ describe('bgserve up on a damaged release log', () => {
       expect(damagedLines).toHaveLength(4);
       const logFile = path.join(dir, RELEASE_LOG_FILE);
       fs.writeFileSync(logFile, `${lines.join('\n')}\n`);
-      const ports = { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort() };
+      const ports = await freeUpPorts();
       const controlUrl = `http://127.0.0.1:${ports.control}`;
-      up = startCli([
-        'up',
-        '--port',
-        String(ports.router),
-        '--blue-port',
-        String(ports.blue),
-        '--green-port',
-        String(ports.green),
-        '--control-port',
-        String(ports.control),
-        '--bundle',
-        BASE_BUNDLE,
-        '--state-dir',
-        dir,
-      ]);
+      up = startCli(upArgv(ports, dir, ['--bundle', BASE_BUNDLE]));
       await waitForHttp(`${controlUrl}/healthz`, { proc: up, timeoutMs: 60_000 });
       for (const line of damagedLines) expect(up.output()).toContain(`${logFile}:${line}: skipped a damaged record`);
 

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import type { StatusReport } from '../../src/control/traffic-routes.js';
-import { freePort, startCli, stopAll, waitForHttp, type Started } from '../support/processes.js';
+import { startCli, stopAll, waitForHttp, type Started, freeUpPorts, upArgv } from '../support/processes.js';
 
 afterAll(stopAll);
 
@@ -30,23 +30,9 @@ describe.each(['embedded', 'nginx'])('bgserve up --router %s', (router) => {
   it('starts the stack, predicts through the router, switches from the CLI and stops everything on SIGTERM', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'bgserve-up-'));
     try {
-      const ports = { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort() };
+      const ports = await freeUpPorts();
       const controlUrl = `http://127.0.0.1:${ports.control}`;
-      const up = startCli([
-        'up',
-        '--router',
-        router,
-        '--port',
-        String(ports.router),
-        '--blue-port',
-        String(ports.blue),
-        '--green-port',
-        String(ports.green),
-        '--control-port',
-        String(ports.control),
-        '--state-dir',
-        dir,
-      ]);
+      const up = startCli(upArgv(ports, dir, ['--router', router]));
       await waitForHttp(`${controlUrl}/healthz`, { proc: up, timeoutMs: 60_000 });
       expect(up.output()).toContain(`router   http://127.0.0.1:${ports.router}`);
       expect(up.output()).toContain(path.join(dir, 'token'));

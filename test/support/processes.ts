@@ -7,6 +7,28 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const CLI_ENTRY = path.join(ROOT, 'src/cli/main.ts');
 
 /** A free TCP port on loopback, chosen by the kernel. */
+/** The ports a `bgserve up` binds. */
+export interface UpPorts {
+  router: number;
+  blue: number;
+  green: number;
+  control: number;
+}
+
+export async function freeUpPorts(): Promise<UpPorts> {
+  return { router: await freePort(), blue: await freePort(), green: await freePort(), control: await freePort() };
+}
+
+/** `bgserve up` on these loopback ports over `stateDir`; `extra` flags (router, bundle...) follow. */
+export function upArgv(p: UpPorts, stateDir: string, extra: readonly string[] = []): string[] {
+  return [
+    'up',
+    ...['--port', String(p.router), '--blue-port', String(p.blue), '--green-port', String(p.green)],
+    ...['--control-port', String(p.control), '--state-dir', stateDir],
+    ...extra,
+  ];
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
