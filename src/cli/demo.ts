@@ -2,7 +2,8 @@
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { DEFAULT_BUNDLE, DEFAULT_STATE_DIR, PORTS } from '../config/defaults.js';
-import { DEMO_SHIFT, writeDemoBundles } from '../demo/bundles.js';
+import { DEMO_LIVE_ROWS, DEMO_SHIFT, writeDemoBundles } from '../demo/bundles.js';
+import { SLOW_DENSE_SIZE } from '../demo/slow.js';
 import { formatTally, LOAD_LIMITS, runLoad, type LoadTally, type Row } from '../demo/load.js';
 import { readDataset } from '../model/csv.js';
 import { WINE_EXAMPLE, WINE_FEATURES, WINE_TARGET } from '../model/wine.js';
@@ -88,7 +89,7 @@ export function registerDemo(program: Command): void {
         .argParser(boundedDuration(LOAD_LIMITS.maxDurationMs))
         .default(60_000, '60s'),
     )
-    .option('--rows <csv>', 'rows to send after the example (a CSV with the features)', path.join(DEFAULT_BUNDLE, 'golden.csv'))
+    .option('--rows <csv>', 'rows to send after the example (a CSV with the features): live-like wines', DEMO_LIVE_ROWS)
     .addOption(
       new Option('--every <duration>', 'a progress line this often')
         .argParser(boundedDuration(LOAD_LIMITS.maxDurationMs))
@@ -101,7 +102,7 @@ export function registerDemo(program: Command): void {
   program
     .command('demo-bundles')
     .description(
-      'Write the demo bad versions: 1.0.1-corrupt (fails its checksum) and 1.0.1-shifted (predictions moved up), derived from --from',
+      'Write the demo bad versions, derived from --from: 1.0.1-corrupt (fails its checksum), 1.0.1-shifted (predictions moved up), 1.0.1-erroring (no finite prediction for part of the live-like rows), 1.0.1-slow (same predictions, milliseconds per request)',
     )
     .argument(
       '[dir]',
@@ -109,13 +110,16 @@ export function registerDemo(program: Command): void {
       path.join(DEFAULT_STATE_DIR, 'demo-bundles'),
     )
     .option('--from <bundle>', 'the good bundle to derive them from', DEFAULT_BUNDLE)
-    .action(async (dir: string, o: { from: string }) => {
-      const written = await writeDemoBundles(path.resolve(o.from), path.resolve(dir));
+    .option('--rows <csv>', 'live-like rows the erroring variant fails a share of (as `load --rows`)', DEMO_LIVE_ROWS)
+    .action(async (dir: string, o: { from: string; rows: string }) => {
+      const written = await writeDemoBundles(path.resolve(o.from), path.resolve(dir), path.resolve(o.rows));
       const shown = (dir: string) => path.relative(process.cwd(), dir) || dir;
+      const pct = (written.erroringShare * 100).toFixed(0);
       process.stdout.write(
-        `wrote ${shown(written.corrupt)}   (forest.bin fails its checksum: refused before traffic moves)\n` +
-          `wrote ${shown(written.shifted)}   (every prediction +${DEMO_SHIFT}: rolled back by the live analysis)\n` +
-          'No slow or erroring variant: those need the test-only fault injection, which a demo does not switch on.\n',
+        `wrote ${shown(written.corrupt)}    (forest.bin fails its checksum: refused before traffic moves)\n` +
+          `wrote ${shown(written.shifted)}    (every prediction +${DEMO_SHIFT}: rolled back by the live analysis)\n` +
+          `wrote ${shown(written.erroring)}   (overflows on ${pct}% of the rows in ${shown(path.resolve(o.rows))}, on none of its golden rows: passes its smoke test, answers 500 model_error live, rolled back by the error-ratio check)\n` +
+          `wrote ${shown(written.slow)}       (ONNX, the same predictions plus a ${SLOW_DENSE_SIZE}x${SLOW_DENSE_SIZE} matrix product per request: rolled back by the latency checks)\n`,
       );
     });
 }

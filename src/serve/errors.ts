@@ -31,7 +31,8 @@ export const ERROR_STATUS = {
   unsupported_media_type: 415,
   invalid_input: 422,
   bundle_refused: 422,
-  non_finite_prediction: 422,
+  // The model's fault, not the caller's: a 5xx, so the release's error-ratio check sees it.
+  model_error: 500,
   internal_error: 500,
 } as const;
 

@@ -5,6 +5,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { COLORS, type Color } from '../config/defaults.js';
 import type { RouterMetrics } from './metrics.js';
+import { COLOR_UPSTREAM, MIRROR_LOG_FORMAT } from './nginx-config.js';
 import type { Upstreams } from './types.js';
 
 export interface AccessRecord {
@@ -26,7 +27,7 @@ export function parseAccessLine(line: string, upstreams: Upstreams): AccessRecor
   const [addrs, , status, times] = parts;
   const code = Number(status);
   if (!Number.isInteger(code)) return null;
-  const byAddr = new Map<string, Color>(COLORS.map((c) => [`${upstreams[c].host}:${upstreams[c].port}`, c]));
+  const byAddr = new Map<string, Color>(COLORS.flatMap((c) => upstreams[c].map((u): [string, Color] => [`${u.host}:${u.port}`, c])));
   const timeList = times.split(ATTEMPT_SEPARATOR);
   const attempts =
     addrs === '-'
@@ -43,7 +44,19 @@ export function recordAccess(rec: AccessRecord, metrics: RouterMetrics): void {
   metrics.request(last?.color ?? 'none', rec.status);
   for (const a of rec.attempts) if (a.color && a.seconds !== null) metrics.upstreamSeconds(a.color, a.seconds);
   const first = rec.attempts[0];
-  if (rec.attempts.length > 1 && first?.color && last?.color && first.color !== last.color) metrics.retry(first.color, last.color);
+  // Another replica of the same color counts too (from = to), as the embedded router counts it.
+  if (rec.attempts.length > 1 && first?.color && last?.color) metrics.retry(first.color, last.color);
+}
+
+const MIRROR_TAG = MIRROR_LOG_FORMAT.split('|')[0];
+
+/** A mirrored copy's line (MIRROR_LOG_FORMAT) -> its color and outcome, as the embedded router counts them. */
+export function parseMirrorLine(line: string): { color: Color; outcome: 'ok' | 'error' } | null {
+  const [tag, upstream, status, ...rest] = line.split('|');
+  const color = COLORS.find((c) => COLOR_UPSTREAM[c] === upstream);
+  const code = Number(status);
+  if (tag !== MIRROR_TAG || rest.length > 0 || !color || !Number.isInteger(code)) return null;
+  return { color, outcome: code < 500 ? 'ok' : 'error' };
 }
 
 /** Follows the log file from its current end, feeding metrics every interval. */
@@ -56,7 +69,8 @@ export class AccessLogFollower {
 
   constructor(
     private readonly file: string,
-    private readonly upstreams: Upstreams,
+    /** Replaced when the pools change (setUpstreams), so replicas added later are counted too. */
+    public upstreams: Upstreams,
     private readonly metrics: RouterMetrics,
     private readonly intervalMs = 1_000,
   ) {}
@@ -84,6 +98,8 @@ export class AccessLogFollower {
         for (const line of lines) {
           const rec = parseAccessLine(line, this.upstreams);
           if (rec) recordAccess(rec, this.metrics);
+          const copy = rec ? null : parseMirrorLine(line);
+          if (copy) this.metrics.mirror(copy.color, copy.outcome);
         }
       }
     } finally {

@@ -1,13 +1,12 @@
 /**
- * Test bundles derived from the committed 1.0.0 through the model layer's writeBundle: same trees under
- * another version (for fault injection by version), shifted leaf values (predictions moved), or a copy
+ * Test bundles derived from the committed 1.0.0 through the demo's derivation (src/demo/bundles.ts): same trees
+ * under another version (for fault injection by version), shifted leaf values (predictions moved), or a copy
  * whose forest.bin no longer matches its checksum.
  */
-import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { writeBundle } from '../../src/model/bundle.js';
-import { deserializeForest, serializeForest } from '../../src/model/forest.js';
-import type { Manifest } from '../../src/model/types.js';
+import type { ModelIdentity } from '../../src/controller/ports.js';
+import { corruptModelFile, deriveBundle as derive, shiftBy } from '../../src/demo/bundles.js';
+import { loadBundle } from '../../src/model/bundle.js';
 import { ROOT } from '../support/processes.js';
 
 export const BASE_BUNDLE = path.join(ROOT, 'models/wine-quality/1.0.0');
@@ -22,22 +21,14 @@ export interface DerivedBundle {
 }
 
 export async function deriveBundle(outRoot: string, spec: DerivedBundle): Promise<string> {
-  const manifest = JSON.parse(await readFile(path.join(BASE_BUNDLE, 'manifest.json'), 'utf8')) as Manifest;
-  const forestBytes = await readFile(path.join(BASE_BUNDLE, manifest.modelFile));
-  const forest = deserializeForest(forestBytes);
-  if (spec.shift) for (let i = 0; i < forest.value.length; i++) forest.value[i] += spec.shift;
-  const { files: _files, ...rest } = manifest;
-  void _files;
-  const dir = path.join(outRoot, spec.version);
-  await writeBundle(dir, {
-    manifest: { ...rest, version: spec.version, createdAt: new Date().toISOString() },
-    files: { [manifest.modelFile]: serializeForest(forest), 'golden.csv': await readFile(path.join(BASE_BUNDLE, 'golden.csv')) },
-  });
-  if (spec.corrupt) {
-    const file = path.join(dir, manifest.modelFile);
-    const bytes = await readFile(file);
-    bytes[bytes.length - 9] ^= 0xff;
-    await writeFile(file, bytes);
-  }
+  const dir = await derive(BASE_BUNDLE, outRoot, spec.version, spec.shift ? shiftBy(spec.shift) : undefined);
+  if (spec.corrupt) await corruptModelFile(dir);
   return dir;
+}
+
+/** What an instance reports serving once `dir` is loaded: its name, version and digest. */
+export async function bundleIdentity(dir: string): Promise<ModelIdentity> {
+  const loaded = await loadBundle(dir);
+  await loaded.runtime.close?.();
+  return { name: loaded.manifest.name, version: loaded.manifest.version, sha256: loaded.sha256 };
 }

@@ -50,7 +50,7 @@ export function referencedMetrics(doc: Doc): string[] {
   const names: string[] = [];
   for (const row of section.split('\n').filter((l) => l.startsWith('| `'))) {
     const firstCell = row.split('|')[1];
-    for (const m of firstCell.matchAll(/`([a-z_:*]+)`/g)) names.push(m[1]);
+    for (const m of firstCell.matchAll(/`([a-z][a-z0-9_:*]*)`/g)) names.push(m[1]);
   }
   return names;
 }

@@ -313,8 +313,8 @@ describe('assertFinite', () => {
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(ApiError);
-      expect((err as ApiError).statusCode).toBe(422);
-      expect((err as ApiError).toBody()).toMatchObject({ error: 'non_finite_prediction', details: [{ field: 'instances[1]' }] });
+      expect((err as ApiError).statusCode).toBe(500);
+      expect((err as ApiError).toBody()).toMatchObject({ error: 'model_error', details: [{ field: 'instances[1]' }] });
     }
   });
 });
