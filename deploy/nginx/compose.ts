@@ -31,8 +31,8 @@ export const LIVE_DIR = `${STATE_DIR}/nginx/live`;
 export const COMPOSE_NGINX_OPTIONS: NginxRenderOptions = {
   listen: EXTERNAL_NGINX_LISTEN,
   upstreams: {
-    blue: { host: COMPOSE_SERVICES.blue, port: INSTANCE_PORT },
-    green: { host: COMPOSE_SERVICES.green, port: INSTANCE_PORT },
+    blue: [{ host: COMPOSE_SERVICES.blue, port: INSTANCE_PORT }],
+    green: [{ host: COMPOSE_SERVICES.green, port: INSTANCE_PORT }],
   },
   paths: { ...EXTERNAL_NGINX_PATHS, liveDir: LIVE_DIR },
   // A recreated container comes back with a new address: nginx looks the service names up on requests.

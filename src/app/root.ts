@@ -12,12 +12,17 @@ import { COLORS, DEFAULT_BUNDLE, DEFAULT_STATE_DIR, PORTS, PREVIEW_TOKEN_FILE, t
 import { ensureTokenFile, readTokenFile } from '../control/auth.js';
 import type { ControlPlugin, StackView } from '../control/context.js';
 import { releasePort, releaseRoutes } from '../control/release-routes.js';
+import { shadowRoutes } from '../control/shadow-routes.js';
+import { historyRoutes } from '../control/history-routes.js';
 import { buildControlServer, type ControlServer } from '../control/server.js';
 import type { LiveSamplerOptions } from '../control/status-page-live.js';
 import { liveStatsPlugin, statusPagePlugin } from '../control/status-page.js';
 import { trafficRoutes } from '../control/traffic-routes.js';
 import type { ReleaseController } from '../controller/controller.js';
 import { createLocalController, startupTraffic } from '../controller/local.js';
+import { ReplicaPools, upstreamOfUrl } from '../controller/pools.js';
+import { systemClock } from '../controller/clock.js';
+import { discoverOnce, startDiscovery, type DiscoveryOptions } from '../controller/replica-discovery.js';
 import { builtInMetricSources, DEFAULT_METRIC_SOURCE, type MetricSourceRegistry } from '../metric-sources/registry.js';
 import { startStackPrometheus, type LocalPrometheus } from '../monitoring/local-prometheus.js';
 import { RELEASE_LOG_FILE } from '../release/defaults.js';
@@ -44,7 +49,14 @@ export function controlPlugins(s: { controller: ReleaseController; liveStats?: O
   public: ControlPlugin[];
 } {
   return {
-    api: [trafficRoutes, releaseRoutes(s.controller), liveStatsPlugin(s.liveStats), controllerJudgeRoutes(s.controller)],
+    api: [
+      trafficRoutes,
+      releaseRoutes(s.controller),
+      liveStatsPlugin(s.liveStats),
+      controllerJudgeRoutes(s.controller),
+      historyRoutes({ releases: s.controller }),
+      shadowRoutes(s.controller),
+    ],
     public: [statusPagePlugin],
   };
 }
@@ -54,6 +66,12 @@ export interface ControlPlaneOptions {
   token: string;
   traffic: TrafficDriver;
   colors: Record<Color, { url: string }>;
+  /** Each color's replicas (default: the one at colors[c].url). */
+  pools?: ReplicaPools;
+  /** The bundle each color started with, when known. */
+  startBundles?: Partial<Record<Color, string>>;
+  /** Fewest ready replicas a color may have while a release runs on it (default: all but one of several). */
+  minReady?: number;
   stack?: StackView;
   /** Release log, admin token (<stateDir>/admin-token unless adminTokenFile) and preview token live here. */
   stateDir: string;
@@ -82,15 +100,19 @@ export async function buildControlPlane(o: ControlPlaneOptions): Promise<Control
   let controller: ReleaseController | undefined;
   try {
     const instances = { blue: o.colors.blue.url, green: o.colors.green.url };
+    const pools = o.pools ?? ReplicaPools.fromUrls(instances);
     const registry = new Registry();
     controller = createLocalController({
       store,
       traffic: o.traffic,
       provider: (o.metricSources ?? builtInMetricSources()).create(o.metricSource ?? DEFAULT_METRIC_SOURCE, {
         instances,
+        pools,
         prometheusUrl: o.prometheusUrl,
       }),
-      instances,
+      pools,
+      ...(o.startBundles ? { startBundles: o.startBundles } : {}),
+      ...(o.minReady !== undefined ? { minReady: fixedMinReady(o.minReady) } : {}),
       adminToken: await readTokenFile(path.resolve(o.adminTokenFile ?? path.join(stateDir, 'admin-token'))),
       // The same file the stack gave its router: the smoke checks go through the private preview route.
       previewToken: await ensureTokenFile(path.join(stateDir, PREVIEW_TOKEN_FILE)),
@@ -103,6 +125,7 @@ export async function buildControlPlane(o: ControlPlaneOptions): Promise<Control
       token: o.token,
       traffic: o.traffic,
       colors: o.colors,
+      pools,
       stack: o.stack,
       releases: releasePort(controller, store),
       metrics: registry,
@@ -117,6 +140,11 @@ export async function buildControlPlane(o: ControlPlaneOptions): Promise<Control
     else store.close();
     throw err;
   }
+}
+
+/** A minimum of ready replicas given as a number: never more than the color has. */
+function fixedMinReady(n: number): (replicas: number) => number {
+  return (replicas) => Math.min(n, Math.max(1, replicas));
 }
 
 async function listen(plane: ControlPlane, host: string, port: number): Promise<string> {
@@ -138,6 +166,10 @@ export interface LocalStackOptions {
   port: number;
   bluePort: number;
   greenPort: number;
+  /** Instances per color, on consecutive ports from the color's port (default 1). */
+  replicas?: number;
+  /** Fewest ready replicas a color may have while a release runs on it (default: all but one of several, else 1). */
+  minReady?: number;
   controlPort: number;
   bundle: string;
   stateDir: string;
@@ -199,9 +231,15 @@ export async function startLocalStack(options: Partial<LocalStackOptions> = {}):
   // Read once: the router starts on the traffic it says, and the controller then reconciles with the same log.
   const store = openReleaseLog(files.dir, opts.log);
   let processes;
+  // The controller exists only once the processes run: a replica restarted before then is healed by its loop.
+  let heal: (() => void) | undefined;
   try {
     processes = await startStackProcesses({
       ...opts,
+      onReplicaRestart: (e) => {
+        opts.log?.(e.message, { color: e.color, url: e.url });
+        if (e.ready) heal?.();
+      },
       driver,
       managed: drivers.managedProcesses(),
       tokens,
@@ -217,10 +255,16 @@ export async function startLocalStack(options: Partial<LocalStackOptions> = {}):
   let control: ControlPlane | undefined;
   let prometheus: LocalPrometheus | undefined;
   try {
+    const pools = new ReplicaPools(
+      Object.fromEntries(COLORS.map((c) => [c, instances.pools[c].map((i) => ({ host: i.spec.host, port: i.spec.port }))])) as Upstreams,
+    );
     control = await buildControlPlane({
       token,
       traffic,
       colors: { blue: { url: instances.instances.blue.url }, green: { url: instances.instances.green.url } },
+      pools,
+      startBundles: { blue: path.resolve(opts.bundle), green: path.resolve(opts.bundle) },
+      ...(opts.minReady !== undefined ? { minReady: opts.minReady } : {}),
       stack: instances,
       stateDir: files.dir,
       store,
@@ -231,12 +275,15 @@ export async function startLocalStack(options: Partial<LocalStackOptions> = {}):
       liveStats: opts.liveStats,
       log: opts.log,
     });
+    const admin = control.controller.admin;
+    heal = () => void admin.heal?.().catch(() => undefined);
     const controlUrl = await listen(control, opts.host, opts.controlPort);
     if (opts.prometheus) {
       // A previous run's Prometheus was stopped with the stack's other leftovers (it is in stack.json).
       await assertPortsFree([{ what: 'Prometheus', flag: '--prometheus-port', host: '127.0.0.1', port: opts.prometheus.port }]);
       prometheus = await startStackPrometheus({
-        instances: { blue: instances.instances.blue.url, green: instances.instances.green.url },
+        // Every replica: the analysis queries sum a color's series.
+        instances: { blue: instances.pools.blue.map((i) => i.url), green: instances.pools.green.map((i) => i.url) },
         control: controlUrl,
         port: opts.prometheus.port,
         dataDir: path.join(files.dir, 'prometheus'),
@@ -295,6 +342,17 @@ export interface ControllerStackOptions {
   prometheusUrl?: string;
   /** The router's own options (DriverOption values, by camel-cased name). */
   driverOptions?: Readonly<Record<string, unknown>>;
+  /**
+   * Follow each color's replicas in DNS: the instance URLs' host names are resolved every few seconds (Compose
+   * `--scale`, a headless Kubernetes Service), new replicas put on their color's bundle, the router given the pools.
+   */
+  discoverReplicas?: boolean;
+  /**
+   * The router looks the instance host names up itself on requests (nginx with a resolver: a scaled service's A
+   * records are its replicas, a recreated container is followed at once). It keeps the names: discovery then feeds
+   * the control side only (loads, checks, status), never the router, which takes one name per color.
+   */
+  routerResolvesNames?: boolean;
   log?: Log;
   registries?: Registries;
 }
@@ -327,11 +385,14 @@ export async function startControllerStack(o: ControllerStackOptions): Promise<C
     throw err;
   }
   let control: ControlPlane | undefined;
+  let discovery: { stop(): Promise<void> } | undefined;
+  const pools = new ReplicaPools(o.upstreams);
   try {
     control = await buildControlPlane({
       token,
       traffic,
       colors: Object.fromEntries(COLORS.map((c) => [c, { url: o.instances[c] }])) as Record<Color, { url: string }>,
+      pools,
       stateDir,
       adminTokenFile: o.adminTokenFile,
       store,
@@ -340,18 +401,40 @@ export async function startControllerStack(o: ControllerStackOptions): Promise<C
       metricSources: o.registries?.metricSources,
       log: o.log,
     });
+    if (o.discoverReplicas) {
+      const admin = control.controller.admin;
+      const router = traffic;
+      const discover: DiscoveryOptions = {
+        // Each color's service name and port, as its instance URL gives them (http://mlservice_blue:8000).
+        services: { blue: upstreamOfUrl(o.instances.blue), green: upstreamOfUrl(o.instances.green) },
+        current: (c) => pools.replicas(c),
+        applyPool: async (color, decision) => {
+          pools.set(color, decision.pool);
+          // New replicas start on the image's bundle: on their color's current one before any request reaches them.
+          if (decision.added.length > 0) for (const h of (await admin.heal?.()) ?? []) o.log?.('new replica put on its bundle', { ...h });
+          if (!o.routerResolvesNames) await router.setUpstreams(pools.all());
+        },
+        clock: systemClock,
+        log: o.log,
+      };
+      await discoverOnce(discover);
+      discovery = startDiscovery(discover);
+    }
     const controlUrl = await listen(control, o.host, o.port);
     const plane = control;
+    const found = discovery;
     return {
       traffic,
       control: plane,
       controlUrl,
       stop: async () => {
+        await found?.stop();
         await plane.app.close();
         await traffic.close();
       },
     };
   } catch (err) {
+    await discovery?.stop();
     if (control) await control.app.close();
     await traffic.close();
     throw err;

@@ -9,6 +9,8 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { COLORS, DEFAULT_STATE_DIR, PORTS, type Color } from '../config/defaults.js';
 import { startControllerStack, type Registries } from '../app/root.js';
 import { builtInDrivers, DEFAULT_DRIVER } from '../traffic/drivers.js';
+import { resolverFor } from '../traffic/nginx-config.js';
+import { nginxEntry } from '../traffic/nginx-entry.js';
 import type { DriverOption } from '../traffic/registry.js';
 import type { Upstream, Upstreams } from '../traffic/types.js';
 import { port } from './option-parsers.js';
@@ -24,6 +26,7 @@ export interface ControllerCliOptions {
   stateDir: string;
   adminTokenFile?: string;
   prometheusUrl?: string;
+  discoverReplicas?: boolean;
   /** The router's own options (e.g. nginxConfig for --nginx-config), as its registry entry declares them. */
   [driverOption: string]: unknown;
 }
@@ -48,16 +51,20 @@ export async function runController(opts: ControllerCliOptions, registries: Regi
   const urls: Record<Color, string> = { blue: opts.blueUrl.replace(/\/+$/, ''), green: opts.greenUrl.replace(/\/+$/, '') };
   const log = (message: string, fields?: Record<string, unknown>) =>
     process.stdout.write(`bgserve: ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
+  const upstreams = Object.fromEntries(COLORS.map((c) => [c, [upstreamOf(urls[c])]])) as Upstreams;
   const stack = await startControllerStack({
     host: opts.host,
     port: opts.port,
     router: opts.router,
     routerListen: { host: opts.routerHost ?? opts.host, port: opts.routerPort },
     instances: urls,
-    upstreams: Object.fromEntries(COLORS.map((c) => [c, upstreamOf(urls[c])])) as Upstreams,
+    upstreams,
     stateDir: opts.stateDir,
     adminTokenFile: opts.adminTokenFile,
     prometheusUrl: opts.prometheusUrl,
+    discoverReplicas: opts.discoverReplicas === true,
+    // Compose's nginx takes one service name per color and spreads requests over its A records itself.
+    routerResolvesNames: opts.router === nginxEntry.kind && resolverFor(upstreams, opts.nginxResolver as string | undefined) !== undefined,
     driverOptions: opts,
     log,
     registries: { ...registries, drivers },
@@ -115,7 +122,11 @@ export function registerController(program: Command): void {
     .option('--router-port <port>', 'embedded router port', port, PORTS.router)
     .option('--state-dir <dir>', 'token, release log and admin token', DEFAULT_STATE_DIR)
     .option('--admin-token-file <file>', "the instances' admin token (default: <state-dir>/admin-token)")
-    .option('--prometheus-url <url>', 'judge releases with PromQL on this Prometheus (default: scrape the instances)');
+    .option('--prometheus-url <url>', 'judge releases with PromQL on this Prometheus (default: scrape the instances)')
+    .option(
+      '--discover-replicas',
+      "follow each color's replicas in DNS: the URLs' host names are resolved every 5 s (compose --scale, a headless Service)",
+    );
   for (const option of drivers.all().flatMap((d) => d.options ?? [])) addDriverOption(command, option);
   command.action(async (o: ControllerCliOptions) => {
     await runController(o);

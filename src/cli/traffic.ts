@@ -9,6 +9,7 @@ import type { ReleaseView } from '../control/release-routes.js';
 import type { ReleaseState } from '../release/types.js';
 import { formatReleaseSummary } from './release.js';
 import { percent } from './option-parsers.js';
+import { positiveSeconds, runWatch } from './status-watch.js';
 
 /** A traffic change's answer; `release` when a live release was paused (or ended) to make way for it. */
 type Applied = TrafficState & { inEffectMs?: number; release?: ReleaseState };
@@ -62,6 +63,19 @@ export function formatStatus(r: StatusReport): string {
     lines.push(
       `${pad(color, 7)}${pad(`${c.weight}%`, 8)}${pad(c.healthy ? 'healthy' : 'UNHEALTHY', 11)}${pad(instance, 10)}${pad(model, 22)}${pad(String(c.process?.pid ?? '-'), 9)}${c.url}`,
     );
+    // A color of several replicas: one line each under it (address, model, ready, in rotation, req/s).
+    const replicas = c.replicas ?? [];
+    if (replicas.length > 1) {
+      for (const x of replicas) {
+        const rate = x.rps === null ? '- req/s' : `${x.rps} req/s`;
+        const state = `${x.ready ? 'ready' : 'NOT READY'}${x.healthy ? '' : ', out of rotation'}`;
+        lines.push(
+          `  ${pad(x.address, 22)}${pad(x.model ? x.model.version : '-', 10)}${pad(state, 28)}${pad(rate, 12)}pid ${x.process?.pid ?? '-'}`,
+        );
+      }
+      const versions = new Set(replicas.flatMap((x) => (x.model ? [x.model.version] : [])));
+      if (versions.size > 1) problems.push(`${color}: replicas serve different versions (${[...versions].join(', ')})`);
+    }
     if (c.lastError) problems.push(`${color}: router saw ${c.lastError}`);
     if (c.error) problems.push(`${color}: ${c.error}`);
     if (c.process && !c.process.running) {
@@ -154,9 +168,15 @@ export function registerTraffic(program: Command): void {
   });
 
   withControlOptions(
-    program.command('status').description('Show the traffic split, mirror and the health of each color').option('--json', 'print JSON'),
-  ).action(async (opts: Opts) => {
+    program
+      .command('status')
+      .description('Show the traffic split, mirror and the health of each color')
+      .option('--json', 'print JSON')
+      .option('--watch', 'redraw the split, rates, errors, p99 and the release every --interval seconds until Ctrl-C')
+      .option('--interval <seconds>', 'with --watch: seconds between frames', positiveSeconds, 2),
+  ).action(async (opts: Opts & { watch?: boolean; interval: number }) => {
     const client = await ControlClient.connect(opts);
+    if (opts.watch) return runWatch(client, opts.interval);
     const report = await client.get<StatusReport>('/api/status');
     // The current or latest release beside the split, so status says whether traffic is where the release put
     // it; a control API without releases (none yet, or no release routes) leaves it out rather than failing.

@@ -73,7 +73,11 @@ export function describeRestored(v: RestoredView): string {
 
 export async function readRestored(stack: LocalStack): Promise<RestoredView> {
   const instances = stack.instances.instances;
-  const probe = new InstanceAdmin({ instances: { blue: instances.blue.url, green: instances.green.url }, token: '' });
+  const probe = new InstanceAdmin({
+    instances: { blue: instances.blue.url, green: instances.green.url },
+    pools: stack.control.ctx.pools,
+    token: '',
+  });
   const [blue, green] = await Promise.all(COLORS.map((c) => probe.model(c)));
   return {
     stateDir: stack.stateDir,
@@ -93,6 +97,8 @@ export async function loadStartBundle(stack: LocalStack, bundle: string): Promis
   const instances = stack.instances.instances;
   const admin = new InstanceAdmin({
     instances: { blue: instances.blue.url, green: instances.green.url },
+    // Every replica: a color is on the start bundle only when all its replicas are.
+    pools: stack.control.ctx.pools,
     token: await readTokenFile(path.join(stack.stateDir, 'admin-token')),
   });
   const notes: string[] = [];

@@ -7,10 +7,17 @@ import { prometheusBannerLine } from '../monitoring/local-prometheus.js';
 import { describeExit, type InstanceProcess } from '../stack/instances.js';
 import { builtInDrivers } from '../traffic/drivers.js';
 import { registerRouter } from './router.js';
-import { port } from './option-parsers.js';
+import { integer, port } from './option-parsers.js';
 import { archiveReleaseLog, describeRestored, hasPreviousState, loadStartBundle, readRestored } from './up-state.js';
 
-interface UpCliOptions extends Pick<LocalStackOptions, 'host' | 'port' | 'bluePort' | 'greenPort' | 'controlPort' | 'bundle' | 'stateDir'> {
+/** Replicas per color `up` accepts: each is a Node process on this machine. */
+const MAX_REPLICAS = 32;
+
+interface UpCliOptions
+  extends Pick<
+    LocalStackOptions,
+    'host' | 'port' | 'bluePort' | 'greenPort' | 'controlPort' | 'bundle' | 'stateDir' | 'replicas' | 'minReady'
+  > {
   /** Checked against the driver kinds before use. */
   router: string;
   prometheus?: boolean;
@@ -24,13 +31,20 @@ function pidNote(instance: InstanceProcess): string {
   return `pid ${instance.pid}${instance.adopted ? ' (adopted: left running by the previous `up`)' : ''}`;
 }
 
+/** A color's banner lines: its instance, or each replica of its pool. */
+function colorLines(stack: LocalStack, color: 'blue' | 'green'): string[] {
+  const pool = stack.instances.pools[color];
+  if (pool.length === 1) return [`  ${color.padEnd(8)} ${pool[0].url}   ${pidNote(pool[0])}`];
+  return pool.map((i, n) => `  ${(n === 0 ? color : '').padEnd(8)} ${i.url}   replica ${n + 1}/${pool.length}, ${pidNote(i)}`);
+}
+
 export function upBanner(stack: LocalStack): string {
-  const { instances, traffic } = stack;
+  const { traffic } = stack;
   return [
     'bgserve: local blue-green stack is up',
     `  router   ${traffic.url}   (${traffic.kind}; POST /predict, preview a color with header x-bgserve-color + x-bgserve-preview-token from the state dir's preview-token)`,
-    `  blue     ${instances.instances.blue.url}   ${pidNote(instances.instances.blue)}`,
-    `  green    ${instances.instances.green.url}   ${pidNote(instances.instances.green)}`,
+    ...colorLines(stack, 'blue'),
+    ...colorLines(stack, 'green'),
     `  control  ${stack.controlUrl}   (token in ${stack.tokenFile}; metrics at ${stack.controlUrl}/metrics)`,
     `  logs     ${stack.stateDir}/logs/`,
     `weights: ${traffic.state().weights.blue}% blue. Try \`npx bgserve status\`, \`npx bgserve load --rate 20 --duration 60s\`. Ctrl-C stops everything.`,
@@ -46,7 +60,9 @@ export async function runUp(opts: Partial<LocalStackOptions>, fresh = false): Pr
     prometheus: opts.prometheus && { ...opts.prometheus, warn: (message) => process.stderr.write(`bgserve: ${message}\n`) },
     onInstanceExit: (color, exit) =>
       process.stderr.write(
-        `bgserve: ${color} exited (${describeExit(exit)}); not restarted. The router sends its traffic to the other color.\n`,
+        (opts.replicas ?? 1) > 1
+          ? `bgserve: a ${color} replica exited (${describeExit(exit)}); restarting it. The router sends its share to the other ${color} replicas.\n`
+          : `bgserve: ${color} exited (${describeExit(exit)}); not restarted. The router sends its traffic to the other color.\n`,
       ),
     log: (message, fields) => process.stdout.write(`bgserve: ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`),
   });
@@ -61,7 +77,7 @@ export async function runUp(opts: Partial<LocalStackOptions>, fresh = false): Pr
   process.stdout.write(`${upBanner(stack)}\n${stack.prometheus ? `${prometheusBannerLine(stack.prometheus)}\n` : ''}${restored}`);
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
-      process.stdout.write(`bgserve: ${signal}: stopping the control API, the router and both instances...\n`);
+      process.stdout.write(`bgserve: ${signal}: stopping the control API, the router and the instances...\n`);
       resolve();
     };
     process.once('SIGINT', stop);
@@ -91,6 +107,17 @@ export function registerUp(program: Command): void {
     .option('--blue-port <port>', 'blue instance port', port, PORTS.blue)
     .option('--green-port <port>', 'green instance port', port, PORTS.green)
     .option('--control-port <port>', 'control API port', port, PORTS.control)
+    .option(
+      '--replicas <n>',
+      'instances per color, on consecutive ports from --blue-port and --green-port; a replica that dies is restarted (n > 1)',
+      integer(1, MAX_REPLICAS),
+      1,
+    )
+    .option(
+      '--min-ready <n>',
+      'fewest ready replicas a color may have while a release runs on it, else it rolls back (default: all but one when --replicas > 1)',
+      integer(1, MAX_REPLICAS),
+    )
     .option('--bundle <dir>', 'model bundle both colors start with', DEFAULT_BUNDLE)
     .option('--state-dir <dir>', 'token, logs and nginx files', DEFAULT_STATE_DIR)
     .option('--host <host>', 'address every part listens on', '127.0.0.1')
@@ -108,7 +135,18 @@ export function registerUp(program: Command): void {
       'what releases are judged on: scrape (the instances directly) | prometheus (needs --prometheus)',
       'scrape',
     )
-    .action(async (o: UpCliOptions) => {
+    .action(async (o: UpCliOptions, cmd: Command) => {
+      // Several replicas on the default ports: green's pool goes right after blue's, unless green's port was chosen.
+      const replicas = o.replicas ?? 1;
+      if (o.minReady !== undefined && o.minReady > replicas)
+        throw new InvalidArgumentError(`--min-ready ${o.minReady} is more than the ${replicas} replica(s) per color`);
+      if (
+        replicas > 1 &&
+        cmd.getOptionValueSource('greenPort') === 'default' &&
+        o.bluePort < o.greenPort &&
+        o.bluePort + replicas > o.greenPort
+      )
+        o.greenPort = o.bluePort + replicas;
       if (!drivers.has(o.router)) throw new InvalidArgumentError(`--router must be ${drivers.choices()}`);
       if (!metricSources.has(o.releaseMetrics))
         throw new InvalidArgumentError(`--release-metrics must be ${metricSources.kinds().join(' or ')}`);

@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client';
 import type { Color } from '../config/defaults.js';
 import type { ReleaseState } from '../release/types.js';
 import type { LogDamage } from '../store/release-store.js';
-import type { TrafficDriver } from '../traffic/types.js';
+import type { TrafficDriver, Upstream } from '../traffic/types.js';
 
 /** An error with its HTTP status and the stable JSON shape {error, message, details?}. */
 export class ControlError extends Error {
@@ -32,7 +32,10 @@ export interface InstanceProcessInfo {
 }
 
 export interface StackView {
+  /** Each color's first instance. */
   processes(): Record<Color, InstanceProcessInfo>;
+  /** Each replica's process, by color (a local stack of several replicas per color). */
+  replicaProcesses?(): Record<Color, Array<InstanceProcessInfo & { address: string }>>;
 }
 
 /**
@@ -57,6 +60,8 @@ export interface ControlContext {
   releases?: ReleasePort;
   /** Base URL of each color's instance (for /health, admin calls). */
   colors: Record<Color, { url: string }>;
+  /** Each color's replicas now (absent: the one instance at colors[c].url). */
+  pools?: { replicas(color: Color): readonly Upstream[] };
   stack?: StackView;
   /** Registry for controller metrics; served on /metrics with the router's and the process's. */
   metrics: Registry;

@@ -15,6 +15,8 @@ export interface ControlServerOptions {
   token: string;
   traffic: TrafficDriver;
   colors: Record<Color, { url: string }>;
+  /** Each color's replicas (status shows each); default: the one at colors[c].url. */
+  pools?: ControlContext['pools'];
   stack?: StackView;
   /** The release controller's port, for the traffic routes and status (none: the API has no releases). */
   releases?: ReleasePort;
@@ -46,6 +48,7 @@ export async function buildControlServer(opts: ControlServerOptions): Promise<Co
   const ctx: ControlContext = {
     traffic: opts.traffic,
     colors: opts.colors,
+    ...(opts.pools ? { pools: opts.pools } : {}),
     stack: opts.stack,
     releases: opts.releases,
     metrics: opts.metrics ?? new Registry(),

@@ -1,10 +1,12 @@
 /** /api/status, /api/weights, /api/switch, /api/mirror, /api/sticky: the traffic half of the control API. */
 import { request } from 'undici';
 import { COLORS, type Color } from '../config/defaults.js';
+import { INSTANCE_METRICS } from '../config/metric-names.js';
+import { parseExposition } from '../metric-sources/prom-text.js';
 import { describeError } from '../traffic/health.js';
 import { weightsFor } from '../config/traffic-split.js';
 import { activeColor, validateMirror, validateWeights } from '../traffic/policy.js';
-import type { MirrorConfig, StickyConfig, Weights } from '../traffic/types.js';
+import type { MirrorConfig, StickyConfig, Upstream, Weights } from '../traffic/types.js';
 import type { LogDamage } from '../store/release-store.js';
 import type { ControlContext, ControlPlugin, InstanceProcessInfo } from './context.js';
 import { actorOf } from './actor.js';
@@ -22,13 +24,32 @@ export interface InstanceHealth {
   error: string | null;
 }
 
+/** One replica of a color, as status shows it. */
+export interface ReplicaStatus {
+  /** "host:port" */
+  address: string;
+  url: string;
+  model: { name: string; version: string; sha256?: string } | null;
+  /** Answers /health and serves (not loading, not draining). */
+  ready: boolean;
+  /** The router's view: in rotation or not. */
+  healthy: boolean;
+  /** Prediction requests per second it answered since the previous status (null on the first, or unreadable). */
+  rps: number | null;
+  /** Its process, when this stack started it. */
+  process?: InstanceProcessInfo | null;
+}
+
 export interface ColorStatus extends InstanceHealth {
+  /** The first replica's (the color's instance when it has one). */
   url: string;
   weight: number;
   /** The router's view: in rotation or not. */
   healthy: boolean;
   lastError: string | null;
   process: InstanceProcessInfo | null;
+  /** Every replica of the color (one for a color of one instance); always set by statusReport. */
+  replicas?: ReplicaStatus[];
 }
 
 export interface StatusReport {
@@ -58,11 +79,68 @@ export async function fetchInstanceHealth(url: string, timeoutMs = 1_000): Promi
   }
 }
 
+/** Each replica's request count at the previous status, per control API: the next status's rate. */
+const lastCounts = new WeakMap<ControlContext, Map<string, { count: number; at: number }>>();
+
+/** Requests an instance answered so far (every route, status and source), or null when /metrics does not answer. */
+async function requestCount(url: string, timeoutMs = 1_000): Promise<number | null> {
+  try {
+    const res = await request(`${url}/metrics`, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) return null;
+    return parseExposition(text, { families: [INSTANCE_METRICS.requests] })
+      .filter((s) => s.name === INSTANCE_METRICS.requests)
+      .reduce((sum, s) => sum + s.value, 0);
+  } catch {
+    return null;
+  }
+}
+
+function poolOf(ctx: ControlContext, color: Color): Upstream[] {
+  const pool = ctx.pools?.replicas(color);
+  if (pool) return [...pool];
+  const url = new URL(ctx.colors[color].url);
+  return [{ host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port === '' ? 80 : Number(url.port) }];
+}
+
+async function replicaStatuses(ctx: ControlContext, color: Color): Promise<ReplicaStatus[]> {
+  const routerView = ctx.traffic.health()[color];
+  const processes = ctx.stack?.replicaProcesses?.()[color];
+  const counts = lastCounts.get(ctx) ?? new Map<string, { count: number; at: number }>();
+  lastCounts.set(ctx, counts);
+  return Promise.all(
+    poolOf(ctx, color).map(async (u) => {
+      const address = `${u.host}:${u.port}`;
+      const url = `http://${u.host.includes(':') ? `[${u.host}]` : u.host}:${u.port}`;
+      const [h, count] = await Promise.all([fetchInstanceHealth(url), requestCount(url)]);
+      const at = Date.now();
+      const before = counts.get(address);
+      const rps =
+        count !== null && before && count >= before.count && at > before.at ? ((count - before.count) * 1000) / (at - before.at) : null;
+      if (count !== null) counts.set(address, { count, at });
+      const seen = (routerView.replicas ?? []).find((r) => r.address === address);
+      const process = processes?.find((p) => p.address === address);
+      return {
+        address,
+        url,
+        model: h.model ? { name: h.model.name, version: h.model.version, ...(h.model.sha256 ? { sha256: h.model.sha256 } : {}) } : null,
+        ready: h.ok && (h.state === null || h.state === 'serving'),
+        healthy: seen ? seen.healthy : routerView.healthy,
+        rps: rps === null ? null : Math.round(rps * 10) / 10,
+        ...(process ? { process: { pid: process.pid, running: process.running, exitCode: process.exitCode, signal: process.signal } } : {}),
+      };
+    }),
+  );
+}
+
 export async function statusReport(ctx: ControlContext): Promise<StatusReport> {
   const state = ctx.traffic.state();
   const health = ctx.traffic.health();
   const processes = ctx.stack?.processes();
-  const instances = await Promise.all(COLORS.map((c) => fetchInstanceHealth(ctx.colors[c].url)));
+  const [instances, replicas] = await Promise.all([
+    Promise.all(COLORS.map((c) => fetchInstanceHealth(ctx.colors[c].url))),
+    Promise.all(COLORS.map((c) => replicaStatuses(ctx, c))),
+  ]);
   const colors = {} as Record<Color, ColorStatus>;
   COLORS.forEach((color, i) => {
     colors[color] = {
@@ -72,6 +150,7 @@ export async function statusReport(ctx: ControlContext): Promise<StatusReport> {
       lastError: health[color].lastError,
       ...instances[i],
       process: processes?.[color] ?? null,
+      replicas: replicas[i],
     };
   });
   return {

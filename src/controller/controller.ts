@@ -17,18 +17,20 @@ import { BundleError, loadBundle } from '../model/bundle.js';
 import { ColorUnreadableError } from '../metric-sources/types.js';
 import { createRelease, isAnalysisPhase, isLive, reconcile, refusedRelease, step } from '../release/engine.js';
 import { buildSpec, SpecError, type ReleaseRequest } from '../release/spec.js';
+import type { PairSummary } from '../release/pairing-types.js';
 import type { Action, Command, Observation, ReleaseEvent, ReleaseState, StepInput, StepResult } from '../release/types.js';
 import { systemClock } from './clock.js';
 import {
   ANALYSIS_CALL_TIMEOUT_MS,
   ANALYSIS_EVERY_MS,
   CONTROLLER_TICK_MS,
+  HEAL_EVERY_MS,
   READY_POLL_MS,
   READY_TIMEOUT_MS,
   TARGET_UNREADABLE_MS,
 } from './defaults.js';
 import { ControllerMetrics } from './metrics.js';
-import type { Clock, InstanceAdminPort, MetricsProvider, PreviewPort, ReleaseLog, TrafficPort } from './ports.js';
+import type { Clock, InstanceAdminPort, MetricsProvider, PairingPort, PreviewPort, ReleaseLog, TrafficPort } from './ports.js';
 import { runSmoke } from './smoke.js';
 
 export interface ControllerOptions {
@@ -49,6 +51,10 @@ export interface ControllerOptions {
   log?: (message: string, fields?: Record<string, unknown>) => void;
   /** Where the controller metrics are registered (default: a registry of their own). */
   registry?: Registry;
+  /** Pairs both colors' answers to mirrored requests in the shadow phase (absent: the paired checks are skipped). */
+  pairing?: PairingPort;
+  /** How often replicas that came back are put on their color's bundle (admin.heal); 0: never. */
+  healEveryMs?: number;
 }
 
 /** Options a user gives to `deploy` (everything else comes from the bundle and the defaults). */
@@ -88,12 +94,19 @@ export class ReleaseController {
   private readonly listeners = new Set<(event: ReleaseEvent) => void>();
   /** Releases whose latest step is persisted but whose actions are still being carried out: their previous state. */
   private readonly settling = new Map<string, ReleaseState>();
+  /** The release whose shadow phase the pairing compares (or last compared). */
+  private pairedRelease: string | undefined;
   /** The most recent rollback's timing (verdict or command to weights in effect). */
   lastRollback: RollbackTiming | undefined;
 
   constructor(private readonly opts: ControllerOptions) {
     this.clock = opts.clock ?? systemClock;
     this.metrics = new ControllerMetrics(opts.registry, () => opts.traffic.state().weights);
+  }
+
+  /** The instances' admin side it loads bundles through (the stack heals a restarted replica with it). */
+  get admin(): InstanceAdminPort {
+    return this.opts.admin;
   }
 
   private log(message: string, fields?: Record<string, unknown>): void {
@@ -116,8 +129,37 @@ export class ReleaseController {
   async start(): Promise<ReleaseEvent[]> {
     const events = await this.serial(() => this.reconcileLatest());
     const stop = new AbortController();
-    this.ticking = { stop, done: this.tickLoop(stop.signal) };
+    this.ticking = { stop, done: Promise.all([this.tickLoop(stop.signal), this.healLoop(stop.signal)]).then(() => undefined) };
     return events;
+  }
+
+  /**
+   * Beside the ticks (a load takes seconds): a replica that restarted (or a new one) serves its start-up model
+   * until it is put back on its color's current bundle here.
+   */
+  private async healLoop(signal: AbortSignal): Promise<void> {
+    const every = this.opts.healEveryMs ?? HEAL_EVERY_MS;
+    const heal = this.opts.admin.heal?.bind(this.opts.admin);
+    if (!heal || every <= 0) return;
+    // A replica that keeps refusing is said once, not every period.
+    const refusing = new Map<string, string>();
+    while (!signal.aborted) {
+      try {
+        await this.clock.sleep(every, signal);
+      } catch {
+        return;
+      }
+      try {
+        for (const h of await heal()) {
+          if (h.ok) refusing.delete(h.address);
+          else if (refusing.get(h.address) === h.error) continue;
+          else refusing.set(h.address, h.error ?? '');
+          this.log(h.ok ? "replica put back on its color's bundle" : "replica could not be put on its color's bundle", { ...h });
+        }
+      } catch (err) {
+        this.log('replica heal failed', { error: (err as Error).message });
+      }
+    }
   }
 
   /** A tick every tickMs on the controller's clock, a tick never overlapping the next. */
@@ -162,6 +204,7 @@ export class ReleaseController {
           : undefined;
     if (active) {
       const serving = await this.opts.admin.model(active.color);
+      if (serving?.sha256 === active.sha256) this.opts.admin.expect?.(active.color, active.bundle, active.sha256);
       if (serving && serving.sha256 !== active.sha256) {
         const loaded = await this.opts.admin.load(active.color, active.bundle);
         out.events.push({
@@ -231,7 +274,13 @@ export class ReleaseController {
       }
       let spec;
       try {
-        spec = buildSpec({ ...base, modelName: verified.manifest.name, version: verified.manifest.version, sha256: verified.sha256 });
+        spec = buildSpec({
+          ...base,
+          modelName: verified.manifest.name,
+          version: verified.manifest.version,
+          sha256: verified.sha256,
+          task: verified.manifest.task,
+        });
       } catch (err) {
         if (err instanceof SpecError) throw new DeployError('invalid_release', err.message);
         throw err;
@@ -270,6 +319,12 @@ export class ReleaseController {
     return this.opts.store.list(limit).map((r) => this.visible(r));
   }
 
+  /** The latest shadow comparison, with the largest disagreements' inputs (memory only), and its release. */
+  shadowPairs(): { releaseId: string; pairs: PairSummary } | undefined {
+    const pairs = this.opts.pairing?.latest?.();
+    return pairs && this.pairedRelease ? { releaseId: this.pairedRelease, pairs } : undefined;
+  }
+
   events(releaseId: string): ReleaseEvent[] {
     return this.opts.store.events(releaseId);
   }
@@ -284,10 +339,14 @@ export class ReleaseController {
       const r = this.live;
       if (!r || !isLive(r.status)) return;
       const health = this.opts.traffic.health();
+      const target = health[r.spec.targetColor];
       // The router's view can be a check behind (an admin load makes /ready 503 for a moment): confirm with
-      // the instance itself before calling it down.
-      if (!health[r.spec.targetColor].healthy && !(await this.opts.admin.ready(r.spec.targetColor))) {
-        const healthy = Object.fromEntries(COLORS.map((c) => [c, health[c].healthy])) as Record<Color, boolean>;
+      // the instances themselves before calling the color down. A color of several replicas is down when fewer
+      // than its minimum are ready (admin.ready), though the router still has one in rotation.
+      const replicaDown = (target.replicas ?? []).some((x) => !x.healthy);
+      if ((!target.healthy || replicaDown) && !(await this.opts.admin.ready(r.spec.targetColor))) {
+        // Down, as the admin side just confirmed, even while the router keeps a replica of it in rotation.
+        const healthy = Object.fromEntries(COLORS.map((c) => [c, c !== r.spec.targetColor && health[c].healthy])) as Record<Color, boolean>;
         await this.feed(r, { now: this.clock.now(), observation: { kind: 'health', healthy } });
       }
       const now = this.clock.now();
@@ -307,6 +366,12 @@ export class ReleaseController {
           return;
         }
         this.targetUnreadableSince = null;
+        if (current.phase === 'shadow' && this.opts.pairing) {
+          const pairs = await this.bounded(this.opts.pairing.summary(), 'paired predictions').catch((err: Error) => {
+            this.log('paired predictions unavailable', { error: err.message });
+          });
+          if (pairs) stats = { ...stats, pairs };
+        }
         await this.feed(current, { now, observation: { kind: 'analysis', stats } });
       } else {
         await this.feed(current, { now });
@@ -407,6 +472,13 @@ export class ReleaseController {
             this.log('analysis window could not open', { error: err.message });
             if (isLive(state.status)) this.post(id, { kind: 'analysis-unavailable', reason: err.message });
           });
+          if (state.phase === 'shadow' && this.opts.pairing) {
+            this.pairedRelease = id;
+            const colors = { stable: state.spec.stableColor, target: state.spec.targetColor };
+            await this.bounded(this.opts.pairing.open(colors), 'opening the shadow comparison').catch((err: Error) =>
+              this.log('shadow comparison could not open', { error: err.message }),
+            );
+          }
           return;
         case 'load-bundle':
           // Slow work runs beside the loop; its result comes back as an observation on a later tick.

@@ -27,3 +27,8 @@ export const INSTANCE_PROBE_TIMEOUT_MS = 2_000;
 export const PREVIEW_TIMEOUT_MS = 10_000;
 /** Rows per preview request: half the instances' batch limit of 1000. */
 export const PREVIEW_BATCH_ROWS = 500;
+/**
+ * How often replicas are checked for one that came back on another model than its color's (a restart, a new
+ * pod): the bound on how long such a replica serves its start-up bundle before it is put on the current one.
+ */
+export const HEAL_EVERY_MS = 1_000;

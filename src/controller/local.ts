@@ -12,14 +12,21 @@ import type { ReleaseStore } from '../store/release-store.js';
 import type { MirrorConfig, TrafficDriver, Weights } from '../traffic/types.js';
 import { ReleaseController } from './controller.js';
 import { InstanceAdmin } from './instance-admin.js';
+import { type PoolView, replicaUrl } from './pools.js';
+import { PredictionFeed } from './prediction-feed.js';
+import { ShadowPairing } from './shadow-pairs.js';
 import { PreviewClient } from './smoke.js';
 
 export interface LocalControllerServices {
   store: ReleaseStore;
   traffic: TrafficDriver;
   provider: MetricsProvider;
-  /** Base URL of each color's instance. */
-  instances: Record<Color, string>;
+  /** Each color's replicas (the admin loads on all of them; the smoke checks ask each). */
+  pools: PoolView;
+  /** The bundle each color started with, when known (put back on replicas when a release is refused). */
+  startBundles?: Partial<Record<Color, string>>;
+  /** Fewest ready replicas for a color (default: all but one of several, else its one). */
+  minReady?: (replicas: number) => number;
   /** The instances' admin bearer token. */
   adminToken: string;
   /** The token the router was given for its preview route: the smoke checks go through it. */
@@ -34,9 +41,19 @@ export function createLocalController(s: LocalControllerServices): ReleaseContro
     store: s.store,
     traffic: s.traffic,
     provider: s.provider,
-    admin: new InstanceAdmin({ instances: s.instances, token: s.adminToken }),
-    preview: new PreviewClient(s.traffic.url, { token: s.previewToken }),
+    admin: new InstanceAdmin({
+      pools: s.pools,
+      token: s.adminToken,
+      ...(s.startBundles ? { startBundles: s.startBundles } : {}),
+      ...(s.minReady ? { minReady: s.minReady } : {}),
+    }),
+    preview: new PreviewClient(s.traffic.url, { token: s.previewToken, pools: s.pools }),
     registry: s.registry,
+    pairing: new ShadowPairing({
+      feed: new PredictionFeed({ urls: (color) => s.pools.replicas(color).map(replicaUrl), token: s.adminToken }),
+      registry: s.registry,
+      log: s.log,
+    }),
     ...(s.log ? { log: s.log } : {}),
   });
 }

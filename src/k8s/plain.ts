@@ -2,11 +2,14 @@
  * bgserve on Kubernetes without extra controllers: the compose topology on a cluster.
  *
  *   Service bgserve-active  -> controller pod, embedded router :8080 (weights, canary, mirror, preview header)
- *   Service bgserve-blue / bgserve-green (preview: one color directly) -> Deployment bgserve-blue / -green
+ *   Service bgserve-blue / bgserve-green (headless: one DNS record per ready pod; preview one color directly)
+ *     -> Deployment bgserve-blue / -green
  *   Service bgserve-controller -> control API :8090 (CLI, status page, /metrics)
  *
- * Releases load bundles through each color's admin API, so each color runs one pod: the controller addresses
- * "the blue instance". For more replicas per version use the Argo Rollouts variant (argo.ts).
+ * Each color runs COLOR_REPLICAS pods (change it with kustomize `replicas:`). The controller finds a color's pods
+ * in its (headless) Service's DNS records (`--discover-replicas`, re-resolved every 5 s: no API permissions), loads
+ * every release's bundle into each of them (all or nothing), puts a new or restarted pod on its color's bundle
+ * before its router sends it traffic, and balances each color's share over its pods.
  */
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { PersistentVolumeClaim, Service } from 'kubernetes-models/v1';
@@ -30,17 +33,19 @@ import { prometheusConfigMap } from './prometheus.js';
 export const colorLabels = (color: Color) => ({ app: APP, component: 'instance', color });
 export const CONTROLLER_LABELS = { app: APP, component: 'controller' };
 export const colorServiceName = (color: Color) => `${APP}-${color}`;
+/** Pods per color by default: two, so a pod can restart (or a node drain) without the color going down. */
+export const COLOR_REPLICAS = 2;
 
 export function colorDeployment(color: Color): Deployment {
   const labels = colorLabels(color);
   return new Deployment({
     metadata: { name: `${APP}-${color}`, labels },
     spec: {
-      // One pod per color: the release engine loads bundles into "the" instance of a color (see above).
-      replicas: 1,
+      // The controller loads bundles into each pod it discovers (see above), so a color scales like any Deployment.
+      replicas: COLOR_REPLICAS,
       selector: { matchLabels: labels },
-      // Never two pods of a color at once (a second would miss admin loads): stop, then start.
-      strategy: { type: 'Recreate' },
+      // One new pod at a time, none taken down first: a new pod is put on its color's bundle as it is discovered.
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
       template: {
         metadata: { labels, annotations: scrapeAnnotations(INSTANCE_PORT) },
         spec: podSpec([instanceContainer(serveArgs({ admin: true, extra: ['--color', color] }), { admin: true })], { admin: true }),
@@ -49,10 +54,14 @@ export function colorDeployment(color: Color): Deployment {
   });
 }
 
+/**
+ * Headless (no cluster IP): a DNS lookup of its name answers every ready pod of the color, which is how the
+ * controller finds them; a client previewing one color directly gets one of them the same way.
+ */
 export function colorService(color: Color): Service {
   return new Service({
     metadata: { name: colorServiceName(color), labels: colorLabels(color) },
-    spec: { selector: colorLabels(color), ports: [{ name: 'http', port: INSTANCE_PORT, targetPort: 'http' }] },
+    spec: { clusterIP: 'None', selector: colorLabels(color), ports: [{ name: 'http', port: INSTANCE_PORT, targetPort: 'http' }] },
   });
 }
 
@@ -92,6 +101,7 @@ export function controllerDeployment(): Deployment {
                 `http://${colorServiceName('blue')}:${INSTANCE_PORT}`,
                 '--green-url',
                 `http://${colorServiceName('green')}:${INSTANCE_PORT}`,
+                '--discover-replicas',
                 '--admin-token-file',
                 `${ADMIN_TOKEN_DIR}/token`,
                 '--prometheus-url',

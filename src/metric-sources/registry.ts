@@ -3,6 +3,7 @@
  * /metrics directly; `prometheus` asks a Prometheus with PromQL. The composition root picks one by kind.
  */
 import type { Color } from '../config/defaults.js';
+import type { PoolView } from '../controller/pools.js';
 import { PrometheusProvider } from './prometheus-provider.js';
 import { ScrapeProvider } from './scrape-provider.js';
 import type { MetricsProvider } from './types.js';
@@ -10,6 +11,8 @@ import type { MetricsProvider } from './types.js';
 export interface MetricSourceContext {
   /** Base URL of each color's instance. */
   instances: Record<Color, string>;
+  /** Each color's replicas, when a color may have several (scrape sums them). */
+  pools?: PoolView;
   /** The Prometheus base URL, for sources that query one. */
   prometheusUrl?: string;
 }
@@ -48,7 +51,7 @@ export const DEFAULT_METRIC_SOURCE = 'scrape';
 
 export function builtInMetricSources(): MetricSourceRegistry {
   return new MetricSourceRegistry({
-    scrape: (ctx) => new ScrapeProvider({ instances: ctx.instances }),
+    scrape: (ctx) => new ScrapeProvider({ instances: ctx.instances, ...(ctx.pools ? { pools: ctx.pools } : {}) }),
     prometheus: (ctx) => {
       if (!ctx.prometheusUrl) throw new Error('the prometheus metric source needs the Prometheus URL');
       return new PrometheusProvider({ url: ctx.prometheusUrl });

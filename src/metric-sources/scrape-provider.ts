@@ -1,17 +1,23 @@
 /**
- * Direct scrape of both instances' /metrics (the embedded default: no Prometheus needed). A window is the
- * difference between the snapshot taken when it opened and a fresh one.
+ * Direct scrape of both colors' /metrics (the embedded default: no Prometheus needed), on every replica of a
+ * color when it has several. A window is the difference between the snapshot taken when it opened and a fresh
+ * one, taken replica by replica (a replica that restarted counts from its reset, as PromQL's increase() does; one
+ * that appeared since counts whole) and summed over the color. A replica that cannot be read is left out of the
+ * sum while another replica of its color answers; a color none of whose replicas answers is unreadable.
  */
 import { request } from 'undici';
 import { COLORS, type Color } from '../config/defaults.js';
-import type { ColorWindow, WindowStats } from '../release/types.js';
-import { ANALYSIS_FAMILIES, colorDelta, colorTotals, windowStats } from './color-totals.js';
+import { type PoolView, replicaUrl } from '../controller/pools.js';
+import type { ColorWindow, HistogramWindow, WindowStats } from '../release/types.js';
+import { ANALYSIS_FAMILIES, addBucket, colorDelta, colorTotals, emptyColorWindow, windowStats } from './color-totals.js';
 import { parseExposition } from './prom-text.js';
 import { ColorUnreadableError, type MetricsProvider } from './types.js';
 
 export interface ScrapeProviderOptions {
   /** Base URL of each color's instance, e.g. http://127.0.0.1:8001 */
   instances: Record<Color, string>;
+  /** Each color's replicas (read on every snapshot); without it, the one instance per color above. */
+  pools?: PoolView;
   /** Per attempt. */
   timeoutMs?: number;
   /** Attempts per scrape: a scrape that fails once (a reset connection, a reload) is tried again at once. */
@@ -27,7 +33,8 @@ interface ColorSnapshot {
   mirror: ColorWindow;
 }
 
-type Totals = Record<Color, ColorSnapshot>;
+/** By color, then by replica URL. */
+type Totals = Record<Color, Map<string, ColorSnapshot>>;
 
 /** A color's /metrics could not be read: the controller treats a lasting one as the instance being down. */
 export class ScrapeError extends ColorUnreadableError {}
@@ -44,8 +51,12 @@ export class ScrapeProvider implements MetricsProvider {
 
   constructor(private readonly opts: ScrapeProviderOptions) {}
 
-  private async scrapeOnce(color: Color): Promise<ColorSnapshot> {
-    const url = new URL('/metrics', this.opts.instances[color]);
+  private urls(color: Color): string[] {
+    return this.opts.pools ? this.opts.pools.replicas(color).map(replicaUrl) : [this.opts.instances[color]];
+  }
+
+  private async scrapeOnce(color: Color, base: string): Promise<ColorSnapshot> {
+    const url = new URL('/metrics', base);
     const timeout = this.opts.timeoutMs ?? 1_000;
     let text: string;
     try {
@@ -63,16 +74,21 @@ export class ScrapeProvider implements MetricsProvider {
     }
   }
 
-  /** One color's live totals (what the status page shows). */
+  /** One color's live totals, summed over its replicas (what the status page shows). */
   async scrapeColor(color: Color): Promise<ColorWindow> {
-    return (await this.scrapeSources(color)).live;
+    return sumSnapshots([...(await this.scrapeReplicas(color)).values()]).live;
   }
 
+  /** One color's totals by source, summed over its replicas. */
   async scrapeSources(color: Color): Promise<ColorSnapshot> {
+    return sumSnapshots([...(await this.scrapeReplicas(color)).values()]);
+  }
+
+  private async scrapeReplica(color: Color, base: string): Promise<ColorSnapshot> {
     const attempts = Math.max(1, this.opts.attempts ?? 3);
     for (let i = 1; ; i++) {
       try {
-        return await this.scrapeOnce(color);
+        return await this.scrapeOnce(color, base);
       } catch (err) {
         if (i >= attempts) throw err;
         await sleep(this.opts.retryDelayMs ?? 100);
@@ -80,8 +96,21 @@ export class ScrapeProvider implements MetricsProvider {
     }
   }
 
+  /** Every replica that answers; throws the first error when none does. */
+  private async scrapeReplicas(color: Color): Promise<Map<string, ColorSnapshot>> {
+    const urls = this.urls(color);
+    if (urls.length === 0) throw new ScrapeError(color, `${color} has no replicas to scrape`);
+    const results = await Promise.allSettled(urls.map((u) => this.scrapeReplica(color, u)));
+    const out = new Map<string, ColorSnapshot>();
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') out.set(urls[i], r.value);
+    });
+    if (out.size === 0) throw (results[0] as PromiseRejectedResult).reason;
+    return out;
+  }
+
   async snapshot(): Promise<Totals> {
-    const [blue, green] = await Promise.all(COLORS.map((c) => this.scrapeSources(c)));
+    const [blue, green] = await Promise.all(COLORS.map((c) => this.scrapeReplicas(c)));
     return { blue, green };
   }
 
@@ -107,7 +136,39 @@ export class ScrapeProvider implements MetricsProvider {
     const then = this.baselines.get(fromMs) as { at: number; totals: Totals };
     const now = await this.snapshot();
     const delta = (source: keyof ColorSnapshot) =>
-      Object.fromEntries(COLORS.map((c) => [c, colorDelta(now[c][source], then.totals[c][source])])) as Record<Color, ColorWindow>;
+      Object.fromEntries(
+        COLORS.map((c) => [
+          c,
+          sumWindows(
+            [...now[c].entries()].map(([url, snap]) => {
+              const before = then.totals[c].get(url);
+              return before ? colorDelta(snap[source], before[source]) : snap[source];
+            }),
+          ),
+        ]),
+      ) as Record<Color, ColorWindow>;
     return windowStats(then.at, Math.max(toMs, then.at), delta('live'), delta('mirror'));
   }
+}
+
+function sumHistograms(into: HistogramWindow, h: HistogramWindow): void {
+  for (const b of h.buckets) addBucket(into, b.le, b.count);
+  into.sum += h.sum;
+  into.count += h.count;
+}
+
+/** A color's window over its replicas. */
+export function sumWindows(windows: readonly ColorWindow[]): ColorWindow {
+  const total = emptyColorWindow();
+  for (const w of windows) {
+    total.requests += w.requests;
+    total.serverErrors += w.serverErrors;
+    sumHistograms(total.latency, w.latency);
+    sumHistograms(total.predictions, w.predictions);
+  }
+  return total;
+}
+
+function sumSnapshots(snaps: readonly ColorSnapshot[]): ColorSnapshot {
+  return { live: sumWindows(snaps.map((s) => s.live)), mirror: sumWindows(snaps.map((s) => s.mirror)) };
 }

@@ -130,8 +130,8 @@ async function waitReady(url: string, configFile: string, timeoutMs: number, exi
 }
 
 export interface StackPrometheusOptions {
-  /** Base URLs of the instances and of the control API, e.g. http://127.0.0.1:8001 */
-  instances: Record<Color, string>;
+  /** Base URLs of the instances (each replica of a color) and of the control API, e.g. http://127.0.0.1:8001 */
+  instances: Record<Color, string | readonly string[]>;
   control: string;
   /** Prometheus listens on 127.0.0.1 at this port. */
   port: number;
@@ -156,7 +156,7 @@ export async function startStackPrometheus(opts: StackPrometheusOptions): Promis
     port: opts.port,
     dataDir: opts.dataDir,
     targets: {
-      instances: COLORS.map((color) => ({ color, address: hostPort(opts.instances[color]) })),
+      instances: COLORS.flatMap((color) => [opts.instances[color]].flat().map((url) => ({ color, address: hostPort(url) }))),
       control: hostPort(opts.control),
     },
   });

@@ -17,6 +17,11 @@ export interface InstanceTarget {
 
 export interface ScrapeTargets {
   instances: InstanceTarget[];
+  /**
+   * 'dns': each instance address is a name whose A records are the color's replicas (Compose's service names,
+   * scaled with --scale), re-resolved by Prometheus, so every replica is scraped. Default: the addresses as given.
+   */
+  discovery?: 'static' | 'dns';
   /** host:port of the control API, which also exports the embedded router's metrics. */
   control?: string;
 }
@@ -36,7 +41,25 @@ export const COMPOSE_TARGETS: ScrapeTargets = {
     { color: 'green', address: 'mlservice_green:8000' },
   ],
   control: 'controller:8090',
+  discovery: 'dns',
 };
+
+/** One DNS SD config per color, labelled with it: a static target on a scaled name would reach one replica per scrape. */
+function dnsDiscovery(instances: InstanceTarget[]): Record<string, unknown> {
+  const byName = instances.map((t) => {
+    const [name, port] = t.address.split(':');
+    return { name: name as string, port: Number(port), color: t.color };
+  });
+  return {
+    dns_sd_configs: byName.map((t) => ({ names: [t.name], type: 'A', port: t.port, refresh_interval: '5s' })),
+    relabel_configs: byName.map((t) => ({
+      source_labels: ['__meta_dns_name'],
+      regex: t.name.replaceAll('.', '\\.'),
+      target_label: 'color',
+      replacement: t.color,
+    })),
+  };
+}
 
 function yaml(doc: unknown): string {
   // lineWidth 0: never fold long PromQL expressions onto several lines.
@@ -51,7 +74,9 @@ export function renderPrometheusConfig(options: PrometheusConfigOptions): string
       // Instances label their own series with `color`; honoring it keeps that label as is, and the target's
       // `color` label still lands on series that lack one (up, process metrics).
       honor_labels: true,
-      static_configs: targets.instances.map((t) => ({ targets: [t.address], labels: { color: t.color } })),
+      ...(targets.discovery === 'dns'
+        ? dnsDiscovery(targets.instances)
+        : { static_configs: targets.instances.map((t) => ({ targets: [t.address], labels: { color: t.color } })) }),
     },
   ];
   if (targets.control !== undefined) {

@@ -1,7 +1,10 @@
 /**
- * Blue and green instances as child processes of `bgserve up`: started by re-running this same CLI with
- * `serve`, waited for until /ready, stopped by PID (SIGTERM, the instance drains, then SIGKILL past the
- * grace). Restart policy: none. An exit nobody asked for is reported, and the router routes around it.
+ * Blue and green instances as child processes of `bgserve up`: one or more replicas per color (`up --replicas
+ * N`: consecutive ports from the color's port), started by re-running this same CLI with `serve`, waited for
+ * until /ready, stopped by PID (SIGTERM, the instance drains, then SIGKILL past the grace). Restart policy: a
+ * color of one instance, none (an exit nobody asked for is reported, and the router routes around it); a
+ * replica of a color of several is started again (same command line; the controller then puts it back on its
+ * color's current bundle), at most RESTARTS_PER_MINUTE times a minute.
  * An instance left running by a crashed `up` can be adopted instead: same supervision, its exit seen by
  * polling its PID (it is no longer anybody's child here).
  */
@@ -13,6 +16,12 @@ import { request } from 'undici';
 import { COLORS, type Color } from '../config/defaults.js';
 import type { InstanceProcessInfo, StackView } from '../control/context.js';
 import { liveness, type ProcessIdentity } from './proc.js';
+import { replicaRole, type StackRole } from './stack-record.js';
+
+/** A replica that keeps dying is left down past this many restarts in a minute. */
+export const RESTARTS_PER_MINUTE = 5;
+/** Pause before a replica is started again: a crash loop must not spin. */
+export const RESTART_DELAY_MS = 200;
 
 /** How often an adopted instance's PID is checked for its exit. */
 export const ADOPTED_POLL_MS = 250;
@@ -29,6 +38,8 @@ export function currentCli(): CliCommand {
 
 export interface InstanceSpec {
   color: Color;
+  /** Its place in the color's pool, from 0 (absent: 0). */
+  replica?: number;
   host: string;
   port: number;
   bundle: string;
@@ -49,8 +60,7 @@ export function stackBundleRoots(stateDir: string, more: readonly string[] = [],
   return [...new Set([path.resolve(cwd, 'models'), path.resolve(cwd, stateDir), ...more.map((r) => path.resolve(cwd, r))])];
 }
 
-/** Both colors' specs for one host: logs in `logDir/<color>.log`. */
-export function instanceSpecs(o: {
+interface SpecInput {
   host: string;
   ports: Record<Color, number>;
   bundle: string;
@@ -58,18 +68,45 @@ export function instanceSpecs(o: {
   adminTokenFile?: string;
   bundleRoots?: readonly string[];
   extraArgs?: string[];
-}): Record<Color, InstanceSpec> {
-  const spec = (color: Color): InstanceSpec => ({
+}
+
+/** Both colors' specs for one host: logs in `logDir/<color>.log`. */
+export function instanceSpecs(o: SpecInput): Record<Color, InstanceSpec> {
+  const pools = poolSpecs({ ...o, replicas: 1 });
+  return { blue: pools.blue[0], green: pools.green[0] };
+}
+
+/**
+ * Each color's replicas on consecutive ports from its own (blue 8001, 8002, 8003 for three): logs in
+ * `logDir/<role>.log` (blue.log, blue-2.log...). Overlapping ranges are refused, naming the flags.
+ */
+export function poolSpecs(o: SpecInput & { replicas: number }): Record<Color, InstanceSpec[]> {
+  if (!Number.isInteger(o.replicas) || o.replicas < 1) throw new Error(`replicas must be a whole number >= 1, not ${o.replicas}`);
+  const [low, high] = o.ports.blue <= o.ports.green ? (['blue', 'green'] as const) : (['green', 'blue'] as const);
+  if (o.ports[low] + o.replicas > o.ports[high]) {
+    throw new Error(
+      `--replicas ${o.replicas} puts ${low} on ports ${o.ports[low]}-${o.ports[low] + o.replicas - 1}, which overlaps ${high} from ${o.ports[high]}: ` +
+        `choose --${high}-port ${o.ports[low] + o.replicas} or more`,
+    );
+  }
+  const spec = (color: Color, replica: number): InstanceSpec => ({
     color,
+    replica,
     host: o.host,
-    port: o.ports[color],
+    port: o.ports[color] + replica,
     bundle: o.bundle,
     adminTokenFile: o.adminTokenFile,
     bundleRoots: o.bundleRoots,
-    logFile: path.join(o.logDir, `${color}.log`),
+    logFile: path.join(o.logDir, `${replicaRole(color, replica)}.log`),
     extraArgs: o.extraArgs,
   });
-  return { blue: spec('blue'), green: spec('green') };
+  const pool = (color: Color) => Array.from({ length: o.replicas }, (_, i) => spec(color, i));
+  return { blue: pool('blue'), green: pool('green') };
+}
+
+/** A spec's stack.json role: `blue`, `blue-2`... */
+export function specRole(spec: InstanceSpec): StackRole {
+  return replicaRole(spec.color, spec.replica ?? 0);
 }
 
 /** Both null for an adopted process: only a parent learns how a process ended. */
@@ -120,6 +157,7 @@ export class InstanceProcess {
   readonly exited: Promise<ExitInfo>;
   private exit: ExitInfo | null = null;
   private stopping = false;
+  private readonly watchers: Array<(color: Color, exit: ExitInfo) => void> = [];
 
   constructor(
     readonly spec: InstanceSpec,
@@ -132,9 +170,17 @@ export class InstanceProcess {
   ) {
     this.exited = handle.exited.then((exit) => {
       this.exit = exit;
-      if (!this.stopping) onUnexpectedExit?.(spec.color, exit);
+      if (!this.stopping) {
+        onUnexpectedExit?.(spec.color, exit);
+        for (const w of this.watchers) w(spec.color, exit);
+      }
       return exit;
     });
+  }
+
+  /** Also told of an exit nobody asked for. */
+  watch(onUnexpectedExit: (color: Color, exit: ExitInfo) => void): void {
+    this.watchers.push(onUnexpectedExit);
   }
 
   get color(): Color {
@@ -257,28 +303,66 @@ export function adoptInstance(
   return new InstanceProcess(spec, adoptedHandle(recorded), recorded.argv, onUnexpectedExit, true);
 }
 
-/** Both colors, started together and stopped together. */
+/** What a pool does when a replica of a color of several exits by itself. */
+export interface RestartPolicy {
+  /** Right after the new process is spawned (record it before it is ready). */
+  onSpawn?: (instance: InstanceProcess) => Promise<void>;
+  /** Once it answers /ready (the controller puts it back on its color's bundle). */
+  onReady?: (instance: InstanceProcess) => void;
+  /** A restart that could not be made, or a replica given up on. */
+  onGiveUp?: (instance: InstanceProcess, why: string) => void;
+}
+
+/** Both colors' pools of replicas, started together and stopped together. */
 export class InstancePair implements StackView {
-  constructor(readonly instances: Record<Color, InstanceProcess>) {}
+  private stopping = false;
+  private readonly restarts = new Map<string, number[]>();
+
+  constructor(readonly pools: Record<Color, InstanceProcess[]>) {}
+
+  /** Each color's first replica (the color's instance when it has one). */
+  get instances(): Record<Color, InstanceProcess> {
+    return { blue: this.pools.blue[0], green: this.pools.green[0] };
+  }
+
+  /** Every replica, blue's first. */
+  all(): InstanceProcess[] {
+    return COLORS.flatMap((c) => this.pools[c]);
+  }
 
   /**
-   * Starts the colors not given in `adopted`, then waits until both are ready. `onSpawn` runs right after each
-   * spawn (before readiness), so a crash while they start leaves them on record. On failure both are stopped.
+   * Starts the replicas not given in `adopted` (by role: `blue`, `blue-2`...), then waits until all are ready.
+   * `onSpawn` runs right after each spawn (before readiness), so a crash while they start leaves them on record.
+   * On failure all are stopped. With `restart`, a replica of a color of several that exits is started again.
    */
   static async start(
-    specs: Record<Color, InstanceSpec>,
+    specs: Record<Color, InstanceSpec | InstanceSpec[]>,
     opts: {
       cli?: CliCommand;
       readyTimeoutMs?: number;
       onUnexpectedExit?: (color: Color, exit: ExitInfo) => void;
-      adopted?: Partial<Record<Color, InstanceProcess>>;
+      adopted?: Partial<Record<StackRole, InstanceProcess>>;
       onSpawn?: (instance: InstanceProcess) => Promise<void>;
+      restart?: RestartPolicy;
     } = {},
   ): Promise<InstancePair> {
-    const begin = async (c: Color) => {
-      const adopted = opts.adopted?.[c];
-      if (adopted) return adopted;
-      const instance = await startInstance(specs[c], opts.cli, opts.onUnexpectedExit);
+    const pools = Object.fromEntries(COLORS.map((c) => [c, ([] as InstanceSpec[]).concat(specs[c])])) as Record<Color, InstanceSpec[]>;
+    let pair: InstancePair | undefined;
+    const restartHook = (spec: InstanceSpec) => (color: Color) => {
+      if (pair && opts.restart && pools[color].length > 1) pair.restartLater(spec, opts.cli, opts.restart, exitHook(spec));
+    };
+    const exitHook = (spec: InstanceSpec) => (color: Color, exit: ExitInfo) => {
+      opts.onUnexpectedExit?.(color, exit);
+      restartHook(spec)(color);
+    };
+    const begin = async (spec: InstanceSpec) => {
+      const adopted = opts.adopted?.[specRole(spec)];
+      if (adopted) {
+        // Its exit is reported by the hook it was adopted with; the pool only adds the restart.
+        adopted.watch(restartHook(spec));
+        return adopted;
+      }
+      const instance = await startInstance(spec, opts.cli, exitHook(spec));
       try {
         await opts.onSpawn?.(instance);
       } catch (err) {
@@ -287,14 +371,15 @@ export class InstancePair implements StackView {
       }
       return instance;
     };
-    const started = await Promise.allSettled(COLORS.map(begin));
+    const order = COLORS.flatMap((c) => pools[c]);
+    const started = await Promise.allSettled(order.map(begin));
     const ok = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failure = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failure) {
       await Promise.all(ok.map((p) => p.stop()));
       throw failure.reason;
     }
-    const pair = new InstancePair({ blue: ok[0], green: ok[1] });
+    pair = new InstancePair({ blue: ok.slice(0, pools.blue.length), green: ok.slice(pools.blue.length) });
     try {
       await Promise.all(ok.map((p) => p.waitReady(opts.readyTimeoutMs)));
     } catch (err) {
@@ -304,16 +389,59 @@ export class InstancePair implements StackView {
     return pair;
   }
 
+  /** Starts an exited replica again in its place, unless the pool stops or it restarted too often. */
+  private restartLater(
+    spec: InstanceSpec,
+    cli: CliCommand | undefined,
+    policy: RestartPolicy,
+    onExit: (color: Color, exit: ExitInfo) => void,
+  ): void {
+    const role = specRole(spec);
+    const index = spec.replica ?? 0;
+    const now = Date.now();
+    const recent = (this.restarts.get(role) ?? []).filter((t) => now - t < 60_000);
+    const dead = this.pools[spec.color][index];
+    if (recent.length >= RESTARTS_PER_MINUTE) {
+      policy.onGiveUp?.(dead, `${role} exited ${recent.length + 1} times within a minute: left down`);
+      return;
+    }
+    this.restarts.set(role, [...recent, now]);
+    setTimeout(async () => {
+      if (this.stopping) return;
+      try {
+        const instance = await startInstance(spec, cli, onExit);
+        this.pools[spec.color][index] = instance;
+        if (this.stopping) {
+          await instance.stop();
+          return;
+        }
+        await policy.onSpawn?.(instance);
+        await instance.waitReady();
+        policy.onReady?.(instance);
+      } catch (err) {
+        policy.onGiveUp?.(dead, `${role} could not be restarted: ${(err as Error).message}`);
+      }
+    }, RESTART_DELAY_MS).unref();
+  }
+
   processes(): Record<Color, InstanceProcessInfo> {
     return { blue: this.instances.blue.info(), green: this.instances.green.info() };
   }
 
+  /** Each replica's process, by color, in pool order. */
+  replicaProcesses(): Record<Color, Array<InstanceProcessInfo & { address: string }>> {
+    const of = (c: Color) => this.pools[c].map((i) => ({ ...i.info(), address: `${i.spec.host}:${i.spec.port}` }));
+    return { blue: of('blue'), green: of('green') };
+  }
+
   async stop(graceMs?: number): Promise<void> {
-    await Promise.all(COLORS.map((c) => this.instances[c].stop(graceMs)));
+    this.stopping = true;
+    await Promise.all(this.all().map((i) => i.stop(graceMs)));
   }
 
   /** Last resort on process exit: synchronous SIGKILL to any instance still running. */
   killNow(): void {
-    for (const c of COLORS) this.instances[c].kill('SIGKILL');
+    this.stopping = true;
+    for (const i of this.all()) i.kill('SIGKILL');
   }
 }

@@ -17,8 +17,9 @@ import {
   adoptInstance,
   currentCli,
   InstancePair,
-  instanceSpecs,
+  poolSpecs,
   serveArgv,
+  specRole,
   stackBundleRoots,
   type CliCommand,
   type ExitInfo,
@@ -64,6 +65,8 @@ export interface StackProcessesOptions {
   port: number;
   bluePort: number;
   greenPort: number;
+  /** Instances per color (default 1), on consecutive ports from the color's port. */
+  replicas?: number;
   bundle: string;
   stateDir: string;
   tokens: { admin: string; router: string; preview: string };
@@ -78,6 +81,8 @@ export interface StackProcessesOptions {
   /** Folders the instances may load bundles from, besides models/ and the state dir (`up --bundle-root`). */
   bundleRoots?: string[];
   onInstanceExit?: (color: Color, exit: ExitInfo) => void;
+  /** A replica of a color of several was started again and answers /ready (`url`), or was given up on. */
+  onReplicaRestart?: (event: { color: Color; url: string; ready: boolean; message: string }) => void;
   /** What the start-up did with a previous run's leftovers (adopted, stopped). */
   log?: (message: string) => void;
 }
@@ -107,13 +112,14 @@ function wantedRouter(o: StackProcessesOptions, spec: RouterSpec, cli: CliComman
  */
 async function startInstances(
   opts: StackProcessesOptions,
-  specs: Record<Color, InstanceSpec>,
+  pools: Record<Color, InstanceSpec[]>,
   router: WantedRouter | undefined,
 ): Promise<{ instances: InstancePair; record: StackRecorder; previousRouter?: RecordedProcess; stopPreviousRouter: () => Promise<void> }> {
   const files = stateFiles(opts.stateDir);
   const cli = opts.cli ?? currentCli();
-  const wanted = {} as Record<Color, WantedInstance>;
-  for (const c of COLORS) wanted[c] = { argv: serveArgv(specs[c], cli), host: opts.host, port: specs[c].port };
+  const specs = COLORS.flatMap((c) => pools[c]);
+  const wanted: Record<string, WantedInstance> = {};
+  for (const spec of specs) wanted[specRole(spec)] = { argv: serveArgv(spec, cli), host: opts.host, port: spec.port };
   const reclaimed = await reclaimStack({
     file: files.stackRecord,
     wanted,
@@ -123,27 +129,41 @@ async function startInstances(
     managed: opts.managed.map((p) => ({ process: p, dir: files.driverDir(p.role) })),
     log: opts.log,
   });
-  const adopted: Partial<Record<Color, InstanceProcess>> = {};
-  for (const c of COLORS) {
-    const entry = reclaimed.adopted[c];
-    if (entry) adopted[c] = adoptInstance(specs[c], entry, opts.onInstanceExit);
+  const adopted: Record<string, InstanceProcess> = {};
+  for (const spec of specs) {
+    const entry = reclaimed.adopted[specRole(spec)];
+    if (entry) adopted[specRole(spec)] = adoptInstance(spec, entry, opts.onInstanceExit);
   }
   const binds: PortUse[] = [
-    ...COLORS.filter((c) => !adopted[c]).map((c) => ({ what: `${c} instance`, flag: `--${c}-port`, host: opts.host, port: specs[c].port })),
+    ...specs
+      .filter((spec) => !adopted[specRole(spec)])
+      .map((spec) => ({
+        what: `${specRole(spec)} instance`,
+        flag: `--${spec.color}-port${pools[spec.color].length > 1 ? ' (or --replicas)' : ''}`,
+        host: opts.host,
+        port: spec.port,
+      })),
     ...(opts.laterBinds ?? []),
   ];
   const record = await StackRecorder.open(files.stackRecord, [
-    ...COLORS.flatMap((c) => reclaimed.adopted[c] ?? []),
+    ...specs.flatMap((spec) => reclaimed.adopted[specRole(spec)] ?? []),
     ...(reclaimed.router ? [reclaimed.router] : []),
   ]);
+  const onSpawn = (i: InstanceProcess) =>
+    record.add({ role: specRole(i.spec), pid: i.pid ?? -1, host: i.spec.host, port: i.spec.port, argv: i.argv, stopSignal: 'SIGTERM' });
+  const restarted = opts.onReplicaRestart;
   try {
     await assertPortsFree(binds);
-    const instances = await InstancePair.start(specs, {
+    const instances = await InstancePair.start(pools, {
       cli,
       adopted,
       onUnexpectedExit: opts.onInstanceExit,
-      onSpawn: (i) =>
-        record.add({ role: i.color, pid: i.pid ?? -1, host: i.spec.host, port: i.spec.port, argv: i.argv, stopSignal: 'SIGTERM' }),
+      onSpawn,
+      restart: {
+        onSpawn,
+        onReady: (i) => restarted?.({ color: i.color, url: i.url, ready: true, message: `${specRole(i.spec)} restarted (pid ${i.pid})` }),
+        onGiveUp: (i, why) => restarted?.({ color: i.color, url: i.url, ready: false, message: why }),
+      },
     });
     return { instances, record, previousRouter: reclaimed.router, stopPreviousRouter: reclaimed.stopRouter };
   } catch (err) {
@@ -158,8 +178,8 @@ async function startInstances(
 export async function startStackProcesses(opts: StackProcessesOptions): Promise<StackProcesses> {
   const files = stateFiles(opts.stateDir);
   const ports: Record<Color, number> = { blue: opts.bluePort, green: opts.greenPort };
-  const upstreams = Object.fromEntries(COLORS.map((c) => [c, { host: opts.host, port: ports[c] }])) as Upstreams;
-  const specs = instanceSpecs({
+  const pools = poolSpecs({
+    replicas: opts.replicas ?? 1,
     host: opts.host,
     ports,
     bundle: opts.bundle,
@@ -168,6 +188,7 @@ export async function startStackProcesses(opts: StackProcessesOptions): Promise<
     bundleRoots: stackBundleRoots(files.dir, opts.bundleRoots),
     extraArgs: opts.instanceArgs,
   });
+  const upstreams = Object.fromEntries(COLORS.map((c) => [c, pools[c].map((spec) => ({ host: spec.host, port: spec.port }))])) as Upstreams;
   const cli = opts.cli ?? currentCli();
   const routerSpec: RouterSpec = {
     kind: opts.driver.kind,
@@ -179,7 +200,7 @@ export async function startStackProcesses(opts: StackProcessesOptions): Promise<
     previewTokenFile: files.previewToken,
     logFile: path.join(files.logs, 'router.log'),
   };
-  const { instances, record, previousRouter, stopPreviousRouter } = await startInstances(opts, specs, wantedRouter(opts, routerSpec, cli));
+  const { instances, record, previousRouter, stopPreviousRouter } = await startInstances(opts, pools, wantedRouter(opts, routerSpec, cli));
 
   let traffic: TrafficDriver | undefined;
   let routerProcess: RouterProcess | undefined;

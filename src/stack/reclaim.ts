@@ -19,12 +19,11 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { request } from 'undici';
-import { isColor, type Color } from '../config/defaults.js';
 import type { ManagedProcess } from '../traffic/registry.js';
 import { ROUTER_CONTROL_PATH } from '../traffic/router-control.js';
 import { commandLine, identify, liveness, portHolders, portIsFree, stopProcessByPid, type Liveness } from './proc.js';
 import { ROUTER_PROCESS_ROLE } from './router-process.js';
-import { readStackRecord, type RecordedProcess, type StackRecord, type StackRole } from './stack-record.js';
+import { readStackRecord, roleColor, type RecordedProcess, type StackRecord, type StackRole } from './stack-record.js';
 
 /** How long a leftover gets to stop by itself before SIGKILL: instances drain first, the rest stop at once. */
 const INSTANCE_GRACE_MS = 15_000;
@@ -67,8 +66,9 @@ export type Verdict = { action: 'adopt' } | { action: 'stop'; reason: string; ve
 /** The pure decision for one recorded process. `wanted`: what this `up` would run in its role, if anything. */
 export function judge(entry: RecordedProcess, probe: Probe, wanted?: WantedInstance | WantedRouter): Verdict {
   if (probe.liveness === 'gone') return { action: 'leave', reason: 'exited' };
-  const answers = isColor(entry.role)
-    ? !!probe.health && probe.health.pid === entry.pid && probe.health.color === entry.role
+  const color = roleColor(entry.role);
+  const answers = color
+    ? !!probe.health && probe.health.pid === entry.pid && probe.health.color === color
     : entry.role === ROUTER_PROCESS_ROLE && probe.control?.pid === entry.pid;
   if (probe.liveness === 'unknown' && !answers) {
     return {
@@ -173,7 +173,8 @@ export async function assertOwnerGone(record: StackRecord, file: string): Promis
 export interface ReclaimOptions {
   /** <state-dir>/stack.json */
   file: string;
-  wanted: Record<Color, WantedInstance>;
+  /** What this `up` would run for each instance role (`blue`, `blue-2`...: stack-record.ts replicaRole). */
+  wanted: Partial<Record<StackRole, WantedInstance>>;
   /**
    * Every process a driver may manage, with its folder: a recorded one is recognised by its command line, and
    * its pid file finds one started just before a crash, recorded or not.
@@ -190,8 +191,8 @@ export interface ReclaimOptions {
 }
 
 export interface Reclaimed {
-  /** The instances to adopt (their records). */
-  adopted: Partial<Record<Color, RecordedProcess>>;
+  /** The instances to adopt (their records), by role. */
+  adopted: Partial<Record<StackRole, RecordedProcess>>;
   /** The previous router, to adopt (router process or a driver's managed process): it keeps serving throughout. */
   router?: RecordedProcess;
   /**
@@ -205,11 +206,11 @@ export interface Reclaimed {
 export async function reclaimStack(o: ReclaimOptions): Promise<Reclaimed> {
   const log = o.log ?? (() => undefined);
   const record = await readStackRecord(o.file);
-  const adopted: Partial<Record<Color, RecordedProcess>> = {};
+  const adopted: Partial<Record<StackRole, RecordedProcess>> = {};
   let router: RecordedProcess | undefined;
   const stops: Promise<void>[] = [];
   const routerStops: (() => Promise<void>)[] = [];
-  const grace = (role: StackRole) => o.graceMs?.[role] ?? (isColor(role) ? INSTANCE_GRACE_MS : OTHER_GRACE_MS);
+  const grace = (role: StackRole) => o.graceMs?.[role] ?? (roleColor(role) ? INSTANCE_GRACE_MS : OTHER_GRACE_MS);
   const managed = (role: StackRole) => o.managed.find((m) => m.process.role === role);
   const stop = (
     what: string,
@@ -230,7 +231,8 @@ export async function reclaimStack(o: ReclaimOptions): Promise<Reclaimed> {
     for (const entry of Object.values(record.processes)) {
       if (!entry) continue;
       const probe: Probe = { liveness: await liveness(entry) };
-      if (isColor(entry.role)) {
+      const instance = roleColor(entry.role) !== null;
+      if (instance) {
         probe.health = await health(entry);
         if (probe.health && o.adminToken !== undefined) probe.tokenAccepted = await acceptsToken(entry, o.adminToken);
       } else if (entry.role === ROUTER_PROCESS_ROLE) {
@@ -239,10 +241,10 @@ export async function reclaimStack(o: ReclaimOptions): Promise<Reclaimed> {
         const m = managed(entry.role);
         if (m) probe.recognised = m.process.recognise(await commandLine(entry.pid), m.dir);
       }
-      const wanted = isColor(entry.role) ? o.wanted[entry.role] : o.router?.role === entry.role ? o.router : undefined;
+      const wanted = instance ? o.wanted[entry.role] : o.router?.role === entry.role ? o.router : undefined;
       const verdict = judge(entry, probe, wanted);
       if (verdict.action === 'adopt') {
-        if (isColor(entry.role)) adopted[entry.role] = entry;
+        if (instance) adopted[entry.role] = entry;
         else router = entry;
         log(`adopted ${entry.role} (pid ${entry.pid}, ${entry.host}:${entry.port}) left running by the previous \`up\`: it keeps serving`);
       } else if (verdict.action === 'stop') {

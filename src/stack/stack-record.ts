@@ -7,16 +7,33 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Color } from '../config/defaults.js';
+import { COLORS, isColor, type Color } from '../config/defaults.js';
 import { commandArgv, identify, type ProcessIdentity } from './proc.js';
 
 export const STACK_RECORD_FILE = 'stack.json';
 
 /**
- * A color, `prometheus`, `router` (the router process, router-process.ts), or the role a driver records the
+ * A color's instance (its first replica: `blue`; the others `blue-2`, `blue-3`...), `prometheus`, `router` (the router process, router-process.ts), or the role a driver records the
  * process it manages under (its ManagedProcess.role in traffic/registry.ts, e.g. the managed nginx's master).
  */
 export type StackRole = Color | 'prometheus' | (string & {});
+
+/** The stack.json role of a color's replica (0-based): `blue` for the first, as before replicas, then `blue-2`... */
+export function replicaRole(color: Color, index: number): StackRole {
+  return index === 0 ? color : `${color}-${index + 1}`;
+}
+
+/** The color of an instance's role (`green`, `green-3`), or null for any other role. */
+export function roleColor(role: StackRole): Color | null {
+  if (isColor(role)) return role;
+  const match = /^(.+)-(\d+)$/.exec(role);
+  return match && isColor(match[1]) && Number(match[2]) >= 2 ? match[1] : null;
+}
+
+/** Every instance role, as a function of the pool sizes. */
+export function instanceRoles(replicas: Record<Color, number>): StackRole[] {
+  return COLORS.flatMap((c) => Array.from({ length: replicas[c] }, (_, i) => replicaRole(c, i)));
+}
 
 export interface RecordedProcess extends ProcessIdentity {
   role: StackRole;

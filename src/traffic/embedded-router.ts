@@ -1,8 +1,9 @@
 /**
  * The embedded router: an in-process reverse proxy (node:http in front, undici pools behind) that splits
- * traffic by weight, routes the preview header to one color, retries a failed prediction (connection error or
- * 5xx answer) once on the other color, keeps unhealthy colors out of rotation, mirrors a share of requests and
- * can pin keys to colors.
+ * traffic by weight, spreads a color's share over its replicas (least outstanding requests), routes the preview
+ * header to one color, replays a failed prediction (connection error or 5xx answer) on another replica of the
+ * same color first and then on the other color, keeps unhealthy replicas out of rotation, mirrors a share of
+ * requests and can pin keys to colors.
  * The preview route is private: the preview header is honoured only with the preview token, and what reaches an
  * instance carries SOURCE_HEADER (preview, mirror) set here only, so preview and shadow traffic never count as live.
  * The hot path is deliberately plain: no framework, one handler object per attempt, metrics in plain numbers,
@@ -33,8 +34,9 @@ import {
   UPSTREAM_KEEP_ALIVE_MS,
   UPSTREAM_TIMEOUT_MS,
 } from './defaults.js';
-import { ActiveHealthChecker, describeError, HealthTracker, type HealthOptions } from './health.js';
+import { ActiveHealthChecker, describeError, HealthTracker, type HealthOptions, type Replica } from './health.js';
 import { RouterMetrics } from './metrics.js';
+import { ensureRequestId } from './request-id.js';
 import {
   BAD_REQUEST,
   badGateway,
@@ -54,7 +56,6 @@ import {
   initialState,
   isRetryStatus,
   isUnavailableStatus,
-  routeAround,
   ShareSampler,
   stickyColor,
   stickyKey,
@@ -63,6 +64,7 @@ import {
   validateWeights,
   WeightedPicker,
 } from './policy.js';
+import { validateUpstreams } from './pools.js';
 import type { HealthReport, MirrorConfig, StickyConfig, TrafficDriver, TrafficState, Upstreams, Weights } from './types.js';
 
 export interface EmbeddedRouterOptions {
@@ -74,7 +76,7 @@ export interface EmbeddedRouterOptions {
   health?: HealthOptions;
   /** Largest request body forwarded; larger ones get 413 from the router. */
   maxBodyBytes?: number;
-  /** Keep-alive connections per color. */
+  /** Keep-alive connections per replica. */
   connectionsPerColor?: number;
   /** Mirrored requests in flight at most; beyond that a mirror copy is dropped (counted), never queued. */
   maxMirrorInFlight?: number;
@@ -116,16 +118,28 @@ interface Exchange {
 interface AttemptHost {
   m: RouterMetrics;
   tracker: HealthTracker;
-  send(ex: Exchange, color: Color, retryable: boolean): void;
+  send(ex: Exchange, replica: Replica, replay: Replay): void;
   refuse(res: http.ServerResponse, e: PublicError): void;
 }
+
+/**
+ * Where a failed attempt may be replayed: NONE (not replayable, or already replayed as far as allowed), SAME
+ * (another replica of its color only: the preview route), ANY (another replica of its color, then the other
+ * color), OTHER (only the other color: this attempt already is the same-color replay).
+ */
+const Replay = { NONE: 0, SAME: 1, ANY: 2, OTHER: 3 } as const;
+type Replay = (typeof Replay)[keyof typeof Replay];
 
 export class EmbeddedRouter implements TrafficDriver {
   readonly kind = 'embedded' as const;
   readonly metrics: Registry;
   private readonly m = new RouterMetrics();
   private readonly server: http.Server;
-  private readonly pools: Record<Color, Pool>;
+  /** Each replica's connection pool; the replica objects themselves live in the tracker. */
+  private readonly pools = new Map<Replica, Pool>();
+  /** Pools of replicas setUpstreams removed, finishing their requests in flight. */
+  private readonly retiring = new Set<Pool>();
+  private upstreamChange: Promise<void> = Promise.resolve();
   private readonly tracker: HealthTracker;
   private readonly checker: ActiveHealthChecker;
   private readonly picker: WeightedPicker;
@@ -136,8 +150,6 @@ export class EmbeddedRouter implements TrafficDriver {
   private readonly maxMirrors: number;
   private listening: AddressInfo | null = null;
   private readonly host: AttemptHost;
-  /** Made once: routing asks it on every request. */
-  private readonly isHealthy: (color: Color) => boolean;
 
   constructor(private readonly opts: EmbeddedRouterOptions) {
     this.metrics = this.m.registry;
@@ -147,23 +159,16 @@ export class EmbeddedRouter implements TrafficDriver {
     this.m.setWeights(this.current.weights);
     this.maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
     this.maxMirrors = opts.maxMirrorInFlight ?? MAX_MIRROR_IN_FLIGHT;
-    const timeout = opts.upstreamTimeoutMs ?? UPSTREAM_TIMEOUT_MS;
-    const pool = (color: Color) =>
-      new Pool(`http://${opts.upstreams[color].host}:${opts.upstreams[color].port}`, {
-        connections: opts.connectionsPerColor ?? CONNECTIONS_PER_COLOR,
-        connectTimeout: UPSTREAM_CONNECT_TIMEOUT_MS,
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
-        keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
-      });
-    this.pools = { blue: pool('blue'), green: pool('green') };
-    this.tracker = new HealthTracker({ ...opts.health, onChange: (color, healthy) => this.m.setHealthy(color, healthy) });
-    this.checker = new ActiveHealthChecker(opts.upstreams, this.tracker, opts.health);
-    this.isHealthy = (color) => this.tracker.isHealthy(color);
+    this.tracker = new HealthTracker(validateUpstreams(opts.upstreams), {
+      ...opts.health,
+      onChange: (color, healthy) => this.m.setHealthy(color, healthy),
+    });
+    for (const r of this.tracker.all()) this.pools.set(r, this.newPool(r));
+    this.checker = new ActiveHealthChecker(this.tracker, opts.health);
     this.host = {
       m: this.m,
       tracker: this.tracker,
-      send: (ex, color, retryable) => this.send(ex, color, retryable),
+      send: (ex, replica, replay) => this.send(ex, replica, replay),
       refuse: (res, e) => this.refuse(res, e),
     };
     this.server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => this.onRequest(req, res));
@@ -225,13 +230,50 @@ export class EmbeddedRouter implements TrafficDriver {
     return this.commit({ sticky: validateSticky(sticky) });
   }
 
+  /**
+   * New replicas are checked before they take requests (one not ready yet starts out of rotation); removed
+   * ones take no new request and keep their connections until what they are answering is done.
+   */
+  async setUpstreams(upstreams: Upstreams): Promise<void> {
+    const valid = validateUpstreams(upstreams);
+    const change = this.upstreamChange.then(async () => {
+      const { next, added, removed } = this.tracker.plan(valid);
+      for (const r of added) this.pools.set(r, this.newPool(r));
+      await this.checker.check(added);
+      this.tracker.apply(next);
+      for (const r of removed) {
+        const pool = this.pools.get(r);
+        this.pools.delete(r);
+        if (!pool) continue;
+        this.retiring.add(pool);
+        void pool
+          .close()
+          .catch(() => undefined)
+          .finally(() => this.retiring.delete(pool));
+      }
+    });
+    this.upstreamChange = change.catch(() => undefined);
+    return change;
+  }
+
   async close(): Promise<void> {
     await this.checker.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
-    await Promise.all([this.pools.blue.destroy(), this.pools.green.destroy()]);
+    await Promise.all([...this.pools.values(), ...this.retiring].map((p) => p.destroy()));
+  }
+
+  private newPool(r: Replica): Pool {
+    const timeout = this.opts.upstreamTimeoutMs ?? UPSTREAM_TIMEOUT_MS;
+    return new Pool(`http://${r.address}`, {
+      connections: this.opts.connectionsPerColor ?? CONNECTIONS_PER_COLOR,
+      connectTimeout: UPSTREAM_CONNECT_TIMEOUT_MS,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+      keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
+    });
   }
 
   private commit(change: Partial<TrafficState>): TrafficState {
@@ -323,25 +365,42 @@ export class EmbeddedRouter implements TrafficDriver {
       if (!isColor(preview)) return this.refuse(res, PREVIEW_INVALID);
       // The preview route reaches exactly that color: a smoke test must never be answered by the other one.
       labelSource(ex, 'preview');
-      this.send(ex, preview, false);
+      const replica = this.tracker.pick(preview, null) ?? this.tracker.anyReplica(preview);
+      if (replica === null) return this.refuse(res, badGateway(preview));
+      this.send(ex, replica, replayable(method, path) ? Replay.SAME : Replay.NONE);
       return;
     }
     const sticky = this.current.sticky;
     const key = sticky ? stickyKey(sticky, req.headers) : undefined;
     const preferred = key !== undefined ? stickyColor(key, this.current.weights) : this.picker.next();
-    const color = routeAround(preferred, this.isHealthy);
-    this.maybeMirror(color, ex);
-    // Predictions and reads have no side effects; anything else (say, an admin call) is never replayed.
-    this.send(ex, color, method === 'GET' || method === 'HEAD' || path.startsWith('/predict'));
+    // The preferred color unless none of its replicas is in rotation; with none anywhere, a replica of the
+    // preferred color all the same (like nginx's `backup` server: an answer from the idle color beats an error).
+    const other = otherColor(preferred);
+    const t = this.tracker;
+    const replica = t.pick(preferred, null) ?? t.pick(other, null) ?? t.anyReplica(preferred) ?? t.anyReplica(other);
+    if (replica === null) return this.refuse(res, badGateway(preferred));
+    this.maybeMirror(replica.color, ex);
+    this.send(ex, replica, replayable(method, path) ? Replay.ANY : Replay.NONE);
   }
 
   /**
-   * One attempt on one color. When `retryable`, a connection error is replayed once on the other color, and so
-   * is a 5xx answer (RETRY_STATUSES) while the other color is healthy; otherwise the client gets the color's
-   * real answer. Nothing has been written to the client when a replay is decided.
+   * One attempt on one replica. A replayable request that meets a connection error or a 5xx answer
+   * (RETRY_STATUSES) goes again to another healthy replica of the same color, else to the other color (a
+   * connection error: even an unhealthy one); otherwise the client gets the replica's real answer. Nothing has
+   * been written to the client when a replay is decided.
    */
-  private send(ex: Exchange, color: Color, retryable: boolean): void {
-    this.pools[color].dispatch(ex.request, new Attempt(this.host, ex, color, retryable));
+  private send(ex: Exchange, replica: Replica, replay: Replay): void {
+    let target = replica;
+    let pool = this.pools.get(target);
+    if (pool === undefined) {
+      // Removed by setUpstreams between a replay's choice and now: another of its color, if any.
+      const again = this.tracker.pick(replica.color, null);
+      pool = again === null ? undefined : this.pools.get(again);
+      if (again === null || pool === undefined) return this.refuse(ex.res, badGateway(replica.color));
+      target = again;
+    }
+    target.inFlight++;
+    pool.dispatch(ex.request, new Attempt(this.host, ex, target, replay));
   }
 
   private refuse(res: http.ServerResponse, e: PublicError): void {
@@ -353,17 +412,22 @@ export class EmbeddedRouter implements TrafficDriver {
     const target = this.current.mirror.target;
     // A copy to the color that already answers this request would only double its load.
     if (target === null || target === served || !this.mirrorSampler.take()) return;
-    if (this.mirrorsInFlight >= this.maxMirrors) {
+    const replica = this.tracker.pick(target, null) ?? this.tracker.anyReplica(target);
+    const pool = replica && this.pools.get(replica);
+    if (this.mirrorsInFlight >= this.maxMirrors || !replica || !pool) {
       this.m.mirror(target, 'dropped');
       return;
     }
     this.mirrorsInFlight++;
+    ensureRequestId(ex.request.headers);
+    replica.inFlight++;
     let status = 0;
     const done = (outcome: 'ok' | 'error') => {
       this.mirrorsInFlight--;
+      replica.inFlight--;
       this.m.mirror(target, outcome);
     };
-    this.pools[target].dispatch(
+    pool.dispatch(
       { ...ex.request, headers: [...ex.request.headers, SOURCE_HEADER, 'mirror' satisfies TrafficSource] },
       {
         onRequestStart: () => undefined,
@@ -398,12 +462,17 @@ function forwardedHeaders(req: http.IncomingMessage): string[] {
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
+/** Predictions and reads have no side effects; anything else (say, an admin call) is never replayed. */
+function replayable(method: string, path: string): boolean {
+  return method === 'GET' || method === 'HEAD' || path.startsWith('/predict');
+}
+
 function labelSource(ex: Exchange, source: Exclude<TrafficSource, 'live'>): void {
   ex.request.headers.push(SOURCE_HEADER, source);
 }
 
 /**
- * One attempt on one color, written against undici's own handler interface (onHeaders/onData/onComplete): a
+ * One attempt on one replica, written against undici's own handler interface (onHeaders/onData/onComplete): a
  * handler in the newer controller style is wrapped by undici 7 in an adapter that also parses every answer's
  * headers into an object. Here the raw headers go straight into the client's answer, and the attempt is one
  * object rather than a closure per callback.
@@ -414,14 +483,16 @@ class Attempt implements Dispatcher.DispatchHandler {
   private wroteHead = false;
   private resume: (() => void) | null = null;
   private abort: ((err?: Error) => void) | null = null;
-  /** The client left: the upstream answer is dropped, and its end is no fault of the color. */
+  /** The client left: the upstream answer is dropped, and its end is no fault of the replica. */
   private clientGone = false;
+  /** Where the replay goes, decided on a 5xx answer and sent once that answer is drained. */
+  private next: Replica | null = null;
 
   constructor(
     private readonly host: AttemptHost,
     private readonly ex: Exchange,
-    private readonly color: Color,
-    private readonly retryable: boolean,
+    private readonly replica: Replica,
+    private readonly replayTo: Replay,
   ) {}
 
   onConnect(abort: (err?: Error) => void): void {
@@ -429,16 +500,19 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    const { host, color } = this;
-    host.m.upstreamSeconds(color, (performance.now() - this.started) / 1000);
+    const { host, replica } = this;
+    host.m.upstreamSeconds(replica.color, (performance.now() - this.started) / 1000);
     if (statusCode >= 500) {
-      if (isUnavailableStatus(statusCode)) host.tracker.markFailure(color, `upstream answered ${statusCode}`);
-      if (this.retryable && isRetryStatus(statusCode) && host.tracker.isHealthy(otherColor(color))) {
-        this.replay = true;
-        return true;
+      if (isUnavailableStatus(statusCode)) host.tracker.markFailure(replica, `upstream answered ${statusCode}`);
+      if (this.replayTo !== Replay.NONE && isRetryStatus(statusCode)) {
+        this.next = this.replayTarget(false);
+        if (this.next !== null) {
+          this.replay = true;
+          return true;
+        }
       }
     }
-    host.m.request(color, statusCode);
+    host.m.request(replica.color, statusCode);
     this.resume = resume;
     this.ex.res.writeHead(statusCode, responseHeaders(rawHeaders));
     this.wroteHead = true;
@@ -460,23 +534,42 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onComplete(): void {
-    if (this.replay) this.retry();
+    this.replica.inFlight--;
+    if (this.replay && this.next !== null) this.retry(this.next);
     else this.ex.res.end();
   }
 
   onError(err: Error): void {
-    const { host, color, ex } = this;
+    const { host, replica, ex } = this;
+    replica.inFlight--;
     if (this.clientGone) return;
-    if (!this.replay) host.tracker.markFailure(color, describeError(err));
+    if (!this.replay) host.tracker.markFailure(replica, describeError(err));
+    const next = this.wroteHead ? null : (this.next ?? this.replayTarget(true));
     if (this.wroteHead) ex.res.destroy(err);
-    else if (this.retryable) this.retry();
-    else host.refuse(ex.res, isTimeout(err) ? gatewayTimeout(color) : badGateway(color));
+    else if (next !== null) this.retry(next);
+    else host.refuse(ex.res, isTimeout(err) ? gatewayTimeout(replica.color) : badGateway(replica.color));
   }
 
-  private retry(): void {
-    const other = otherColor(this.color);
-    this.host.m.retry(this.color, other);
-    this.host.send(this.ex, other, false);
+  /**
+   * Another healthy replica of this color first, then a healthy one of the other color; after a connection
+   * error (`anyOther`), an unhealthy one of the other color too: it may answer where this one could not.
+   */
+  private replayTarget(anyOther: boolean): Replica | null {
+    const { tracker } = this.host;
+    const { replica, replayTo } = this;
+    if (replayTo === Replay.NONE) return null;
+    if (replayTo === Replay.SAME || replayTo === Replay.ANY) {
+      const same = tracker.pick(replica.color, replica);
+      if (same !== null || replayTo === Replay.SAME) return same;
+    }
+    const other = otherColor(replica.color);
+    return tracker.pick(other, null) ?? (anyOther ? tracker.anyReplica(other) : null);
+  }
+
+  private retry(next: Replica): void {
+    this.host.m.retry(this.replica.color, next.color);
+    const sameColor = next.color === this.replica.color;
+    this.host.send(this.ex, next, sameColor && this.replayTo === Replay.ANY ? Replay.OTHER : Replay.NONE);
   }
 }
 

@@ -38,7 +38,14 @@ export class RouterMetrics {
         }
       },
     });
-    this.weight = new Gauge({ name: ROUTER_METRICS.weight, help: 'Current traffic weight, percent.', labelNames: ['color'], registers });
+    // Gauges say how several worker processes' values add up (router-cluster.ts): the same weight in each; healthy where all are.
+    this.weight = new Gauge({
+      name: ROUTER_METRICS.weight,
+      help: 'Current traffic weight, percent.',
+      labelNames: ['color'],
+      registers,
+      aggregator: 'first',
+    });
     this.latency = new HotHistogram(
       ROUTER_METRICS.upstreamLatency,
       'Upstream response time seen by the router, seconds.',
@@ -48,7 +55,7 @@ export class RouterMetrics {
     );
     this.retries = new Counter({
       name: ROUTER_METRICS.retries,
-      help: 'Requests retried on the other color.',
+      help: 'Requests replayed, by the color that failed and the one replayed on (the same color: another replica).',
       labelNames: ['from', 'to'],
       registers,
     });
@@ -63,6 +70,7 @@ export class RouterMetrics {
       help: '1 when the router considers the color healthy.',
       labelNames: ['color'],
       registers,
+      aggregator: 'min',
     });
     this.latencySeries = { blue: this.latency.labels({ color: 'blue' }), green: this.latency.labels({ color: 'green' }) };
     for (const color of COLORS) {

@@ -9,9 +9,11 @@
  * A change writes a new generation directory and swaps the `current` symlink atomically: in effect on the
  * next request, with no reload. Only structural changes (the sticky key, paths, ports) reload.
  *
- * Upstream names: mlservice_blue / mlservice_green (the original system's) reach one color (preview header,
- * mirror); bgserve_blue_first / bgserve_green_first hold both colors with the other one as `backup` (a 0%
- * color cannot be weight=0), so a failed prediction is replayed on the other color.
+ * Upstream names: mlservice_blue / mlservice_green (the original system's) reach one color's replicas (preview
+ * header, mirror); bgserve_blue_first / bgserve_green_first hold the color's replicas with the other color's as
+ * `backup` (a 0% color cannot be weight=0): nginx balances over the replicas (least_conn), a failed prediction
+ * goes to another replica of the same color first (nginx tries every primary before a backup), then to the
+ * other color.
  *
  * A 500 is replayed apart from the other retry statuses: nginx counts every status named in proxy_next_upstream
  * as a failed attempt towards max_fails, so a color answering 500s would sit out fail_timeout after each one and a
@@ -49,6 +51,7 @@ import {
   otherColor,
   PREVIEW_HEADER,
   PREVIEW_TOKEN_HEADER,
+  REQUEST_ID_HEADER,
   SOURCE_HEADER,
   type Color,
   type TrafficSource,
@@ -75,6 +78,8 @@ export const VERSION_PATH = '/__bgserve/version';
 export const STATUS_PATH = '/nginx_status';
 /** Access-log format the nginx driver reads back into router metrics. */
 export const ACCESS_LOG_FORMAT = '$upstream_addr|$upstream_status|$status|$upstream_response_time';
+/** Access-log format of the mirrored copies nginx sent (three fields: the request reader skips them). */
+export const MIRROR_LOG_FORMAT = 'mirror|$bgserve_mirror_to|$status';
 /** Name of the symlink, inside the live directory, to the generation being served. */
 export const LIVE_CURRENT = 'current';
 /** Replayed through error_page on the other color rather than by proxy_next_upstream (see above). */
@@ -162,6 +167,7 @@ function proxyTo(variable: string, indent: string, source: TrafficSource, dynami
     upstreamConnection(dynamic),
     'proxy_set_header Host $host;',
     'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+    `proxy_set_header ${headerName(REQUEST_ID_HEADER)} $bgserve_request_id;`,
     `proxy_set_header ${headerName(SOURCE_HEADER)} ${source === 'live' ? '""' : source};`,
     `proxy_set_header ${headerName(PREVIEW_TOKEN_HEADER)} "";`,
     'proxy_connect_timeout 1s;',
@@ -184,13 +190,30 @@ function server(u: Upstream): string {
 }
 
 /**
+ * With a resolver, a color is one host:port whose name nginx looks up on requests: a scaled compose service has
+ * one A record per replica, and nginx spreads requests over them (it rotates a cached answer's addresses).
+ */
+function single(upstreams: Upstreams, color: Color): Upstream {
+  const pool = upstreams[color];
+  if (pool.length !== 1) {
+    throw new Error(`with a resolver, nginx takes one host:port per color (a name whose DNS records are its replicas), not ${pool.length}`);
+  }
+  return pool[0];
+}
+
+/** The most attempts a live request makes: one, another replica of its color if it has one, the other color. */
+function liveTries(upstreams: Upstreams): number {
+  return Math.max(...COLORS.map((c) => upstreams[c].length)) > 1 ? 3 : 2;
+}
+
+/**
  * The resolver for an nginx whose upstream hosts this process was given: `configured` ("off": none, names resolved
  * once at load); by default Docker's DNS when a host is a name (compose), none for IP literals, which never move.
  */
 export function resolverFor(upstreams: Upstreams, configured?: string): string | undefined {
   if (configured === 'off') return undefined;
   if (configured !== undefined) return checkedResolver(configured);
-  return COLORS.some((color) => isIP(upstreams[color].host) === 0) ? DOCKER_DNS : undefined;
+  return COLORS.some((color) => upstreams[color].some((u) => isIP(u.host) === 0)) ? DOCKER_DNS : undefined;
 }
 
 /** A resolver address goes into the configuration unquoted: host or IP, optional port, nothing else. */
@@ -259,6 +282,7 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     // With a resolver, $upstream_addr holds looked-up addresses: the log names host:port instead (see dynamicMaps).
     `  log_format bgserve '${resolver ? ACCESS_LOG_FORMAT.replace('$upstream_addr', '$bgserve_log_addr') : ACCESS_LOG_FORMAT}';`,
     `  access_log ${p.accessLog ? `${p.accessLog} bgserve buffer=32k flush=1s` : 'off'};`,
+    `  log_format bgserve_mirror '${MIRROR_LOG_FORMAT}';`,
     `  client_body_temp_path ${p.tempDir}/client_body;`,
     `  proxy_temp_path ${p.tempDir}/proxy;`,
     `  fastcgi_temp_path ${p.tempDir}/fastcgi;`,
@@ -304,6 +328,12 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
     '    default invalid;',
     '  }',
     '',
+    "  # The id a request and its mirrored copy share (the shadow comparison pairs their answers by it): the client's own, else nginx's.",
+    `  map ${headerVariable(REQUEST_ID_HEADER)} $bgserve_request_id {`,
+    '    "" $request_id;',
+    `    default ${headerVariable(REQUEST_ID_HEADER)};`,
+    '  }',
+    '',
     '  # The color a replayed 500 goes to: the other one than the request was sent to.',
     '  map $bgserve_upstream $bgserve_replay_to {',
     ...COLORS.map((color) => `    ${PREFER_UPSTREAM[color]} ${COLOR_UPSTREAM[otherColor(color)]};`),
@@ -330,28 +360,43 @@ export function renderNginxConfig(state: Pick<TrafficState, 'sticky'>, opts: Ngi
 
   if (resolver) lines.push(...dynamicMaps(opts.upstreams));
   else lines.push(...upstreamBlocks(opts.upstreams, keepalive, maxFails, failTimeout));
-  lines.push(...serverBlock(opts, live, target, resolver !== null));
+  lines.push(...serverBlock(opts, live, target, resolver !== null, liveTries(opts.upstreams)));
   return lines.join('\n');
 }
 
-/** One block per color (the original names), and per color one with the other color as its backup. */
+/**
+ * An upstream block cannot be empty: a color without replicas is one `down` server, never tried, so its share
+ * goes to the backup (the other color) and its preview route answers 502.
+ */
+const NO_REPLICA = 'server 127.0.0.1:1 down;';
+
+/**
+ * One block per color (the original names) with every replica, and per color one with the other color's
+ * replicas as its backup. Several replicas: least_conn, the embedded router's rule (fewest requests in flight).
+ */
 function upstreamBlocks(upstreams: Upstreams, keepalive: number, maxFails: number, failTimeout: string): string[] {
   const lines: string[] = [];
+  const balance = (n: number) => (n > 1 ? ['    least_conn;'] : []);
+  const servers = (pool: readonly Upstream[], suffix: string) =>
+    pool.length === 0 ? [`    ${NO_REPLICA}`] : pool.map((u) => `    server ${server(u)}${suffix};`);
   for (const color of COLORS) {
     lines.push(
       `  upstream ${COLOR_UPSTREAM[color]} {`,
-      `    server ${server(upstreams[color])};`,
+      ...balance(upstreams[color].length),
+      ...servers(upstreams[color], ''),
       `    keepalive ${keepalive};`,
       '  }',
       '',
     );
   }
+  const fails = ` max_fails=${maxFails} fail_timeout=${failTimeout}`;
   for (const color of COLORS) {
     const other = color === 'blue' ? 'green' : 'blue';
     lines.push(
       `  upstream ${PREFER_UPSTREAM[color]} {`,
-      `    server ${server(upstreams[color])} max_fails=${maxFails} fail_timeout=${failTimeout};`,
-      `    server ${server(upstreams[other])} backup max_fails=${maxFails} fail_timeout=${failTimeout};`,
+      ...balance(upstreams[color].length),
+      ...servers(upstreams[color], fails),
+      ...(upstreams[other].length === 0 ? [] : servers(upstreams[other], ` backup${fails}`)),
       `    keepalive ${keepalive};`,
       '  }',
       '',
@@ -365,7 +410,13 @@ type ErrorPage = (status: number, suffix: string, as?: number) => string;
 const errorPage: ErrorPage = (status, suffix, as) =>
   `error_page ${status} ${as ? `=${as} ` : ''}${ERROR_PREFIX}${status}${suffix ? `-${suffix}` : ''};`;
 
-function serverBlock(opts: NginxRenderOptions, live: string, target: (variable: string) => string, dynamic: boolean): string[] {
+function serverBlock(
+  opts: NginxRenderOptions,
+  live: string,
+  target: (variable: string) => string,
+  dynamic: boolean,
+  tries: number,
+): string[] {
   return [
     '  server {',
     `    listen ${server(opts.listen)};`,
@@ -423,7 +474,7 @@ function serverBlock(opts: NginxRenderOptions, live: string, target: (variable: 
     '      mirror /__bgserve_mirror;',
     '      mirror_request_body on;',
     ...proxyTo(target('$bgserve_upstream'), '      ', 'live', dynamic),
-    ...(dynamic ? liveReplayedByErrorPage() : liveRetriedOnBackup()),
+    ...(dynamic ? liveReplayedByErrorPage() : liveRetriedOnBackup(tries)),
     '      recursive_error_pages on;',
     '    }',
     '',
@@ -445,7 +496,10 @@ function serverBlock(opts: NginxRenderOptions, live: string, target: (variable: 
     '    # Shadow copy: answered 204 inside nginx unless this request falls in the mirrored share.',
     '    location = /__bgserve_mirror {',
     '      internal;',
-    '      access_log off;',
+    // A subrequest is not logged by default; the copies sent are, for the router's mirror counter.
+    ...(opts.paths.accessLog
+      ? ['      log_subrequest on;', `      access_log ${opts.paths.accessLog} bgserve_mirror buffer=32k flush=1s if=$bgserve_mirror_to;`]
+      : ['      access_log off;']),
     '      set $bgserve_mirror_to "";',
     ...COLORS.flatMap((color) => [
       `      if (-f ${live}/mirror-${color}-$bgserve_mirror_bucket) {`,
@@ -459,6 +513,7 @@ function serverBlock(opts: NginxRenderOptions, live: string, target: (variable: 
     '      proxy_http_version 1.1;',
     `      ${upstreamConnection(dynamic)}`,
     '      proxy_set_header Host $host;',
+    `      proxy_set_header ${headerName(REQUEST_ID_HEADER)} $bgserve_request_id;`,
     `      proxy_set_header ${headerName(SOURCE_HEADER)} ${'mirror' satisfies TrafficSource};`,
     `      proxy_set_header ${headerName(PREVIEW_TOKEN_HEADER)} "";`,
     '      proxy_connect_timeout 200ms;',
@@ -470,12 +525,15 @@ function serverBlock(opts: NginxRenderOptions, live: string, target: (variable: 
   ];
 }
 
-/** Upstream blocks: nginx retries on the backup server itself; a 500 is replayed apart (see the top). */
-function liveRetriedOnBackup(): string[] {
+/**
+ * Upstream blocks: nginx retries on another replica, then the backup color itself; a 500 is replayed apart, on
+ * the other color (see the top).
+ */
+function liveRetriedOnBackup(tries: number): string[] {
   return [
-    '      # Predictions have no side effects: a POST that failed on one color is replayed once on the other.',
+    '      # Predictions have no side effects: a POST that failed on one replica is replayed on another, then on the other color.',
     `      proxy_next_upstream error timeout ${NEXT_UPSTREAM_STATUSES.map((code) => `http_${code}`).join(' ')} non_idempotent;`,
-    '      proxy_next_upstream_tries 2;',
+    `      proxy_next_upstream_tries ${tries};`,
     `      # A ${REPLAYED_STATUS} is replayed without counting towards max_fails; other answers pass through unchanged.`,
     '      proxy_intercept_errors on;',
     `      error_page ${REPLAYED_STATUS} = @bgserve_replay;`,
@@ -511,13 +569,13 @@ function dynamicMaps(upstreams: Upstreams): string[] {
     '    default "";',
     '  }',
   ];
-  const byName = COLORS.map((color): [string, string] => [COLOR_UPSTREAM[color], server(upstreams[color])]);
+  const byName = COLORS.map((color): [string, string] => [COLOR_UPSTREAM[color], server(single(upstreams, color))]);
   return [
     '  # Where each upstream name is: looked up through the resolver on the request (no upstream blocks).',
     ...map(
       '$bgserve_upstream',
       '$bgserve_upstream_addr',
-      COLORS.map((color) => [PREFER_UPSTREAM[color], server(upstreams[color])]),
+      COLORS.map((color) => [PREFER_UPSTREAM[color], server(single(upstreams, color))]),
     ),
     ...map('$bgserve_preview', '$bgserve_preview_addr', byName),
     ...map('$bgserve_replay_to', '$bgserve_replay_to_addr', byName),

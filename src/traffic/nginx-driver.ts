@@ -19,6 +19,7 @@ import { execFile } from 'node:child_process';
 import type { Registry } from 'prom-client';
 import { request } from 'undici';
 import { ActiveHealthChecker, describeError, HealthTracker, type HealthOptions } from './health.js';
+import { validateUpstreams } from './pools.js';
 import { RouterMetrics } from './metrics.js';
 import { AccessLogFollower } from './nginx-access-log.js';
 import {
@@ -29,7 +30,7 @@ import {
   type NginxPaths,
   type NginxRenderOptions,
 } from './nginx-config.js';
-import { initialState, validateMirror, validateSticky, validateWeights } from './policy.js';
+import { initialState, TrafficInputError, validateMirror, validateSticky, validateWeights } from './policy.js';
 import type { Color } from '../config/defaults.js';
 import {
   RouterRefusedError,
@@ -118,6 +119,8 @@ export class NginxDriver implements TrafficDriver {
   private oldWorkers: number[] = [];
   /** Changes are applied one at a time, in call order. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** The pools rendered into the running configuration. */
+  private upstreams: Upstreams;
 
   constructor(private readonly opts: NginxDriverOptions) {
     this.metrics = this.m.registry;
@@ -139,8 +142,12 @@ export class NginxDriver implements TrafficDriver {
     }
     this.checkUrl = opts.checkUrl ?? `http://${opts.listen.host}:${opts.listen.port}`;
     this.url = opts.url ?? this.checkUrl;
-    this.tracker = new HealthTracker({ ...opts.health, onChange: (color, healthy) => this.m.setHealthy(color, healthy) });
-    this.checker = new ActiveHealthChecker(opts.upstreams, this.tracker, opts.health);
+    this.upstreams = validateUpstreams(opts.upstreams);
+    this.tracker = new HealthTracker(this.upstreams, {
+      ...opts.health,
+      onChange: (color, healthy) => this.m.setHealthy(color, healthy),
+    });
+    this.checker = new ActiveHealthChecker(this.tracker, opts.health);
   }
 
   /** Writes the first configuration and starts nginx (managed) or reloads it (external). */
@@ -182,7 +189,7 @@ export class NginxDriver implements TrafficDriver {
     await this.waitInEffect(this.current.generation);
     await this.checker.start();
     if (this.paths.accessLog) {
-      this.follower = new AccessLogFollower(this.paths.accessLog, this.opts.upstreams, this.m);
+      this.follower = new AccessLogFollower(this.paths.accessLog, this.upstreams, this.m);
       await this.follower.start();
     }
     return this;
@@ -229,6 +236,40 @@ export class NginxDriver implements TrafficDriver {
 
   async setSticky(sticky: StickyConfig | null): Promise<TrafficState> {
     return this.apply({ sticky: validateSticky(sticky) });
+  }
+
+  /**
+   * Rewrites the upstream blocks and reloads gracefully (checked with `nginx -t` first; refused, the running
+   * pools stay). In-flight requests finish on the old workers.
+   */
+  async setUpstreams(upstreams: Upstreams): Promise<void> {
+    const valid = validateUpstreams(upstreams);
+    try {
+      renderNginxConfig(this.current, { ...this.renderOptions(), upstreams: valid });
+    } catch (err) {
+      // A pool this configuration cannot hold (several host:port per color with a resolver): the caller's mistake.
+      throw new TrafficInputError('invalid_upstreams', (err as Error).message);
+    }
+    return this.enqueue(async () => {
+      const next: TrafficState = { ...this.current, generation: this.current.generation + 1 };
+      const previous = this.upstreams;
+      this.upstreams = valid;
+      this.oldWorkers = [];
+      try {
+        await this.writeChecked(next);
+      } catch (err) {
+        this.upstreams = previous;
+        throw err;
+      }
+      const { next: pools, added } = this.tracker.plan(valid);
+      await this.checker.check(added);
+      this.tracker.apply(pools);
+      if (this.follower) this.follower.upstreams = valid;
+      await this.writeLive(next);
+      await this.reload();
+      this.current = next;
+      await this.waitInEffect(next.generation);
+    });
   }
 
   /**
@@ -287,7 +328,7 @@ export class NginxDriver implements TrafficDriver {
     const user = this.opts.mode.kind === 'managed' && process.getuid?.() === 0 ? 'root' : undefined;
     return {
       listen: this.opts.listen,
-      upstreams: this.opts.upstreams,
+      upstreams: this.upstreams,
       paths: this.paths,
       user,
       previewToken: this.opts.previewToken,

@@ -153,3 +153,12 @@ export function parseHostPort(value: string): Upstream {
   if (!match || port < 1 || port > 65_535) throw new Error('expected host:port');
   return { host: match[1], port };
 }
+
+/** A pool on a command line: `host:port[,host:port...]`. */
+export function parseHostPorts(value: string): Upstream[] {
+  return value.split(',').map((one) => parseHostPort(one.trim()));
+}
+
+export function formatHostPorts(pool: readonly Upstream[]): string {
+  return pool.map((u) => `${u.host}:${u.port}`).join(',');
+}

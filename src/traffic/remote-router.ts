@@ -8,8 +8,9 @@
 import { Registry } from 'prom-client';
 import { Agent, request } from 'undici';
 import { validateMirror, validateSticky, validateWeights, TrafficInputError } from './policy.js';
+import { validateUpstreams } from './pools.js';
 import { ROUTER_CONTROL_PATH, type RouterSnapshot } from './router-control.js';
-import type { DriverKind, HealthReport, MirrorConfig, StickyConfig, TrafficDriver, TrafficState, Weights } from './types.js';
+import type { DriverKind, HealthReport, MirrorConfig, StickyConfig, TrafficDriver, TrafficState, Upstreams, Weights } from './types.js';
 
 export interface RemoteRouterOptions {
   /** The kind of router the process runs (default: embedded). */
@@ -95,6 +96,10 @@ export class RemoteRouter implements TrafficDriver {
     return this.change('sticky', { sticky: validateSticky(sticky) });
   }
 
+  async setUpstreams(upstreams: Upstreams): Promise<void> {
+    await this.change('upstreams', validateUpstreams(upstreams));
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -104,7 +109,7 @@ export class RemoteRouter implements TrafficDriver {
     await this.opts.onClose?.();
   }
 
-  private change(what: 'weights' | 'mirror' | 'sticky', body: unknown): Promise<TrafficState> {
+  private change(what: 'weights' | 'mirror' | 'sticky' | 'upstreams', body: unknown): Promise<TrafficState> {
     const job = async () => {
       const res = await this.call('PUT', `${ROUTER_CONTROL_PATH}/${what}`, body);
       const answer = (await res.body.json()) as RouterSnapshot & { error?: string; message?: string; details?: Record<string, string> };

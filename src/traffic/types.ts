@@ -19,12 +19,27 @@ export interface TrafficState {
   generation: number;
 }
 
+/** One replica of a color, as the router sees it. */
+export interface ReplicaHealth {
+  /** "host:port". */
+  address: string;
+  /** In rotation: its last active check passed and no proxied request failed since. */
+  healthy: boolean;
+  lastError: string | null;
+  /** ISO time of its last active check, null before the first one. */
+  checkedAt: string | null;
+  /** Requests proxied to it and not yet answered (embedded router only). */
+  inFlight?: number;
+}
+
 export interface ColorHealth {
+  /** At least one replica is in rotation. */
   healthy: boolean;
   /** Last failure seen (active check or proxied request), null when none since the color became healthy. */
   lastError: string | null;
   /** ISO time of the last active check, null before the first one. */
   checkedAt: string | null;
+  replicas: ReplicaHealth[];
 }
 
 export type HealthReport = Record<Color, ColorHealth>;
@@ -34,7 +49,11 @@ export interface Upstream {
   port: number;
 }
 
-export type Upstreams = Record<Color, Upstream>;
+/**
+ * A color's pool: its replicas. At least one at start; may become empty when discovery finds none (the color
+ * is then unhealthy and its share goes to the other color).
+ */
+export type Upstreams = Record<Color, Upstream[]>;
 
 /** A router's kind: its key in the driver registry (traffic/registry.ts), e.g. 'embedded' or 'nginx'. */
 export type DriverKind = string;
@@ -81,6 +100,11 @@ export interface TrafficDriver {
   setSticky(sticky: StickyConfig | null): Promise<TrafficState>;
   state(): TrafficState;
   health(): HealthReport;
+  /**
+   * Replaces the colors' pools (discovery found new replicas, one came back on another port). Resolves when new
+   * requests use the new pools; requests in flight finish where they are. Replicas that stay keep their health.
+   */
+  setUpstreams(upstreams: Upstreams): Promise<void>;
   close(): Promise<void>;
   /** The process it runs beside this one, if any (see DriverProcess). */
   readonly process?: DriverProcess;

@@ -16,7 +16,7 @@ import type { StatusReport } from '../../src/control/traffic-routes.js';
 import { builtInDrivers } from '../../src/traffic/drivers.js';
 import { startEmbeddedRouter } from '../../src/traffic/embedded-router.js';
 import type { TrafficDriverEntry } from '../../src/traffic/registry.js';
-import type { MirrorConfig, StickyConfig, TrafficDriver, TrafficState, Weights } from '../../src/traffic/types.js';
+import type { MirrorConfig, StickyConfig, TrafficDriver, TrafficState, Upstreams, Weights } from '../../src/traffic/types.js';
 import { GOOD_BUNDLE } from '../controller/bundles.js';
 import { startLoad, type Load } from '../controller/stack.js';
 import { CLI_ENTRY, freePort } from '../support/processes.js';
@@ -56,6 +56,10 @@ class RelayDriver implements TrafficDriver {
 
   health() {
     return this.inner.health();
+  }
+
+  setUpstreams(upstreams: Upstreams) {
+    return this.inner.setUpstreams(upstreams);
   }
 
   close() {

@@ -27,7 +27,7 @@ beforeAll(async () => {
   router = await startEmbeddedRouter({
     host: '127.0.0.1',
     port: 0,
-    upstreams: { blue: { host: '127.0.0.1', port: blue.port }, green: { host: '127.0.0.1', port: green.port } },
+    upstreams: { blue: [{ host: '127.0.0.1', port: blue.port }], green: [{ host: '127.0.0.1', port: green.port }] },
   });
   control = await buildControlServer({
     token,

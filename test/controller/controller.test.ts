@@ -13,7 +13,6 @@ import { TARGET_UNREADABLE_MS } from '../../src/controller/defaults.js';
 import type { ModelIdentity } from '../../src/controller/ports.js';
 import { CONTROLLER_METRICS } from '../../src/config/metric-names.js';
 import { ColorUnreadableError } from '../../src/metric-sources/types.js';
-import { loadBundle } from '../../src/model/bundle.js';
 import type { EventType, ReleaseState, WindowStats } from '../../src/release/types.js';
 import {
   FakeInstances,
@@ -25,7 +24,7 @@ import {
   type WindowAnswer,
 } from '../support/fakes/index.js';
 import { stats } from '../release/windows.js';
-import { BASE_BUNDLE, GOOD_BUNDLE, deriveBundle } from './bundles.js';
+import { BASE_BUNDLE, GOOD_BUNDLE, bundleIdentity, deriveBundle } from './bundles.js';
 
 const TICK_MS = 100;
 const CANARY: DeployOptions = { strategy: 'canary', steps: [50], analysisMs: 2_000, inconclusiveGraceMs: 1_000 };
@@ -33,12 +32,7 @@ const CANARY: DeployOptions = { strategy: 'canary', steps: [50], analysisMs: 2_0
 let base: ModelIdentity;
 let good: ModelIdentity;
 beforeAll(async () => {
-  const identity = async (dir: string): Promise<ModelIdentity> => {
-    const loaded = await loadBundle(dir);
-    await loaded.runtime.close?.();
-    return { name: loaded.manifest.name, version: loaded.manifest.version, sha256: loaded.sha256 };
-  };
-  [base, good] = await Promise.all([identity(BASE_BUNDLE), identity(GOOD_BUNDLE)]);
+  [base, good] = await Promise.all([bundleIdentity(BASE_BUNDLE), bundleIdentity(GOOD_BUNDLE)]);
 });
 
 /** Both colors alike, with enough requests for every check to judge: a window that passes. */

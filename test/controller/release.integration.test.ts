@@ -9,10 +9,9 @@ import path from 'node:path';
 import { DeployError, type DeployOptions, type ReleaseController } from '../../src/controller/controller.js';
 import { ROUTER_METRICS } from '../../src/config/metric-names.js';
 import { isLive } from '../../src/release/engine.js';
-import type { ReleaseState } from '../../src/release/types.js';
 import { stopAll } from '../support/processes.js';
 import { deriveBundle, GOOD_BUNDLE } from './bundles.js';
-import { startController, startLoad, startStack, waitFor, type Load, type Stack } from './stack.js';
+import { releaseUnderLoad, startController, startLoad, startStack, waitFor, type Stack } from './stack.js';
 
 let stack: Stack;
 let controller: ReleaseController;
@@ -36,25 +35,7 @@ afterAll(async () => {
 });
 
 /** Deploys under load and waits for the release to end. */
-async function release(bundle: string, options: DeployOptions): Promise<{ state: ReleaseState; load: Load }> {
-  const load = await startLoad(stack.router.url);
-  try {
-    await new Promise((r) => setTimeout(r, 300));
-    const started = await controller.deploy(bundle, options);
-    const state = await waitFor(
-      'release to end',
-      () => {
-        const s = controller.history(1)[0];
-        return s && s.spec.id === started.spec.id && !isLive(s.status) ? s : undefined;
-      },
-      90_000,
-    );
-    await new Promise((r) => setTimeout(r, 300));
-    return { state, load };
-  } finally {
-    await load.stop();
-  }
-}
+const release = (bundle: string, options: DeployOptions) => releaseUnderLoad(stack, controller, bundle, options);
 
 const SHORT = { analysisMs: 3_000, inconclusiveGraceMs: 5_000 };
 

@@ -35,7 +35,7 @@ function logFile(): string {
 /** A router stand-in that applies what it is told at once. */
 function router(): TrafficPort & { applied: Weights[] } {
   let state: TrafficState = { weights: { blue: 100, green: 0 }, mirror: { target: null, percent: 0 }, sticky: null, generation: 0 };
-  const healthy = { healthy: true, lastError: null, checkedAt: null };
+  const healthy = { healthy: true, lastError: null, checkedAt: null, replicas: [] };
   const applied: Weights[] = [];
   return {
     applied,

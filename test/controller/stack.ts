@@ -13,7 +13,9 @@ import { startEmbeddedRouter } from '../../src/traffic/embedded-router.js';
 import { startNginxDriver } from '../../src/traffic/nginx-driver.js';
 import type { DriverKind, TrafficDriver } from '../../src/traffic/types.js';
 import type { MetricsProvider } from '../../src/metric-sources/types.js';
-import { ReleaseController } from '../../src/controller/controller.js';
+import { ReleaseController, type ControllerOptions, type DeployOptions } from '../../src/controller/controller.js';
+import { isLive } from '../../src/release/engine.js';
+import type { ReleaseState } from '../../src/release/types.js';
 import { InstanceAdmin } from '../../src/controller/instance-admin.js';
 import { PreviewClient, readGoldenSet } from '../../src/controller/smoke.js';
 import { ScrapeProvider } from '../../src/metric-sources/scrape-provider.js';
@@ -34,7 +36,12 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export async function startStack(faults: Record<string, Fault> = {}, routerKind: DriverKind = 'embedded'): Promise<Stack> {
+/** `bundle`: what both colors serve at the start (a stack for another model's releases). */
+export async function startStack(
+  faults: Record<string, Fault> = {},
+  routerKind: DriverKind = 'embedded',
+  bundle: string = BASE_BUNDLE,
+): Promise<Stack> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bgserve-release-'));
   const token = 'test-admin-token-0123456789';
   const tokenFile = path.join(dir, 'admin-token');
@@ -55,7 +62,7 @@ export async function startStack(faults: Record<string, Fault> = {}, routerKind:
         '--port',
         String(ports[color]),
         '--bundle',
-        BASE_BUNDLE,
+        bundle,
         '--admin-token-file',
         tokenFile,
         '--bundle-root',
@@ -68,7 +75,7 @@ export async function startStack(faults: Record<string, Fault> = {}, routerKind:
     instances[color] = `http://127.0.0.1:${ports[color]}`;
   }
   await Promise.all((['blue', 'green'] as const).map((c) => waitForHttp(`${instances[c]}/ready`, { proc: procs[c], timeoutMs: 30_000 })));
-  const upstreams = { blue: { host: '127.0.0.1', port: ports.blue }, green: { host: '127.0.0.1', port: ports.green } };
+  const upstreams = { blue: [{ host: '127.0.0.1', port: ports.blue }], green: [{ host: '127.0.0.1', port: ports.green }] };
   const initial = { weights: { blue: 100, green: 0 } };
   const router =
     routerKind === 'nginx'
@@ -97,7 +104,7 @@ export async function startStack(faults: Record<string, Fault> = {}, routerKind:
 
 export function startController(
   stack: Stack,
-  opts: { analysisEveryMs?: number; analysisTimeoutMs?: number; provider?: MetricsProvider } = {},
+  opts: Pick<ControllerOptions, 'analysisEveryMs' | 'analysisTimeoutMs' | 'pairing' | 'registry'> & { provider?: MetricsProvider } = {},
 ): { controller: ReleaseController; store: ReleaseStore } {
   const store = ReleaseStore.open(path.join(stack.dir, RELEASE_LOG_FILE));
   const controller = new ReleaseController({
@@ -109,6 +116,8 @@ export function startController(
     tickMs: 100,
     analysisEveryMs: opts.analysisEveryMs ?? 250,
     ...(opts.analysisTimeoutMs ? { analysisTimeoutMs: opts.analysisTimeoutMs } : {}),
+    pairing: opts.pairing,
+    registry: opts.registry,
   });
   return { controller, store };
 }
@@ -123,9 +132,9 @@ export interface Load {
   stop(): Promise<void>;
 }
 
-/** `workers` sequential clients posting golden rows to the router until stopped or `maxMs` passes. */
-export async function startLoad(routerUrl: string, workers = 4, maxMs = 120_000): Promise<Load> {
-  const golden = await readGoldenSet(BASE_BUNDLE);
+/** `workers` sequential clients posting `bundle`'s golden rows to the router until stopped or `maxMs` passes. */
+export async function startLoad(routerUrl: string, workers = 4, maxMs = 120_000, bundle: string = BASE_BUNDLE): Promise<Load> {
+  const golden = await readGoldenSet(bundle);
   const bodies = (golden?.rows ?? []).map((r) => JSON.stringify(r));
   const deadline = Date.now() + maxMs;
   let running = true;
@@ -190,4 +199,43 @@ export async function startControlPlane(stack: Stack, token: string): Promise<Co
   });
   await plane.app.ready();
   return plane;
+}
+
+export interface ReleaseUnderLoadOptions {
+  /** Load clients (startLoad's workers) and its time bound. */
+  workers?: number;
+  loadMs?: number;
+  /** Whose golden rows the load sends (default: the stack's base bundle). */
+  loadBundle?: string;
+  /** Pause before the deploy and after the end, so the load straddles both. */
+  settleMs?: number;
+  timeoutMs?: number;
+}
+
+/** Deploys under a bounded client load through the router and waits for the release to end. */
+export async function releaseUnderLoad(
+  stack: Stack,
+  controller: ReleaseController,
+  bundle: string,
+  options: DeployOptions,
+  opts: ReleaseUnderLoadOptions = {},
+): Promise<{ state: ReleaseState; load: Load }> {
+  const load = await startLoad(stack.router.url, opts.workers ?? 4, opts.loadMs ?? 120_000, opts.loadBundle ?? BASE_BUNDLE);
+  const settleMs = opts.settleMs ?? 300;
+  try {
+    await new Promise((r) => setTimeout(r, settleMs));
+    const started = await controller.deploy(bundle, options);
+    const state = await waitFor(
+      'release to end',
+      () => {
+        const s = controller.history(1)[0];
+        return s && s.spec.id === started.spec.id && !isLive(s.status) ? s : undefined;
+      },
+      opts.timeoutMs ?? 90_000,
+    );
+    await new Promise((r) => setTimeout(r, settleMs));
+    return { state, load };
+  } finally {
+    await load.stop();
+  }
 }

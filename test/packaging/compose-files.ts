@@ -18,10 +18,10 @@ export function subsets<T>(items: T[]): T[][] {
   return out;
 }
 
-export async function composeConfig(files: string[], quiet: boolean): Promise<string> {
+/** `vars`: interpolation variables the user sets (none by default: the files' defaults must be enough). */
+export async function composeConfig(files: string[], quiet: boolean, vars: Record<string, string> = {}): Promise<string> {
   const args = [...files.flatMap((f) => ['-f', f]), 'config', ...(quiet ? ['-q'] : [])];
-  // An empty environment for interpolation: defaults in the files must be enough.
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...vars };
   const { stdout } = await run('docker-compose', ['--project-directory', ROOT, '--project-name', 'bgserve', ...args], { cwd: ROOT, env });
   return stdout;
 }

@@ -84,7 +84,7 @@ describe('compose nginx: controller render -> watch-config.sh -> nginx reload', 
     options = {
       ...COMPOSE_NGINX_OPTIONS,
       listen: { host: '127.0.0.1', port: routerPort },
-      upstreams: { blue: { host: '127.0.0.1', port: bluePort }, green: { host: '127.0.0.1', port: greenPort } },
+      upstreams: { blue: [{ host: '127.0.0.1', port: bluePort }], green: [{ host: '127.0.0.1', port: greenPort }] },
       paths: {
         pid: path.join(prefix, 'nginx.pid'),
         errorLog: path.join(prefix, 'logs/error.log'),

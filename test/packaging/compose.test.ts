@@ -20,6 +20,7 @@ import {
   mounts,
   subsets,
   type ComposeService,
+  type MergedStack,
 } from './compose-files.js';
 import { COMPOSE_SERVICES, INSTANCE_PORT, LIVE_DIR, NGINX_PORT, RENDER_PATH, STATE_DIR } from '../../deploy/nginx/compose.js';
 
@@ -85,6 +86,14 @@ describe('compose files', () => {
       expect(hostPorts(s.controller)).toEqual([[PORTS.control, PORTS.control]]);
     });
 
+    it('scales each color (docs/scaling.md): host port ranges from the environment, the controller discovering replicas', async () => {
+      const scaled = parse(await composeConfig(FILES, false, { BLUE_HOST_PORT: '8011-8019', GREEN_HOST_PORT: '8021-8029' })) as MergedStack;
+      // One binding per color, a range: each container of a scaled service takes a free port of it.
+      expect(scaled.services[COMPOSE_SERVICES.blue].ports).toEqual([{ published: '8011-8019', target: INSTANCE_PORT }]);
+      expect(scaled.services[COMPOSE_SERVICES.green].ports).toEqual([{ published: '8021-8029', target: INSTANCE_PORT }]);
+      expect(commandText(s.controller)).toContain('--discover-replicas');
+    });
+
     it('mounts only files and directories that exist in the repository', () => {
       for (const [name, service] of Object.entries(s)) {
         for (const v of mounts(service).filter((m) => m.bind)) {
@@ -124,9 +133,16 @@ describe('compose files', () => {
 
     it('agrees with the Prometheus and Grafana files it mounts', async () => {
       const prom = parse(await readFile(path.join(ROOT, 'deploy/prometheus/prometheus.yml'), 'utf8')) as {
-        scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }>;
+        scrape_configs: Array<{
+          static_configs?: Array<{ targets: string[] }>;
+          dns_sd_configs?: Array<{ names: string[]; port: number }>;
+        }>;
       };
-      const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((sc) => sc.targets));
+      // The colors by DNS SD (every replica of a scaled service), the controller as a static target.
+      const targets = prom.scrape_configs.flatMap((c) => [
+        ...(c.static_configs ?? []).flatMap((sc) => sc.targets),
+        ...(c.dns_sd_configs ?? []).flatMap((sd) => sd.names.map((n) => `${n}:${sd.port}`)),
+      ]);
       expect(targets).toEqual(
         expect.arrayContaining([
           `${COMPOSE_SERVICES.blue}:${INSTANCE_PORT}`,

@@ -219,6 +219,83 @@ interface Totals {
   colors: Record<string, number>;
 }
 
+async function predictAt(base: string): Promise<{ color: string; model: { version: string } }> {
+  const res = await fetch(`${base}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(WINE_EXAMPLE),
+  });
+  expect(res.status).toBe(200);
+  return (await res.json()) as { color: string; model: { version: string } };
+}
+
+/** Bounded continuous load on `target` (nginx's /predict) while `fn` runs: 3 clients, every answer counted. */
+async function underLoadAt<T>(target: string, fn: () => Promise<T>): Promise<{ result: T; totals: Totals }> {
+  const totals: Totals = { sent: 0, failed: 0, errors: [], colors: {} };
+  let stop = false;
+  const worker = async () => {
+    while (!stop) {
+      // Paced (at most ~100 requests/s per client): enough for every analysis window, and the machine is shared.
+      await new Promise((r) => setTimeout(r, 10));
+      totals.sent++;
+      try {
+        const res = await fetch(target, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(WINE_EXAMPLE),
+        });
+        const body = await res.text();
+        if (res.status !== 200) {
+          totals.failed++;
+          if (totals.errors.length < 5) totals.errors.push(`${res.status} ${body.slice(0, 200)}`);
+        } else {
+          const color = (JSON.parse(body) as { color: string }).color;
+          totals.colors[color] = (totals.colors[color] ?? 0) + 1;
+        }
+      } catch (err) {
+        totals.failed++;
+        if (totals.errors.length < 5) totals.errors.push(String((err as Error).cause ?? err));
+      }
+    }
+  };
+  const load = Promise.all([worker(), worker(), worker()]);
+  try {
+    return { result: await fn(), totals };
+  } finally {
+    stop = true;
+    await load;
+  }
+}
+
+/** The deploy host's directory, as deploy.yml copies it there: compose files, deploy/, models/, the script. */
+async function deployHostDir(): Promise<string> {
+  const hostDir = await mkdtemp(path.join(os.tmpdir(), 'bgserve-compose-host-'));
+  for (const entry of [...FILES, 'deploy/nginx', 'deploy/prometheus', 'deploy/grafana', 'models', 'scripts/deploy-bluegreen.sh']) {
+    await mkdir(path.dirname(path.join(hostDir, entry)), { recursive: true });
+    await cp(path.join(ROOT, entry), path.join(hostDir, entry), { recursive: true });
+  }
+  // The containers' users (node, nobody) read the bind mounts.
+  await chmod(hostDir, 0o755);
+  return hostDir;
+}
+
+/** A Compose describe's end: `down -v`, then the forwarder, the engine and the host directory, whatever started. */
+async function tearDownStack(o: {
+  engine?: Engine;
+  ports?: Forwarder;
+  hostDir?: string;
+  compose: (args: string[]) => Promise<RunResult>;
+}): Promise<void> {
+  if (o.engine && o.hostDir) {
+    const down = await o.compose(['down', '-v', '--remove-orphans']);
+    if (down.code !== 0) console.error(`down -v failed: ${down.stderr}`);
+  }
+  await o.ports?.close();
+  console.log(`Docker figures: ${JSON.stringify(figures)}`);
+  await o.engine?.stop();
+  if (o.hostDir) await rm(o.hostDir, { recursive: true, force: true });
+}
+
 describe.skipIf(unavailable !== null)('the four-file Compose stack on a real engine', () => {
   let engine: Engine | undefined;
   let ports: Forwarder | undefined;
@@ -235,53 +312,8 @@ describe.skipIf(unavailable !== null)('the four-file Compose stack on a real eng
   const addressOf = async (container: string) =>
     docker(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', container]);
 
-  async function predict(base = url('nginx')): Promise<{ color: string; model: { version: string } }> {
-    const res = await fetch(`${base}/predict`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(WINE_EXAMPLE),
-    });
-    expect(res.status).toBe(200);
-    return (await res.json()) as { color: string; model: { version: string } };
-  }
-
-  /** Bounded continuous load through :80 while `fn` runs: 3 clients, every answer counted. */
-  async function underLoad<T>(fn: () => Promise<T>): Promise<{ result: T; totals: Totals }> {
-    const totals: Totals = { sent: 0, failed: 0, errors: [], colors: {} };
-    let stop = false;
-    const worker = async () => {
-      while (!stop) {
-        // Paced (at most ~100 requests/s per client): enough for every analysis window, and the machine is shared.
-        await new Promise((r) => setTimeout(r, 10));
-        totals.sent++;
-        try {
-          const res = await fetch(url('nginx', '/predict'), {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify(WINE_EXAMPLE),
-          });
-          const body = await res.text();
-          if (res.status !== 200) {
-            totals.failed++;
-            if (totals.errors.length < 5) totals.errors.push(`${res.status} ${body.slice(0, 200)}`);
-          } else {
-            const color = (JSON.parse(body) as { color: string }).color;
-            totals.colors[color] = (totals.colors[color] ?? 0) + 1;
-          }
-        } catch (err) {
-          totals.failed++;
-          if (totals.errors.length < 5) totals.errors.push(String((err as Error).cause ?? err));
-        }
-      }
-    };
-    const load = Promise.all([worker(), worker(), worker()]);
-    try {
-      return { result: await fn(), totals };
-    } finally {
-      stop = true;
-      await load;
-    }
-  }
+  const predict = (base = url('nginx')) => predictAt(base);
+  const underLoad = <T>(fn: () => Promise<T>) => underLoadAt(url('nginx', '/predict'), fn);
 
   async function allHealthy(timeoutMs: number): Promise<void> {
     await waitFor(
@@ -306,14 +338,7 @@ describe.skipIf(unavailable !== null)('the four-file Compose stack on a real eng
   }
 
   beforeAll(async () => {
-    // The deploy host's directory, as deploy.yml copies it there: compose files, deploy/, models/, the script.
-    hostDir = await mkdtemp(path.join(os.tmpdir(), 'bgserve-compose-host-'));
-    for (const entry of [...FILES, 'deploy/nginx', 'deploy/prometheus', 'deploy/grafana', 'models', 'scripts/deploy-bluegreen.sh']) {
-      await mkdir(path.dirname(path.join(hostDir, entry)), { recursive: true });
-      await cp(path.join(ROOT, entry), path.join(hostDir, entry), { recursive: true });
-    }
-    // The containers' users (node, nobody) read the bind mounts.
-    await chmod(hostDir, 0o755);
+    hostDir = await deployHostDir();
     await deriveBundle(path.join(hostDir, 'models/wine-quality'), { version: '1.0.1-shifted', shift: 1.5 });
 
     engine = await startEngine('netns');
@@ -329,15 +354,8 @@ describe.skipIf(unavailable !== null)('the four-file Compose stack on a real eng
   }, 300_000);
 
   afterAll(async () => {
-    if (engine && hostDir) {
-      for (const name of [PLACEHOLDER, PLACEHOLDER_2]) await docker(['rm', '-f', name]).catch(() => undefined);
-      const down = await compose(['down', '-v', '--remove-orphans']);
-      if (down.code !== 0) console.error(`down -v failed: ${down.stderr}`);
-    }
-    await ports?.close();
-    console.log(`Docker figures: ${JSON.stringify(figures)}`);
-    await engine?.stop();
-    if (hostDir) await rm(hostDir, { recursive: true, force: true });
+    if (engine && hostDir) for (const name of [PLACEHOLDER, PLACEHOLDER_2]) await docker(['rm', '-f', name]).catch(() => undefined);
+    await tearDownStack({ engine, ports, hostDir, compose });
   }, 180_000);
 
   it('starts with the original four-file command (grafana left out): every service healthy', async () => {
@@ -531,4 +549,139 @@ describe.skipIf(unavailable !== null)('the four-file Compose stack on a real eng
     expect(await docker(['volume', 'ls', '-q', '--filter', label])).toBe('');
     expect(existsSync(hostDir)).toBe(true);
   }, 120_000);
+});
+
+/**
+ * Compose scale-out (issue 13): the four files with each color scaled to 3 containers. The only change to the
+ * command is a host port range per color (one fixed host port cannot be bound by a second container); the
+ * controller discovers each color's containers from Docker's DNS, nginx keeps the service names and spreads
+ * requests over their A records.
+ */
+describe.skipIf(unavailable !== null)('the four-file Compose stack scaled to 3 replicas per color', () => {
+  let engine: Engine | undefined;
+  let ports: Forwarder | undefined;
+  let hostDir: string;
+  let services: string[];
+  // The documented scale-out: host port ranges instead of 8001 and 8002 (docs/scaling.md, "Compose").
+  const env = () => dockerEnv({ COMPOSE_PROJECT_NAME: PROJECT, BLUE_HOST_PORT: '8011-8019', GREEN_HOST_PORT: '8021-8029' });
+  const compose = (args: string[], timeoutMs = 180_000) =>
+    runCommand('docker-compose', [...FILES.flatMap((f) => ['-f', f]), ...args], { cwd: hostDir, env: env(), timeoutMs });
+  const bgserve = (...args: string[]) => compose(['exec', '-T', 'controller', 'bgserve', ...args], 300_000);
+  const containersOf = async (service: string) =>
+    must(await compose(['ps', '-q', service]), 'ps -q')
+      .trim()
+      .split('\n')
+      .filter(Boolean);
+  const nginx = (p = '') => `http://127.0.0.1:${ports!.port(PUBLISHED.nginx)}${p}`;
+  const scale = (n: number) =>
+    compose(['up', '-d', '--scale', `mlservice_blue=${n}`, '--scale', `mlservice_green=${n}`, ...services], 300_000);
+
+  interface ReplicaView {
+    address: string;
+    ready: boolean;
+    model: { version: string } | null;
+  }
+  const replicas = async () =>
+    (JSON.parse(must(await bgserve('status', '--json'), 'bgserve status')) as { colors: Record<string, { replicas: ReplicaView[] }> })
+      .colors;
+  /** Each container's own /health, from inside it: what it serves, whoever routes to it. */
+  const servedVersion = async (container: string) =>
+    (
+      JSON.parse(
+        await docker([
+          'exec',
+          container,
+          'node',
+          '-e',
+          "fetch('http://127.0.0.1:8000/health').then((r) => r.text()).then((t) => process.stdout.write(t))",
+        ]),
+      ) as { model: { version: string } }
+    ).model.version;
+
+  beforeAll(async () => {
+    hostDir = await deployHostDir();
+    engine = await startEngine('netns');
+    await compose(['down', '-v', '--remove-orphans']);
+    ports = await forwardPorts(engine, [PUBLISHED.nginx, PUBLISHED.prometheus]);
+    services = must(await compose(['config', '--services']), 'config --services')
+      .trim()
+      .split('\n')
+      .filter((s) => s !== 'grafana');
+  }, 300_000);
+
+  afterAll(() => tearDownStack({ engine, ports, hostDir, compose }), 180_000);
+
+  it('scales both colors to 3: status shows 3 replicas each, a release lands on all 3 green ones under load (0 failed), scales back', async () => {
+    const started = Date.now();
+    must(await scale(3), 'docker-compose up -d --scale mlservice_blue=3 --scale mlservice_green=3');
+    const containers = { blue: await containersOf('mlservice_blue'), green: await containersOf('mlservice_green') };
+    expect(containers.blue).toHaveLength(3);
+    expect(containers.green).toHaveLength(3);
+    // Each replica on a port of its color's range (8011-8019, 8021-8029), none on another's.
+    const hostPorts = await Promise.all(
+      [...containers.blue, ...containers.green].map(async (c) => Number((await docker(['port', c, '8000/tcp'])).split(':').at(-1))),
+    );
+    expect(new Set(hostPorts).size).toBe(6);
+    await waitFor(
+      'every container healthy',
+      async () => {
+        const all = await Promise.all(services.flatMap((s) => (s === 'prometheus' ? [] : [s])).map((s) => containersOf(s)));
+        const states = await Promise.all(all.flat().map((c) => healthOf(c)));
+        return states.every((st) => st === 'healthy') ? true : undefined;
+      },
+      240_000,
+    );
+    // Discovery resolves the service names every 5 s: every container is a ready replica of its color.
+    const view = await waitFor(
+      'status showing 3 ready replicas per color',
+      async () => {
+        const colors = await replicas();
+        return ['blue', 'green'].every((c) => colors[c].replicas.length === 3 && colors[c].replicas.every((r) => r.ready))
+          ? colors
+          : undefined;
+      },
+      60_000,
+    );
+    figures['scale 3+3 to every replica in status'] = seconds(Date.now() - started);
+    console.log(`scaled status: ${JSON.stringify(view)}`);
+    // Prometheus finds every replica through the service names' A records (a static target would reach one per scrape).
+    const prometheus = `http://127.0.0.1:${ports!.port(PUBLISHED.prometheus)}/api/v1/targets`;
+    await waitFor(
+      'Prometheus scraping 3 replicas per color',
+      async () => {
+        const body = (await (await fetch(prometheus)).json()) as {
+          data: { activeTargets: Array<{ health: string; labels: Record<string, string> }> };
+        };
+        const up = body.data.activeTargets.filter((t) => t.labels.job === 'bgserve-instances' && t.health === 'up');
+        const colors = up.map((t) => t.labels.color);
+        return colors.filter((c) => c === 'blue').length === 3 && colors.filter((c) => c === 'green').length === 3 ? true : undefined;
+      },
+      60_000,
+    );
+
+    const { result, totals } = await timed('deploy 1.1.0 --wait on 3 replicas under load', () =>
+      underLoadAt(nginx('/predict'), () => bgserve('deploy', 'models/wine-quality/1.1.0', '--wait', '--analysis', '5s')),
+    );
+    console.log(`scaled deploy under load: ${JSON.stringify(totals)}\n${result.stdout}`);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toContain('SUCCEEDED');
+    expect(totals.failed, totals.errors.join('\n')).toBe(0);
+    expect(totals.sent).toBeGreaterThan(100);
+    expect(await Promise.all(containers.green.map(servedVersion))).toEqual(['1.1.0', '1.1.0', '1.1.0']);
+    expect(await predictAt(nginx())).toMatchObject({ color: 'green', model: { version: '1.1.0' } });
+    const after = await replicas();
+    expect(after.green.replicas.map((r) => r.model?.version)).toEqual(['1.1.0', '1.1.0', '1.1.0']);
+
+    must(await scale(1), 'docker-compose up -d --scale mlservice_blue=1 --scale mlservice_green=1');
+    expect(await containersOf('mlservice_green')).toHaveLength(1);
+    await waitFor(
+      'status showing 1 replica per color',
+      async () => {
+        const colors = await replicas();
+        return ['blue', 'green'].every((c) => colors[c].replicas.length === 1) ? true : undefined;
+      },
+      60_000,
+    );
+    for (let i = 0; i < 10; i++) expect(await predictAt(nginx())).toMatchObject({ color: 'green', model: { version: '1.1.0' } });
+  }, 900_000);
 });

@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { alive } from './pids.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
@@ -22,16 +23,6 @@ import { writeRelease } from './release-log.js';
 
 /** Every PID any run here recorded (instances, router process, nginx): none may survive the tests. */
 const seen = new Set<number>();
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 async function gone(pids: number[], timeoutMs = 20_000): Promise<number[]> {
   const deadline = Date.now() + timeoutMs;

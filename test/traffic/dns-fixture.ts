@@ -6,7 +6,7 @@ import { createSocket } from 'node:dgram';
  */
 export interface FakeDns {
   port: number;
-  /** name -> IPv4 address; a name missing here answers NXDOMAIN. */
+  /** name -> IPv4 address, or several "a,b,c" (a scaled service); a name missing here answers NXDOMAIN. */
   records: Map<string, string>;
   /** Questions asked, by name. */
   queries: Map<string, number>;
@@ -52,17 +52,21 @@ function respond(msg: Buffer, dns: FakeDns): Buffer | null {
   header.writeUInt16BE(0x8180 | (msg.readUInt16BE(2) & 0x0100) | (address === undefined ? 3 : 0), 2);
   header.writeUInt16BE(1, 4);
   const withAnswer = address !== undefined && qtype === 1;
-  header.writeUInt16BE(withAnswer ? 1 : 0, 6);
+  const addresses = withAnswer ? address.split(',') : [];
+  header.writeUInt16BE(addresses.length, 6);
   const question = msg.subarray(12, questionEnd);
   if (!withAnswer) return Buffer.concat([header, question]);
-  const record = Buffer.alloc(16);
-  record.writeUInt16BE(0xc00c, 0); // pointer to the question's name
-  record.writeUInt16BE(1, 2); // A
-  record.writeUInt16BE(1, 4); // IN
-  record.writeUInt32BE(600, 6); // TTL: nginx's `valid=` overrides it
-  record.writeUInt16BE(4, 10);
-  address.split('.').forEach((octet, i) => {
-    record.writeUInt8(Number(octet), 12 + i);
+  const records = addresses.map((one) => {
+    const record = Buffer.alloc(16);
+    record.writeUInt16BE(0xc00c, 0); // pointer to the question's name
+    record.writeUInt16BE(1, 2); // A
+    record.writeUInt16BE(1, 4); // IN
+    record.writeUInt32BE(600, 6); // TTL: nginx's `valid=` overrides it
+    record.writeUInt16BE(4, 10);
+    one.split('.').forEach((octet, i) => {
+      record.writeUInt8(Number(octet), 12 + i);
+    });
+    return record;
   });
-  return Buffer.concat([header, question, record]);
+  return Buffer.concat([header, question, ...records]);
 }

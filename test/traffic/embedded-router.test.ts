@@ -42,7 +42,7 @@ beforeAll(async () => {
   router = await startEmbeddedRouter({
     host: '127.0.0.1',
     port: 0,
-    upstreams: { blue: { host: '127.0.0.1', port: blue.port }, green: { host: '127.0.0.1', port: green.port } },
+    upstreams: { blue: [{ host: '127.0.0.1', port: blue.port }], green: [{ host: '127.0.0.1', port: green.port }] },
     health: { intervalMs: 100, passiveWindowMs: 300 },
     maxBodyBytes: 4096,
     previewToken: PREVIEW_TOKEN,
@@ -207,7 +207,7 @@ describe('embedded router', () => {
     const closed = await startEmbeddedRouter({
       host: '127.0.0.1',
       port: 0,
-      upstreams: { blue: { host: '127.0.0.1', port: blue.port }, green: { host: '127.0.0.1', port: green.port } },
+      upstreams: { blue: [{ host: '127.0.0.1', port: blue.port }], green: [{ host: '127.0.0.1', port: green.port }] },
     });
     try {
       const res = await request(`${closed.url}/predict`, {
@@ -248,7 +248,7 @@ describe('embedded router, a client that leaves before its answer', () => {
     const one = await startEmbeddedRouter({
       host: '127.0.0.1',
       port: 0,
-      upstreams: { blue: { host: '127.0.0.1', port }, green: { host: '127.0.0.1', port } },
+      upstreams: { blue: [{ host: '127.0.0.1', port }], green: [{ host: '127.0.0.1', port }] },
       connectionsPerColor: 1,
       health: { intervalMs: 60_000 },
     });

@@ -5,7 +5,7 @@ import { parseAccessLine } from '../../src/traffic/nginx-access-log.js';
 
 const opts: NginxRenderOptions = {
   listen: { host: '127.0.0.1', port: 8080 },
-  upstreams: { blue: { host: '127.0.0.1', port: 8001 }, green: { host: '127.0.0.1', port: 8002 } },
+  upstreams: { blue: [{ host: '127.0.0.1', port: 8001 }], green: [{ host: '127.0.0.1', port: 8002 }] },
   paths: { pid: '/p/nginx.pid', errorLog: '/p/logs/error.log', accessLog: '/p/logs/access.log', tempDir: '/p/temp', liveDir: '/p/live' },
 };
 
@@ -25,6 +25,33 @@ describe('nginx config rendering', () => {
     expect(text.match(/ 1% \d+;/g)).toHaveLength(2 * 99);
     expect(text).not.toMatch(/^user /m);
     expect(renderNginxConfig(initialState(), { ...opts, user: 'root' })).toMatch(/^user root;$/m);
+  });
+
+  it("renders each color's replicas into its blocks, the other color's as backup, and an empty pool as a down server", () => {
+    const at = (...ports: number[]) => ports.map((port) => ({ host: '127.0.0.1', port }));
+    const text = renderNginxConfig(initialState(), { ...opts, upstreams: { blue: at(8001, 8003, 8005), green: at(8002) } });
+    expect(text).toMatch(
+      /upstream mlservice_blue \{\n\s+least_conn;\n\s+server 127.0.0.1:8001;\n\s+server 127.0.0.1:8003;\n\s+server 127.0.0.1:8005;\n\s+keepalive 64;/,
+    );
+    expect(text).toMatch(/upstream mlservice_green \{\n\s+server 127.0.0.1:8002;\n\s+keepalive 64;/);
+    expect(text).toMatch(
+      /upstream bgserve_green_first \{\n\s+server 127.0.0.1:8002 max_fails=1 fail_timeout=2s;\n(\s+server 127.0.0.1:800[135] backup max_fails=1 fail_timeout=2s;\n){3}/,
+    );
+    // One attempt, another replica of the color, then the other color.
+    expect(text).toContain('proxy_next_upstream_tries 3;');
+    const empty = renderNginxConfig(initialState(), { ...opts, upstreams: { blue: [], green: at(8002) } });
+    expect(empty).toMatch(/upstream mlservice_blue \{\n\s+server 127.0.0.1:1 down;/);
+    expect(empty).toMatch(/upstream bgserve_blue_first \{\n\s+server 127.0.0.1:1 down;\n\s+server 127.0.0.1:8002 backup/);
+    // With a resolver a color is one name (its DNS records are its replicas).
+    expect(() =>
+      renderNginxConfig(initialState(), { ...opts, resolver: DOCKER_DNS, upstreams: { blue: at(8001, 8003), green: at(8002) } }),
+    ).toThrow(/one host:port per color/);
+    expect(
+      parseAccessLine('127.0.0.1:8003, 127.0.0.1:8005|502, 200|200|0.000, 0.003', {
+        blue: at(8001, 8003, 8005),
+        green: at(8002),
+      })?.attempts.map((a) => a.color),
+    ).toEqual(['blue', 'blue']);
   });
 
   it('replays a 500 on the other color through error_page, never for a preview request', () => {
@@ -144,7 +171,7 @@ describe('nginx config rendering', () => {
   it('with a resolver, proxies to host:port variables looked up on requests and replays every failure by error_page', () => {
     const named: NginxRenderOptions = {
       ...opts,
-      upstreams: { blue: { host: 'mlservice_blue', port: 8000 }, green: { host: 'mlservice_green', port: 8000 } },
+      upstreams: { blue: [{ host: 'mlservice_blue', port: 8000 }], green: [{ host: 'mlservice_green', port: 8000 }] },
       resolver: DOCKER_DNS,
     };
     const text = renderNginxConfig(initialState(), named);
@@ -189,12 +216,12 @@ describe('nginx config rendering', () => {
   });
 
   it('picks a resolver for host names only (Docker\'s unless told), none for IP literals or "off"', () => {
-    const names = { blue: { host: 'mlservice_blue', port: 8000 }, green: { host: 'mlservice_green', port: 8000 } };
+    const names = { blue: [{ host: 'mlservice_blue', port: 8000 }], green: [{ host: 'mlservice_green', port: 8000 }] };
     expect(resolverFor(names)).toBe(DOCKER_DNS);
     expect(resolverFor(names, '10.0.0.2:53')).toBe('10.0.0.2:53');
     expect(resolverFor(names, 'off')).toBeUndefined();
     expect(resolverFor(opts.upstreams)).toBeUndefined();
-    expect(resolverFor({ ...opts.upstreams, green: { host: '::1', port: 8002 } })).toBeUndefined();
+    expect(resolverFor({ ...opts.upstreams, green: [{ host: '::1', port: 8002 }] })).toBeUndefined();
     expect(() => resolverFor(names, 'x y')).toThrow(/resolver/);
   });
 

@@ -42,7 +42,7 @@ beforeAll(async () => {
   prefix = await mkdtemp(path.join(tmpdir(), 'bgserve-nginx-'));
   driver = await startNginxDriver({
     listen: { host: '127.0.0.1', port: await freePort() },
-    upstreams: { blue: { host: '127.0.0.1', port: blue.port }, green: { host: '127.0.0.1', port: green.port } },
+    upstreams: { blue: [{ host: '127.0.0.1', port: blue.port }], green: [{ host: '127.0.0.1', port: green.port }] },
     mode: { kind: 'managed', prefix },
     render: { workerProcesses: 1, failTimeoutS: 1 },
     health: { intervalMs: 200 },

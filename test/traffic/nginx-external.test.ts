@@ -30,7 +30,7 @@ describe('nginx driver (external nginx: config path and reload command given)', 
       await waitForHttp(`http://127.0.0.1:${port}/`, { status: 418 });
       const driver = await startNginxDriver({
         listen: { host: '127.0.0.1', port },
-        upstreams: { blue: { host: '127.0.0.1', port: blue.port }, green: { host: '127.0.0.1', port: green.port } },
+        upstreams: { blue: [{ host: '127.0.0.1', port: blue.port }], green: [{ host: '127.0.0.1', port: green.port }] },
         mode: {
           kind: 'external',
           configPath: conf,

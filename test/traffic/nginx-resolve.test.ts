@@ -130,7 +130,7 @@ beforeAll(async () => {
   prefix = await mkdtemp(path.join(tmpdir(), 'bgserve-nginx-resolve-'));
   driver = await startNginxDriver({
     listen: { host: '127.0.0.1', port: await freePort() },
-    upstreams: { blue: { host: NAMES.blue, port }, green: { host: NAMES.green, port } },
+    upstreams: { blue: [{ host: NAMES.blue, port }], green: [{ host: NAMES.green, port }] },
     mode: { kind: 'managed', prefix },
     render: { workerProcesses: 2, resolver: `127.0.0.1:${dns.port}` },
     // The driver's own checker resolves through this machine's resolver, which knows no test names: slow it down.
@@ -250,6 +250,35 @@ describe('nginx with a resolver (instances by name)', () => {
     expect(count(after, retries) - count(before, retries)).toBe(5);
     expect(after).toMatch(/bgserve_router_requests_total\{color="blue",code="429"\} 1/);
     expect(after).toMatch(/bgserve_router_requests_total\{color="green",code="503"\} 1/);
+  });
+
+  // Compose's scaled service: one name, an A record per replica. nginx takes one answer for valid=1s, but hands each
+  // request its addresses from a random start, so every replica gets its share without a reload.
+  it('spreads over every address of a scaled name (one A record per replica)', async () => {
+    const replicas = await Promise.all(
+      ['127.0.0.5', '127.0.0.6', '127.0.0.7'].map((address, i) => startInstance('blue', `blue-r${i + 1}`, address, port)),
+    );
+    try {
+      dns.records.set(NAMES.blue, replicas.map((r) => r.address).join(','));
+      await expired();
+      const totals = await underLoad(() => new Promise((r) => setTimeout(r, 1_500)));
+      expect(totals.failed).toEqual([]);
+      const counts = replicas.map((r) => totals.by[r.name] ?? 0);
+      const sum = counts.reduce((a, b) => a + b, 0);
+      expect(sum).toBe(totals.sent);
+      for (const n of counts) expect(n / sum).toBeGreaterThan(0.15);
+      // A pool of several host:port cannot be a resolved name: refused as the caller's mistake, nothing applied.
+      const two = [
+        { host: '127.0.0.5', port },
+        { host: '127.0.0.6', port },
+      ];
+      await expect(driver.setUpstreams({ blue: two, green: [{ host: NAMES.green, port }] })).rejects.toThrow(/one host:port per color/);
+      expect(await readFile(driver.configFile, 'utf8')).not.toContain('127.0.0.5');
+    } finally {
+      dns.records.set(NAMES.blue, '127.0.0.2');
+      await expired();
+      await Promise.all(replicas.map((r) => r.close()));
+    }
   });
 
   it('mirrors through the resolved name too', async () => {

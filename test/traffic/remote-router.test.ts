@@ -26,7 +26,7 @@ beforeAll(async () => {
   router = await startEmbeddedRouter({
     host: '127.0.0.1',
     port: 0,
-    upstreams: { blue: { host: '127.0.0.1', port: blue.port }, green: { host: '127.0.0.1', port: green.port } },
+    upstreams: { blue: [{ host: '127.0.0.1', port: blue.port }], green: [{ host: '127.0.0.1', port: green.port }] },
     initial: { weights: { blue: 0, green: 100 } },
     health: { intervalMs: 100 },
   });
@@ -112,6 +112,33 @@ describe('RemoteRouter over the router control endpoint', () => {
       expect(remote.health().green).toMatchObject({ healthy: false, lastError: expect.stringContaining('503') });
     } finally {
       green.ready = true;
+    }
+  });
+
+  it("replaces a color's pool through the control endpoint, and refuses a bad one with 422", async () => {
+    const second = await startColorUpstream('green');
+    try {
+      const pool = [
+        { host: '127.0.0.1', port: green.port },
+        { host: '127.0.0.1', port: second.port },
+      ];
+      await remote.setWeights({ blue: 0, green: 100 });
+      await remote.setUpstreams({ blue: [{ host: '127.0.0.1', port: blue.port }], green: pool });
+      expect(remote.health().green.replicas.map((r) => r.address)).toEqual(pool.map((u) => `${u.host}:${u.port}`));
+      const before = second.predicts;
+      expect(await colors(20)).toEqual({ green: 20 });
+      expect(second.predicts - before).toBeGreaterThan(0);
+      const res = await request(`${control.url}${ROUTER_CONTROL_PATH}/upstreams`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ blue: [{ host: '127.0.0.1', port: 0 }], green: [] }),
+      });
+      expect(res.statusCode).toBe(422);
+      expect(await res.body.json()).toMatchObject({ error: 'invalid_upstreams', details: { 'blue[0]': expect.any(String) } });
+      expect(router.health().green.replicas).toHaveLength(2);
+    } finally {
+      await remote.setUpstreams({ blue: [{ host: '127.0.0.1', port: blue.port }], green: [{ host: '127.0.0.1', port: green.port }] });
+      await second.close();
     }
   });
 });

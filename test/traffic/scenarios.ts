@@ -47,7 +47,7 @@ export function switchingSuite(kind: DriverKind): void {
         extraArgs: ['--drain-delay-ms', '500', '--log-level', 'warn'],
       });
       pair = await InstancePair.start(specs, { cli: TSX_CLI });
-      const upstreams = { blue: { host: '127.0.0.1', port: ports.blue }, green: { host: '127.0.0.1', port: ports.green } } as Upstreams;
+      const upstreams = { blue: [{ host: '127.0.0.1', port: ports.blue }], green: [{ host: '127.0.0.1', port: ports.green }] } as Upstreams;
       const listen = { host: '127.0.0.1', port: await freePort() };
       const health = { intervalMs: 200 };
       driver =

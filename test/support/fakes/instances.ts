@@ -21,6 +21,8 @@ export class FakeInstances implements InstanceAdminPort {
   readonly loads: Array<{ color: Color; bundle: string }> = [];
   /** The next load's answer, when a test wants it refused. */
   refuseNextLoad: string | null = null;
+  /** How many times the controller asked for replicas to be healed. */
+  heals = 0;
 
   constructor(opts: FakeInstancesOptions) {
     this.serving = { ...opts.serving };
@@ -50,6 +52,11 @@ export class FakeInstances implements InstanceAdminPort {
 
   async ready(color: Color): Promise<boolean> {
     return this.readiness[color] && this.serving[color] !== null;
+  }
+
+  async heal(): Promise<Array<{ color: Color; address: string; ok: boolean }>> {
+    this.heals++;
+    return [];
   }
 }
 
