@@ -6,12 +6,14 @@
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ReleaseView } from '../control/release-routes.js';
+import type { ShadowPairsView } from '../control/shadow-routes.js';
 import type { ReleaseTraffic } from '../control/traffic-guard.js';
 import { parseDuration, normalizeSteps, SpecError } from '../release/spec.js';
 import type { CheckResult, Command as ReleaseCommand, ReleaseEvent, ReleaseState } from '../release/types.js';
 import { isLive } from '../release/engine.js';
 import { DEFAULT_ANALYSIS, DEFAULT_ANALYSIS_MS, DEFAULT_GOLDEN_RMSE_MARGIN, DEFAULT_INCONCLUSIVE_GRACE_MS } from '../release/defaults.js';
-import { CATALOGUE, checkNamed, type Catalogue } from '../release/checks/catalogue.js';
+import { checkNamed, SHADOW_CATALOGUE, type Catalogue } from '../release/checks/catalogue.js';
+import type { PairSummary } from '../release/pairing.js';
 import { UNITS, type CheckUnit } from '../release/checks/definition.js';
 import { ControlClient, ControlClientError, withControlOptions, type ControlConnectionOptions } from './control-client.js';
 import { nonNegative, percent } from './option-parsers.js';
@@ -67,34 +69,59 @@ function formatValue(c: CheckResult, catalogue: Catalogue): string {
 
 /** Measured checks in one line: `error-ratio 0 / 0.01, latency-p95 0.02ms / 100.00ms, ...`. */
 /** Each check's default threshold in its unit, for `deploy --help`. */
-function thresholdDefaults(catalogue: Catalogue = CATALOGUE): string {
+function thresholdDefaults(catalogue: Catalogue = SHADOW_CATALOGUE): string {
   return catalogue
-    .map((c) => [c.name, c.threshold(DEFAULT_ANALYSIS)] as const)
+    .map((c) => [c.name, c.threshold({ ...DEFAULT_ANALYSIS, ...c.thresholds })] as const)
     .filter((e): e is readonly [string, number] => e[1] !== null)
     .map(([name, t]) => `${name} ${inUnit(t, checkNamed(name, catalogue)?.unit ?? UNITS.number, true)}`)
     .join(', ');
 }
 
-export function formatChecks(checks: readonly CheckResult[], catalogue: Catalogue = CATALOGUE): string {
+export function formatChecks(checks: readonly CheckResult[], catalogue: Catalogue = SHADOW_CATALOGUE): string {
   return checks
     .filter((c) => c.outcome !== 'skipped')
     .map((c) => `${c.name} ${formatValue(c, catalogue)}`)
     .join(', ');
 }
 
-export function formatEvent(e: ReleaseEvent, startedAt: number, catalogue: Catalogue = CATALOGUE): string {
+export function formatEvent(e: ReleaseEvent, startedAt: number, catalogue: Catalogue = SHADOW_CATALOGUE): string {
   const at = `+${seconds(e.at - startedAt)}`.padStart(8);
   let line = `${at}  ${e.type.padEnd(21)} ${e.reason}`;
   const checks = e.values?.checks as CheckResult[] | undefined;
   if (checks) line += `\n${' '.repeat(32)}${formatChecks(checks, catalogue)}`;
+  const pairs = e.values?.pairs as PairSummary | undefined;
+  if (pairs) line += `\n${indent(formatPairs(pairs), 32)}`;
   return line;
+}
+
+const indent = (text: string, n: number) =>
+  text
+    .split('\n')
+    .map((l) => ' '.repeat(n) + l)
+    .join('\n');
+const percentOf = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
+const figure = (x: number | null) => (x === null ? '-' : String(Math.round(x * 1e4) / 1e4));
+
+/**
+ * The shadow phase's paired comparison in a line or a few: agreement, |delta|, and the largest disagreements
+ * (with their inputs when the summary has them: the controller's memory, never the release log).
+ */
+export function formatPairs(p: PairSummary): string {
+  const line = `paired ${p.pairs} requests: ${percentOf(p.agreement)} agree within ${p.tolerance}, ${percentOf(p.classAgreement)} same class, |delta| mean ${figure(p.meanAbsDelta)} p95 ${figure(p.p95AbsDelta)} (unpaired stable ${p.unpaired.stable}, new ${p.unpaired.target})`;
+  const worst = p.largest
+    .slice(0, 3)
+    .map(
+      (d) =>
+        `  ${d.id}: ${figure(d.stable)} -> ${figure(d.target)} (|delta| ${figure(d.delta)})${d.input ? ` ${JSON.stringify(d.input)}` : ''}`,
+    );
+  return worst.length ? [line, 'largest disagreements:', ...worst].join('\n') : line;
 }
 
 /**
  * A release in a few lines, for `status` and the end of `deploy --wait`. With `traffic` (from status), a
  * release whose traffic was moved outside it says so on its own status line.
  */
-export function formatReleaseSummary(r: ReleaseState, traffic?: ReleaseTraffic, catalogue: Catalogue = CATALOGUE): string {
+export function formatReleaseSummary(r: ReleaseState, traffic?: ReleaseTraffic, catalogue: Catalogue = SHADOW_CATALOGUE): string {
   const { spec } = r;
   const where = isLive(r.status)
     ? `${r.phase}${r.phase === 'step' ? ` ${r.stepIndex + 1}/${spec.steps.length}` : ''}, ${spec.targetColor} at ${r.targetWeight}%`
@@ -110,6 +137,7 @@ export function formatReleaseSummary(r: ReleaseState, traffic?: ReleaseTraffic, 
     lines.push(
       `analysis ${r.lastAnalysis.outcome} on ${r.lastAnalysis.samples.target} requests: ${formatChecks(r.lastAnalysis.checks, catalogue)}`,
     );
+    if (r.lastAnalysis.pairs) lines.push(`shadow   ${indent(formatPairs(r.lastAnalysis.pairs), 9).trimStart()}`);
   }
   return lines.join('\n');
 }
@@ -133,6 +161,17 @@ export function formatHistory(releases: readonly ReleaseState[]): string {
       .join('')
       .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
+}
+
+/** The controller's in-memory shadow comparison of this release, when it has one (the log keeps no inputs). */
+async function shadowPairsOf(client: ControlClient, releaseId: string): Promise<PairSummary | undefined> {
+  try {
+    const view = await client.get<ShadowPairsView>('/api/shadow/pairs');
+    return view.releaseId === releaseId ? view.pairs : undefined;
+  } catch (err) {
+    if (err instanceof ControlClientError) return undefined;
+    throw err;
+  }
 }
 
 function print(opts: Opts, value: unknown, text: string): void {
@@ -236,7 +275,7 @@ export function registerRelease(program: Command): void {
       .option('--analysis <duration>', `analysis window per step / after the switch (default ${seconds(DEFAULT_ANALYSIS_MS)})`, duration)
       .option(
         '--golden-margin <rmse>',
-        `golden-set gate: RMSE may be worse than the stable version by at most this (default ${DEFAULT_GOLDEN_RMSE_MARGIN})`,
+        `golden-set gate: RMSE (a classifier's accuracy, as a share) may be worse than the stable version by at most this (default ${DEFAULT_GOLDEN_RMSE_MARGIN})`,
         nonNegative,
       )
       .option(
@@ -287,6 +326,8 @@ export function registerRelease(program: Command): void {
     const view = await client.get<ReleaseView>(`/api/releases/${encodeURIComponent(id)}`);
     if (opts.json && !opts.follow) return print(opts, view, '');
     if (!opts.json) for (const e of view.events) process.stdout.write(`${formatEvent(e, view.release.createdAt)}\n`);
+    const shadow = opts.json ? undefined : await shadowPairsOf(client, view.release.spec.id);
+    if (shadow) process.stdout.write(`\nshadow comparison (controller memory, inputs included):\n${formatPairs(shadow)}\n`);
     const final = opts.follow ? await follow(client, view.release.spec.id, opts, 60 * 60_000, view.events.length) : view.release;
     print(opts, final, `\n${formatReleaseSummary(final)}`);
   });

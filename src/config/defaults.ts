@@ -34,5 +34,10 @@ export const PREVIEW_TOKEN_FILE = 'preview-token';
  * stripped): instances label such requests apart (metric label `source`), so they never count as live.
  */
 export const SOURCE_HEADER = 'x-bgserve-source';
+/**
+ * The request id routers and instances share: a mirrored request and its live original carry the same one (the
+ * routers set it when the client sent none), which is how the shadow comparison pairs their answers.
+ */
+export const REQUEST_ID_HEADER = 'x-request-id';
 export const TRAFFIC_SOURCES = ['live', 'preview', 'mirror'] as const;
 export type TrafficSource = (typeof TRAFFIC_SOURCES)[number];

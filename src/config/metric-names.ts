@@ -41,4 +41,12 @@ export const CONTROLLER_METRICS = {
   rollbackSeconds: 'bgserve_rollback_seconds',
   /** gauge {color}: weight the controller has set, percent. */
   weight: 'bgserve_controller_weight',
+  /** counter: requests of shadow phases whose stable and mirrored answers were paired (by request id). */
+  shadowPairs: 'bgserve_shadow_pairs_total',
+  /** gauge: share of the current shadow comparison's pairs within the agreement tolerance. */
+  shadowAgreement: 'bgserve_shadow_agreement_ratio',
+  /** gauge: share of its pairs whose rounded predictions (quality class) are the same. */
+  shadowClassAgreement: 'bgserve_shadow_class_agreement_ratio',
+  /** gauge: 95th percentile of |new - stable| over its pairs. */
+  shadowAbsDeltaP95: 'bgserve_shadow_abs_delta_p95',
 } as const;

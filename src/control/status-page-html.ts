@@ -1,8 +1,14 @@
 /**
  * The status page itself: one static HTML document with inline CSS and JS (no build step, no CDN). It holds
  * no data: the script reads the token from the URL fragment (#token=..., never sent to the server) or asks
- * for it, then polls the token-protected API once a second and renders with textContent only.
+ * for it, then polls the token-protected API once a second and renders with textContent only. The charts'
+ * script (status-page-charts.ts) and the uPlot library it draws with come before it.
  */
+import { CHARTS_CSS, CHARTS_SCRIPT, chartSections } from './status-page-charts.js';
+
+/** Where the control API serves the bundled uPlot files (status-page-assets.ts). */
+export const UPLOT_JS_PATH = '/status/uplot.js';
+export const UPLOT_CSS_PATH = '/status/uplot.css';
 
 export const STATUS_PAGE_CSS = `
 :root { --blue: #2f6fd6; --green: #1f9d55; --bad: #c0392b; --muted: #667; font-family: system-ui, sans-serif; }
@@ -33,7 +39,7 @@ button[data-command=rollback] { border-color: var(--bad); color: var(--bad); }
 #message { min-height: 1.2rem; margin-top: .4rem; font-size: .9rem; }
 #login { grid-column: 1 / -1; }
 [hidden] { display: none !important; }
-`;
+${CHARTS_CSS}`;
 
 export const STATUS_PAGE_SCRIPT = `
 'use strict';
@@ -71,6 +77,23 @@ function renderColor(color, s, live) {
   text(field(card, 'rate'), l && l.requestRate !== null ? l.requestRate.toFixed(1) + ' req/s' : null);
   text(field(card, 'errors'), l ? pct(l.errorRatio) : null);
   text(field(card, 'p99'), l ? ms(l.p99Seconds) : null);
+  renderReplicas(card, s.replicas);
+}
+
+/** A color's replicas, when the control API reports them (a pool of more than one instance). */
+function renderReplicas(card, replicas) {
+  const list = card.querySelector('.replicas');
+  const row = card.querySelectorAll('[data-replicas]');
+  const has = Array.isArray(replicas) && replicas.length > 0;
+  for (const e of row) e.hidden = !has;
+  if (!has) return;
+  const up = replicas.filter((r) => r.healthy).length;
+  text(field(card, 'replicas'), up + ' of ' + replicas.length + ' in rotation');
+  // Each replica's own version: replicas of one color may differ while a pool is being replaced.
+  list.replaceChildren(...replicas.map((r) => el('li', [r.address || r.url || '?', r.model ? r.model.version : null,
+    r.ready === false ? 'NOT READY' : null, r.healthy ? 'in rotation' : 'out of rotation',
+    typeof r.rps === 'number' ? r.rps.toFixed(1) + ' req/s' : null].filter((x) => x !== null).join('  '),
+    r.healthy && r.ready !== false ? '' : 'bad')));
 }
 
 function renderWeights(w) {
@@ -157,6 +180,7 @@ async function refresh() {
     renderHistory(history.status === 200 ? history.body.releases : []);
     text($('conn'), 'updated ' + new Date().toLocaleTimeString());
     $('login').hidden = true;
+    await refreshCharts();
   } catch (err) {
     text($('conn'), 'disconnected: ' + err.message);
   }
@@ -196,17 +220,25 @@ function colorCard(color: string): string {
     <dt>requests</dt><dd data-field="rate">—</dd>
     <dt>5xx ratio</dt><dd data-field="errors">—</dd>
     <dt>p99 latency</dt><dd data-field="p99">—</dd>
+    <dt data-replicas hidden>replicas</dt><dd data-replicas hidden><span data-field="replicas"></span><ul class="replicas"></ul></dd>
   </dl>
 </section>`;
 }
 
-export function renderStatusPage(): string {
+/** Subresource Integrity of the served uPlot files: the browser refuses them if they are not these. */
+export interface PageAssets {
+  uplotJsIntegrity: string;
+  uplotCssIntegrity: string;
+}
+
+export function renderStatusPage(assets: PageAssets): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>bgserve status</title>
+<link rel="stylesheet" href="${UPLOT_CSS_PATH}" integrity="${assets.uplotCssIntegrity}">
 <style>${STATUS_PAGE_CSS}</style>
 </head>
 <body>
@@ -223,6 +255,7 @@ ${colorCard('green')}
   <p>The stack started on the records that are intact; the damaged lines stay in the file for inspection.</p>
 </section>
 <section class="wide"><h2>Weights</h2><div class="bar"><div class="blue"></div><div class="green"></div></div></section>
+${chartSections()}
 <section class="wide" id="release">
   <h2>Current release</h2>
   <p id="traffic-warning" class="bad" hidden></p>
@@ -254,6 +287,8 @@ ${colorCard('green')}
   <tbody id="history"></tbody></table>
 </section>
 </main>
+<script src="${UPLOT_JS_PATH}" integrity="${assets.uplotJsIntegrity}"></script>
+<script>${CHARTS_SCRIPT}</script>
 <script>${STATUS_PAGE_SCRIPT}</script>
 </body>
 </html>

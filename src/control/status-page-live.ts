@@ -5,9 +5,8 @@
  */
 import { COLORS, type Color } from '../config/defaults.js';
 import { ScrapeProvider } from '../metric-sources/scrape-provider.js';
-import { colorDelta } from '../metric-sources/color-totals.js';
-import { histogramQuantile } from '../release/analysis.js';
 import type { ColorWindow } from '../release/types.js';
+import { colorFigures } from './history.js';
 
 export interface LiveColorStats {
   /** Prediction requests per second over the window; null until two snapshots exist. */
@@ -42,14 +41,8 @@ export function liveColorStats(
 ): LiveColorStats {
   if (!isWindow(now)) return { requestRate: null, errorRatio: null, p99Seconds: null, error: now.error };
   if (then === undefined || !isWindow(then) || seconds <= 0) return { requestRate: null, errorRatio: null, p99Seconds: null, error: null };
-  // A restarted instance's counters start again from zero: colorDelta counts them from the reset, as PromQL does.
-  const d = colorDelta(now, then);
-  return {
-    requestRate: d.requests / seconds,
-    errorRatio: d.requests > 0 ? d.serverErrors / d.requests : null,
-    p99Seconds: d.requests > 0 ? histogramQuantile(0.99, d.latency) : null,
-    error: null,
-  };
+  const f = colorFigures(then, now, seconds);
+  return { requestRate: f.requestRate, errorRatio: f.errorRatio, p99Seconds: f.p99Seconds, error: null };
 }
 
 /** The snapshot to compare `now` with: the newest one at least `windowMs` old, else the oldest one. */

@@ -3,9 +3,11 @@
  * "Too few samples" is never a pass and never a fail: it is inconclusive.
  */
 import type { Color } from '../config/defaults.js';
+import type { Task } from '../model/types.js';
 import { CATALOGUE, thresholdDefaults, type Catalogue } from './checks/catalogue.js';
 import { finding, type CheckWindow, type Finding, type SampleConfig } from './checks/definition.js';
 import { DEFAULT_ANALYSIS } from './defaults.js';
+import { withoutInputs } from './pairing.js';
 import type { AnalysisConfig, AnalysisVerdict, CheckResult, WindowStats } from './types.js';
 
 // Statistics of windows live in histograms.ts; these two are read with the verdicts (engine, status page).
@@ -19,6 +21,8 @@ export interface EvaluateOptions {
    * (after a blue-green switch), the relative checks are skipped rather than inconclusive.
    */
   compareWithStable: boolean;
+  /** The new model's task: a classifier's checks take their classification forms (checks/definition.ts). */
+  task?: Task;
 }
 
 /**
@@ -31,6 +35,8 @@ export function completeConfig(config: AnalysisConfig, catalogue: Catalogue): Sa
 }
 
 function judge(check: Catalogue[number], w: CheckWindow, config: SampleConfig & Record<string, number>, opts: EvaluateOptions): Finding {
+  const notApplicable = check.skip?.(w);
+  if (notApplicable) return finding('skipped', null, null, notApplicable);
   if (check.comparesWithStable && !opts.compareWithStable)
     return finding('skipped', null, null, 'stable color serves no traffic in this window');
   const tooFew = check.samples(w, config);
@@ -45,7 +51,12 @@ export function evaluate(
   opts: EvaluateOptions,
   catalogue: Catalogue = CATALOGUE,
 ): AnalysisVerdict {
-  const w: CheckWindow = { target: stats.colors[opts.target], stable: stats.colors[opts.stable] };
+  const w: CheckWindow = {
+    target: stats.colors[opts.target],
+    stable: stats.colors[opts.stable],
+    pairs: stats.pairs,
+    ...(opts.task ? { task: opts.task } : {}),
+  };
   const full = completeConfig(config, catalogue);
   const checks: CheckResult[] = catalogue.map((check) => ({ name: check.name, ...judge(check, w, full, opts) }));
   const outcome = checks.some((c) => c.outcome === 'fail')
@@ -59,6 +70,8 @@ export function evaluate(
     // Prometheus' increase() extrapolates: counts may come back fractional.
     samples: { target: Math.round(w.target.requests), stable: Math.round(w.stable.requests) },
     window: { fromMs: stats.fromMs, toMs: stats.toMs },
+    // Recorded with the verdict (release log, status): the disagreements' inputs stay in the controller's memory.
+    ...(stats.pairs ? { pairs: withoutInputs(stats.pairs) } : {}),
   };
 }
 

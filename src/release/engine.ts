@@ -5,7 +5,9 @@
  */
 import { mirrorConfig, weightsFor, type MirrorConfig } from '../config/traffic-split.js';
 import { addWindows, evaluate, describeFailures } from './analysis.js';
+import { CATALOGUE, SHADOW_CATALOGUE } from './checks/catalogue.js';
 import { DEFAULT_ANALYSIS_DEADLINE_MARGIN_MS } from './defaults.js';
+import { goldenGate } from './golden-gate.js';
 import type {
   Action,
   Command,
@@ -244,22 +246,18 @@ function applyObservation(s: Step, obs: Observation): void {
     case 'smoke': {
       if (phase !== 'smoke' || obs.color !== spec.targetColor) return;
       const r = obs.result;
-      const values = { rows: r.rows, rmse: r.rmse, agreement: r.agreement, meanAbsDelta: r.meanAbsDelta, margin: spec.goldenRmseMargin };
+      const values = {
+        rows: r.rows,
+        rmse: r.rmse,
+        agreement: r.agreement,
+        meanAbsDelta: r.meanAbsDelta,
+        ...(r.accuracy ? { accuracy: r.accuracy, logLoss: r.logLoss ?? null } : {}),
+        margin: spec.goldenRmseMargin,
+      };
       if (!r.ok) return fail(s, `smoke checks failed: ${r.failures.join('; ')}`, values);
-      if (r.rmse && r.rmse.candidate > r.rmse.stable + spec.goldenRmseMargin) {
-        return fail(
-          s,
-          `golden-set RMSE ${r.rmse.candidate.toFixed(4)} is worse than stable ${r.rmse.stable.toFixed(4)} by more than ${spec.goldenRmseMargin}`,
-          values,
-        );
-      }
-      const golden = r.rmse
-        ? `; golden RMSE ${r.rmse.candidate.toFixed(4)} vs stable ${r.rmse.stable.toFixed(4)} on ${r.rows} rows` +
-          (r.agreement !== null && r.meanAbsDelta !== null
-            ? `, agreement ${(r.agreement * 100).toFixed(1)}%, mean |delta| ${r.meanAbsDelta.toFixed(3)}`
-            : '')
-        : '';
-      s.event('smoke-passed', `smoke checks passed through the preview route${golden}`, values);
+      const gate = goldenGate(r, spec.goldenRmseMargin);
+      if (gate.failure) return fail(s, gate.failure, values);
+      s.event('smoke-passed', `smoke checks passed through the preview route${gate.summary}`, values);
       enterFirstTrafficPhase(s);
       return;
     }
@@ -312,13 +310,20 @@ function judgedStats(stats: WindowStats, phase: Phase, target: ReleaseSpec['targ
 function judge(s: Step, obs: Extract<Observation, { kind: 'analysis' }>): void {
   const { spec, phase, targetWeight } = s.state;
   const compareWithStable = phase === 'shadow' || (phase === 'step' && targetWeight < 100);
-  const verdict = evaluate(judgedStats(obs.stats, phase, spec.targetColor), spec.analysis, {
-    target: spec.targetColor,
-    stable: spec.stableColor,
-    compareWithStable,
-  });
+  const verdict = evaluate(
+    judgedStats(obs.stats, phase, spec.targetColor),
+    spec.analysis,
+    { target: spec.targetColor, stable: spec.stableColor, compareWithStable, ...(spec.task ? { task: spec.task } : {}) },
+    phase === 'shadow' ? SHADOW_CATALOGUE : CATALOGUE,
+  );
   s.update({ lastAnalysis: verdict, analysisUnavailable: null });
-  const values = { checks: verdict.checks, samples: verdict.samples, window: verdict.window, targetWeight };
+  const values = {
+    checks: verdict.checks,
+    samples: verdict.samples,
+    window: verdict.window,
+    targetWeight,
+    ...(verdict.pairs ? { pairs: verdict.pairs } : {}),
+  };
 
   if (verdict.outcome === 'fail') {
     const reason = `analysis failed in ${phaseLabel(s)}: ${describeFailures(verdict)}`;

@@ -1,6 +1,7 @@
 /** Builds a complete, validated release spec from what a user asked for and the defaults. */
 import { otherColor, type Color } from '../config/defaults.js';
 import * as D from './defaults.js';
+import type { Task } from '../model/types.js';
 import type { AnalysisConfig, ReleaseSpec, Strategy } from './types.js';
 
 export interface ReleaseRequest {
@@ -9,6 +10,8 @@ export interface ReleaseRequest {
   modelName: string;
   version: string;
   sha256: string;
+  /** The new bundle's task, from its verified manifest (absent: regression). */
+  task?: Task;
   stableColor: Color;
   strategy?: Strategy;
   steps?: number[];
@@ -70,6 +73,7 @@ export function buildSpec(req: ReleaseRequest): ReleaseSpec {
     smokeTimeoutMs: D.DEFAULT_SMOKE_TIMEOUT_MS,
     goldenRmseMargin: nonNegative('goldenRmseMargin', req.goldenRmseMargin, D.DEFAULT_GOLDEN_RMSE_MARGIN),
     analysis: { ...D.DEFAULT_ANALYSIS, ...req.analysis },
+    ...(req.task === 'classification' ? { task: req.task } : {}),
     ...(req.stableBundle ? { stableBundle: req.stableBundle } : {}),
     ...(req.stableVersion ? { stableVersion: req.stableVersion } : {}),
     ...(req.stableSha256 ? { stableSha256: req.stableSha256 } : {}),

@@ -4,6 +4,8 @@
  */
 import type { Color } from '../config/defaults.js';
 import type { Mirror, Weights } from '../config/traffic-split.js';
+import type { Task } from '../model/types.js';
+import type { PairSummary } from './pairing-types.js';
 
 export type Strategy = 'bluegreen' | 'canary';
 
@@ -62,6 +64,11 @@ export interface ReleaseSpec {
   modelName: string;
   version: string;
   sha256: string;
+  /**
+   * 'classification' when the new bundle is a classifier: its checks take their classification forms. Absent for
+   * a regressor (and in releases recorded before classifiers could be released).
+   */
+  task?: Task;
   strategy: Strategy;
   stableColor: Color;
   targetColor: Color;
@@ -81,7 +88,10 @@ export interface ReleaseSpec {
   analysisDeadlineMarginMs?: number;
   loadTimeoutMs: number;
   smokeTimeoutMs: number;
-  /** Golden-set gate: new RMSE <= stable RMSE + margin. */
+  /**
+   * Golden-set gate: new RMSE <= stable RMSE + margin; for a classifier, new accuracy >= stable accuracy - margin
+   * (accuracy as a share: 0.05 is five accuracy points).
+   */
   goldenRmseMargin: number;
   analysis: AnalysisConfig;
   /** Bundle the stable color serves, to reload it on reconcile when needed. */
@@ -138,6 +148,11 @@ export interface WindowStats {
   colors: Record<Color, ColorWindow>;
   /** Mirrored (shadow) copies each color answered: what the shadow phase judges the new color on. */
   mirrored?: Record<Color, ColorWindow>;
+  /**
+   * Shadow phase: the stable color's live answers paired with the new color's mirrored answers to the same
+   * requests (pairing.ts). Absent where no pairing runs: the paired checks are then skipped.
+   */
+  pairs?: PairSummary;
 }
 
 export type CheckOutcome = 'pass' | 'fail' | 'inconclusive' | 'skipped';
@@ -156,6 +171,8 @@ export interface AnalysisVerdict {
   checks: CheckResult[];
   samples: { target: number; stable: number };
   window: { fromMs: number; toMs: number };
+  /** The paired comparison the verdict judged (shadow phase), without the disagreements' inputs. */
+  pairs?: PairSummary;
 }
 
 export interface SmokeResult {
@@ -163,9 +180,12 @@ export interface SmokeResult {
   failures: string[];
   rows: number;
   rmse: { candidate: number; stable: number } | null;
-  /** Paired comparison of both colors on the same golden rows. */
+  /** Paired comparison of both colors on the same golden rows (a classifier's: share of rows with the same class). */
   agreement: number | null;
   meanAbsDelta: number | null;
+  /** A classifier's golden figures (then rmse and meanAbsDelta are null); absent or null for a regressor. */
+  accuracy?: { candidate: number; stable: number } | null;
+  logLoss?: { candidate: number; stable: number } | null;
 }
 
 export type Observation =

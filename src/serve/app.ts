@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { REQUEST_ID_HEADER } from '../config/defaults.js';
 import { defaultBundleRoots } from '../model/bundle-roots.js';
 import type { LoadedModel } from '../model/types.js';
 import type { ServeContext } from './context.js';
@@ -13,6 +14,7 @@ import { ApiError, toApiError } from './errors.js';
 import { ModelHolder } from './holder.js';
 import { lingerOnRefusedBody, LINGER_DEFAULTS, type LingerLimits } from './linger.js';
 import { InstanceMetrics } from './metrics.js';
+import { PredictionRing } from './prediction-ring.js';
 import { adminRoutes } from './routes/admin.js';
 import { predictRoutes } from './routes/predict.js';
 import { statusRoutes } from './routes/status.js';
@@ -32,7 +34,7 @@ export const SERVE_DEFAULTS = {
 /** The route label of requests that matched no route (404s), so unknown paths add no label values. */
 export const UNMATCHED_ROUTE = 'unmatched';
 
-export const REQUEST_ID_HEADER = 'x-request-id';
+export { REQUEST_ID_HEADER };
 
 /** Fastify's error for a body over bodyLimit. */
 const TOO_LARGE_CODE = 'FST_ERR_CTP_BODY_TOO_LARGE';
@@ -85,7 +87,7 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
     predictionBuckets: opts.predictionBuckets,
   });
   const holder = new ModelHolder(opts.model, metrics, batchLimit);
-  const ctx: ServeContext = { holder, metrics, color: opts.color, startedAt: Date.now() };
+  const ctx: ServeContext = { holder, metrics, color: opts.color, startedAt: Date.now(), predictions: new PredictionRing() };
   app.decorate('serving', ctx);
 
   // Only JSON is accepted: without its default text/plain parser Fastify answers other types with 415.

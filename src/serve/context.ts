@@ -4,6 +4,7 @@
  */
 import type { ModelHolder } from './holder.js';
 import type { InstanceMetrics } from './metrics.js';
+import type { PredictionRing } from './prediction-ring.js';
 
 export interface ServeContext {
   readonly holder: ModelHolder;
@@ -11,6 +12,8 @@ export interface ServeContext {
   readonly color: string;
   /** Date.now() when the app was built, for /health's uptime. */
   readonly startedAt: number;
+  /** Recent answers to requests that carried an id, for the shadow comparison (GET /admin/predictions). */
+  readonly predictions: PredictionRing;
 }
 
 /** Options every serve plugin receives; register a plugin with `{ ctx: app.serving }`. */

@@ -5,26 +5,15 @@
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COLORS } from '../../src/config/defaults.js';
 import { RELEASE_LOG_FILE } from '../../src/release/defaults.js';
 import { WINE_EXAMPLE } from '../../src/model/wine.js';
 import { readTokenFile } from '../../src/control/auth.js';
 import { STATUS_PAGE_PATH } from '../../src/control/status-page.js';
-import { startLocalStack, type LocalStack } from '../../src/app/root.js';
-import { CLI_ENTRY, freePort } from '../support/processes.js';
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+import type { LocalStack } from '../../src/app/root.js';
+import { launchChromium, startStackOnFreePorts, trickle } from './browser.js';
 
 describe('status page (Chromium, real stack)', () => {
   let dir: string;
@@ -46,22 +35,6 @@ describe('status page (Chromium, real stack)', () => {
     return { status: res.status, body: await res.json() };
   }
 
-  /** A light, bounded trickle of live traffic through the router, so the live numbers move. */
-  async function load(): Promise<void> {
-    while (!stopLoad.signal.aborted) {
-      await fetch(`${stack!.traffic.url}/predict`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(WINE_EXAMPLE),
-        signal: stopLoad.signal,
-      }).then(
-        (r) => r.arrayBuffer(),
-        () => undefined,
-      );
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-
   function releaseField(name: string) {
     return page.locator(`#release [data-field="${name}"]`);
   }
@@ -73,23 +46,11 @@ describe('status page (Chromium, real stack)', () => {
     await mkdir(stateDir, { recursive: true });
     logFile = path.join(stateDir, RELEASE_LOG_FILE);
     await writeFile(logFile, 'garbage {\n{"kind":"event","event":null}\n');
-    stack = await startLocalStack({
-      port: await freePort(),
-      bluePort: await freePort(),
-      greenPort: await freePort(),
-      controlPort: await freePort(),
-      stateDir,
-      cli: { command: process.execPath, args: ['--import', 'tsx', CLI_ENTRY] },
-      liveStats: { windowMs: 5_000 },
-    });
+    stack = await startStackOnFreePorts(stateDir, { liveStats: { windowMs: 5_000 } });
     token = await readTokenFile(stack.tokenFile);
-    loader = load();
-    browser = await chromium.launchPersistentContext(path.join(dir, 'chromium'), {
-      executablePath: '/usr/bin/chromium',
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1200, height: 1100 },
-    });
-    page = browser.pages()[0] ?? (await browser.newPage());
+    // A light, bounded trickle of live traffic through the router, so the live numbers move.
+    loader = trickle(stack.traffic.url, [WINE_EXAMPLE], stopLoad.signal);
+    ({ browser, page } = await launchChromium(dir, { width: 1200, height: 1100 }));
     page.on('dialog', (dialog) => void dialog.accept());
     await page.goto(`${stack.controlUrl}${STATUS_PAGE_PATH}#token=${token}`);
     // Set once: still there at the end only if the page was never reloaded.

@@ -7,12 +7,22 @@ import type { AnalysisConfig } from '../types.js';
 import type { CheckDefinition } from './definition.js';
 import { errorRatio } from './errors.js';
 import { latencyP95, latencyP99, latencyP99VsStable } from './latency.js';
+import { pairedClassDisagreement, pairedDeltaP95, pairedDisagreement } from './paired.js';
 import { predictionMeanShift, predictionPsi } from './predictions.js';
 
 export const CATALOGUE = [errorRatio, latencyP95, latencyP99, latencyP99VsStable, predictionMeanShift, predictionPsi] as const;
 
 /** Any list of checks the engine can fold over: the catalogue, or the catalogue plus checks a test adds. */
 export type Catalogue = readonly CheckDefinition[];
+
+/**
+ * Checks of each request's two answers (paired.ts): only a shadow phase mirrors requests, so only it has pairs
+ * to judge, and only it runs these (a canary step would otherwise show them skipped on every window).
+ */
+export const PAIRED_CHECKS = [pairedDisagreement, pairedClassDisagreement, pairedDeltaP95] as const;
+
+/** What the shadow phase judges: the catalogue, then the paired checks. */
+export const SHADOW_CATALOGUE: Catalogue = [...CATALOGUE, ...PAIRED_CHECKS];
 
 export type CheckName = (typeof CATALOGUE)[number]['name'];
 

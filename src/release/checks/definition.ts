@@ -3,12 +3,21 @@
  * entry. The catalogue (catalogue.ts) lists the entries; nothing else names a check.
  */
 import type { Scope } from '../../monitoring/queries.js';
+import type { Task } from '../../model/types.js';
+import type { PairSummary } from '../pairing-types.js';
 import type { AnalysisConfig, CheckOutcome, CheckResult, ColorWindow } from '../types.js';
 
 /** The two colors' statistics a check judges: the new color's and the stable one's, in the same window. */
 export interface CheckWindow {
   target: ColorWindow;
   stable: ColorWindow;
+  /** Both colors' answers to the same mirrored requests, paired (shadow phase only). */
+  pairs?: PairSummary;
+  /**
+   * The new model's task (absent: regression). A classifier's prediction series and prediction rings hold the
+   * predicted class's index: counts of classes mean something, distances between indices do not.
+   */
+  task?: Task;
 }
 
 /** The sample-size settings every check's minimum-sample rule reads (defaults in release/defaults.ts). */
@@ -46,6 +55,7 @@ export const UNITS = {
   ratio: { name: 'share of requests', symbol: '', scale: 1, decimals: null },
   stableStd: { name: "standard deviations of the stable color's predictions", symbol: '', scale: 1, decimals: null },
   index: { name: 'population stability index', symbol: '', scale: 1, decimals: null },
+  delta: { name: 'absolute difference of paired predictions', symbol: '', scale: 1, decimals: null },
 } satisfies Record<string, CheckUnit>;
 
 /** A check's Prometheus expression: a value that passes at <= limit, fails above it, and is absent with no data. */
@@ -70,6 +80,8 @@ export interface CheckDefinition<Name extends string = string, T extends object 
   comparesWithStable: boolean;
   /** When a window has too few samples to judge it (samples.ts). */
   samples: SampleRule;
+  /** Why the check does not apply to this window at all (skipped before any sample rule), or null. */
+  skip?(w: CheckWindow): string | null;
   /** The threshold its result shows; null when the limit is computed from the window. */
   threshold(config: SampleConfig & T): number | null;
   /** Judges a window that has enough samples. Pure: the same window and config give the same finding. */
@@ -84,6 +96,11 @@ export function defineCheck<Name extends string, T extends object>(check: CheckD
 }
 
 export const round = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/** For checks that measure distances between predictions: class indices have no order, so none for a classifier. */
+export function skipForClassifier(w: CheckWindow): string | null {
+  return w.task === 'classification' ? 'skipped: classifier (its predicted class indices have no order to measure distances on)' : null;
+}
 
 export function finding(outcome: CheckOutcome, value: number | null, threshold: number | null, detail: string): Finding {
   return { outcome, value: value === null ? null : round(value), threshold, detail };

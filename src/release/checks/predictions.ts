@@ -1,7 +1,7 @@
 /** Checks on what the new color predicts, against the stable color's predictions in the same window. */
 import { predictionMean, predictionQuantile } from '../../monitoring/queries.js';
 import { histogramMean, histogramStd, psi, psiSamplingNoise } from '../histograms.js';
-import { defineCheck, finding, round, UNITS } from './definition.js';
+import { defineCheck, finding, round, skipForClassifier, UNITS } from './definition.js';
 import { pairedSamples, pairedTailSamples } from './samples.js';
 
 /** Mean prediction shift in units of the stable color's standard deviation. */
@@ -16,6 +16,8 @@ export const predictionMeanShift = defineCheck({
   },
   comparesWithStable: true,
   samples: pairedSamples,
+  // A classifier's shift is prediction-psi's, over its predicted class frequencies.
+  skip: skipForClassifier,
   threshold: (c) => c.maxMeanShiftStd,
   evaluate({ target, stable }, c) {
     const tm = histogramMean(target.predictions) ?? 0;
@@ -50,7 +52,12 @@ export const predictionPsi = defineCheck({
   comparesWithStable: true,
   samples: pairedTailSamples,
   threshold: (c) => c.maxPsi,
-  evaluate({ target, stable }, c) {
+  /**
+   * A classifier's series holds class indices: each index falls in its own bucket of the instances' prediction
+   * histogram (0, 1, 2, ... are bounds of its 0.25-wide buckets), so this is the PSI of predicted class frequencies.
+   */
+  evaluate(w, c) {
+    const { target, stable } = w;
     const raw = psi(stable.predictions, target.predictions);
     const noise = psiSamplingNoise(stable.predictions, target.predictions);
     // Short windows carry sampling noise of the same size as the threshold: only the PSI above it is a shift.
@@ -59,7 +66,7 @@ export const predictionPsi = defineCheck({
       shift <= c.maxPsi ? 'pass' : 'fail',
       shift,
       c.maxPsi,
-      `PSI ${round(raw)} of predictions vs stable, ${round(noise)} of it expected from sampling alone`,
+      `PSI ${round(raw)} of ${w.task === 'classification' ? 'predicted class frequencies' : 'predictions'} vs stable, ${round(noise)} of it expected from sampling alone`,
     );
   },
 });

@@ -12,6 +12,8 @@ import type { ServePluginOptions } from '../context.js';
 import { ApiError, ERROR_BODY_SCHEMA } from '../errors.js';
 
 export const ADMIN_MODEL_ROUTE = '/admin/model';
+/** Recent answers to requests that carried an id, for the controller's paired shadow comparison. */
+export const ADMIN_PREDICTIONS_ROUTE = '/admin/predictions';
 
 export interface AdminOptions extends ServePluginOptions {
   /** Bearer token; when absent the admin API answers 403 admin_disabled. */
@@ -52,6 +54,37 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminOptions): Pro
       throw new ApiError('unauthorized', 'a valid "Authorization: Bearer <token>" header is required');
     }
   }
+
+  app.get<{ Querystring: { since?: string; limit?: string } }>(
+    ADMIN_PREDICTIONS_ROUTE,
+    {
+      onRequest: authorize,
+      schema: {
+        summary: 'Recent predictions to requests that carried an x-request-id (inputs included), from a cursor',
+        security: [{ bearerAuth: [] }],
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            // Strings: the instance's validator coerces no types (validation.ts).
+            since: { type: 'string', pattern: '^[0-9]{1,15}$', description: 'cursor: the `next` of the previous page (default 0)' },
+            limit: {
+              type: 'string',
+              pattern: '^[0-9]{1,15}$',
+              description: 'records at most (default and maximum: the capacity); 0 gives the end cursor',
+            },
+          },
+        },
+        response: { '4xx': ERROR_BODY_SCHEMA },
+      },
+    },
+    async (request) => {
+      const { predictions } = opts.ctx;
+      const { since = '0', limit } = request.query;
+      const most = Math.min(predictions.capacity, limit === undefined ? predictions.capacity : Number(limit));
+      return { capacity: predictions.capacity, ...predictions.since(Number(since), most) };
+    },
+  );
 
   app.post<{ Body: { bundle: string; allowFeatureChange?: boolean } }>(
     ADMIN_MODEL_ROUTE,
