@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Manifest } from '../src/model/types.js';
+import type { Manifest, RegressionMetrics } from '../src/model/types.js';
 import { recordedTrainOptions, trainBundle } from '../src/model/train-bundle.js';
 import { median } from './stats.js';
 
@@ -27,7 +27,7 @@ try {
       ...recordedTrainOptions(recorded),
     });
     times.push(trainMs);
-    rmse = manifest.training.metrics.rmse;
+    rmse = (manifest.training.metrics as RegressionMetrics).rmse;
   }
   process.stdout.write(
     `train (wine-quality 1.0.0 options: ${String(params.trees)} trees, ${recorded.training.split!.trainRows} rows): ` +

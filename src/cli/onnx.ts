@@ -3,6 +3,14 @@
  * neither should weigh on `serve`'s start-up.
  */
 import type { Command } from 'commander';
+import { isClassificationMetrics } from '../model/metrics.js';
+import type { ModelMetrics } from '../model/types.js';
+
+function metricsSummary(m: ModelMetrics): string {
+  return isClassificationMetrics(m)
+    ? `accuracy ${m.accuracy.toFixed(4)}, log-loss ${m.logLoss.toFixed(4)}`
+    : `rmse ${m.rmse.toFixed(4)}, r2 ${m.r2.toFixed(4)}`;
+}
 
 interface ExportFlags {
   out?: string;
@@ -65,7 +73,7 @@ export function registerOnnx(program: Command): void {
       process.stdout.write(
         `imported ${m.name} ${m.version} (format onnx, ${m.features.length} features, input '${m.onnx?.input}', output '${m.onnx?.output}') to ${r.dir}\n` +
           (flags.featuresFrom
-            ? `  on ${m.training.data.rows} rows of ${m.training.data.file}: rmse ${m.training.metrics.rmse.toFixed(4)}, r2 ${m.training.metrics.r2.toFixed(4)}\n`
+            ? `  on ${m.training.data.rows} rows of ${m.training.data.file}: ${metricsSummary(m.training.metrics)}\n`
             : ''),
       );
     });

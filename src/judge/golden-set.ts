@@ -3,17 +3,20 @@
  * smoke step reads it), or any labelled CSV with the data set's header.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { type GoldenSet, readGoldenSet } from '../controller/smoke.js';
+import { type RegressionGoldenSet, readGoldenSet } from '../controller/smoke.js';
 import { parseDataset } from '../model/csv.js';
 import { GOLDEN_FILE } from '../model/train-bundle.js';
 import { WINE_FEATURES, WINE_TARGET } from '../model/wine.js';
 
-export type { GoldenSet };
+/** The judge compares numbers (RMSE, prediction histograms): a regressor's golden set. */
+export type GoldenSet = RegressionGoldenSet;
 
 export async function loadGoldenSet(source: string, opts: { target?: string } = {}): Promise<GoldenSet> {
   if ((await stat(source)).isDirectory()) {
     const golden = await readGoldenSet(source);
     if (!golden) throw new Error(`bundle ${source} ships no ${GOLDEN_FILE}: give a labelled CSV with --golden`);
+    // Its figures are a regressor's: a classifier's release is judged by the release engine's gate only.
+    if (golden.task === 'classification') throw new Error(`bundle ${source} is a classifier: the judge compares regressors only`);
     return golden;
   }
   const target = opts.target ?? WINE_TARGET;
@@ -25,5 +28,5 @@ export async function loadGoldenSet(source: string, opts: { target?: string } = 
   const data = parseDataset(text, { features, target, source });
   const rows: Array<Record<string, number>> = [];
   for (let r = 0; r < data.nRows; r++) rows.push(Object.fromEntries(features.map((f, j) => [f, data.x[r * features.length + j]])));
-  return { features, rows, labels: Float64Array.from(data.y ?? []) };
+  return { task: 'regression', features, rows, labels: Float64Array.from(data.y ?? []) };
 }

@@ -8,8 +8,10 @@ export interface Dataset {
   nRows: number;
   /** Row-major nRows x features.length, raw units. */
   x: Float64Array;
-  /** Labels, when the table has the target column. */
+  /** Labels, when the table has the target column (class indices for a classifier's table: see classes.ts). */
   y: Float64Array | null;
+  /** The target cells as text, when parsed with `textLabels` (a classifier's labels). */
+  labelTexts?: string[];
 }
 
 export class CsvError extends Error {
@@ -32,11 +34,20 @@ export interface ParseOptions {
   labelled?: boolean;
   /** Shown in error messages. */
   source?: string;
+  /** Keep the target cells as text (labelTexts) instead of parsing them as numbers; y is then null. */
+  textLabels?: boolean;
 }
 
-function headerName(cell: string): string {
+export function headerName(cell: string): string {
   const t = cell.trim();
   return t.length >= 2 && t.startsWith('"') && t.endsWith('"') ? t.slice(1, -1) : t;
+}
+
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/** Plain decimal notation only: Number('') is 0 and Number('0x1f') is 31, neither a data value. */
+export function isDecimal(raw: string): boolean {
+  return DECIMAL.test(raw);
 }
 
 /**
@@ -66,6 +77,7 @@ export function parseDataset(text: string, opts: ParseOptions): Dataset {
   const nf = opts.features.length;
   const x: number[] = [];
   const y: number[] = [];
+  const texts: string[] = [];
   for (let i = headerIdx + 1; i < lines.length; i++) {
     const line = lines[i];
     if (line.trim() === '') continue;
@@ -75,8 +87,7 @@ export function parseDataset(text: string, opts: ParseOptions): Dataset {
     }
     const num = (col: number): number => {
       const raw = cells[col].trim();
-      // Number('') is 0 and Number('0x1f') is 31: accept plain decimal notation only.
-      if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(raw)) {
+      if (!isDecimal(raw)) {
         throw fail(`column "${header[col]}" is not a number: ${JSON.stringify(raw)}`, i + 1);
       }
       const v = Number(raw);
@@ -84,7 +95,12 @@ export function parseDataset(text: string, opts: ParseOptions): Dataset {
       return v;
     };
     for (let j = 0; j < nf; j++) x.push(num(featureCols[j]));
-    if (hasTarget) y.push(num(targetCol));
+    if (!hasTarget) continue;
+    if (opts.textLabels) {
+      const label = cells[targetCol].trim();
+      if (label === '') throw fail(`column "${header[targetCol]}" is empty`, i + 1);
+      texts.push(label);
+    } else y.push(num(targetCol));
   }
   if (y.length === 0 && x.length === 0) throw fail(`no data rows after the header`);
   return {
@@ -92,7 +108,8 @@ export function parseDataset(text: string, opts: ParseOptions): Dataset {
     target: hasTarget ? opts.target : null,
     nRows: x.length / nf,
     x: Float64Array.from(x),
-    y: hasTarget ? Float64Array.from(y) : null,
+    y: hasTarget && !opts.textLabels ? Float64Array.from(y) : null,
+    ...(hasTarget && opts.textLabels ? { labelTexts: texts } : {}),
   };
 }
 
@@ -116,7 +133,7 @@ export function formatDataset(
   features: readonly string[],
   target: string,
   x: Float64Array,
-  y: Float64Array,
+  y: ArrayLike<number> | readonly string[],
   rows: ArrayLike<number>,
 ): string {
   const nf = features.length;

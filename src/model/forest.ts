@@ -26,10 +26,33 @@ export interface FlatForest {
   threshold: Float64Array;
   left: Int32Array;
   right: Int32Array;
+  /** nNodes values, or nNodes x nOutputs (row-major by node) when nOutputs > 1. */
   value: Float64Array;
+  /**
+   * Values per node: absent or 1 for a regressor; the number of classes for a classifier, whose node values
+   * are its class probabilities (the forest's prediction is then their mean over trees, class by class).
+   */
+  nOutputs?: number;
 }
 
 export const LEAF = -1;
+
+export function outputsOf(forest: FlatForest): number {
+  return forest.nOutputs ?? 1;
+}
+
+/** Output k of a multi-output forest as a regression forest sharing its structure (no node arrays copied). */
+export function outputForest(forest: FlatForest, k: number): FlatForest {
+  const K = outputsOf(forest);
+  if (!(Number.isInteger(k) && k >= 0 && k < K)) throw new RangeError(`output ${k} of a forest with ${K}`);
+  if (K === 1) return forest;
+  const n = nodeCount(forest);
+  const value = new Float64Array(n);
+  for (let i = 0; i < n; i++) value[i] = forest.value[i * K + k];
+  const { nOutputs: _k, ...structure } = forest;
+  void _k;
+  return { ...structure, value };
+}
 
 /** Number of nodes of the whole forest. */
 export function nodeCount(forest: FlatForest): number {
@@ -44,14 +67,16 @@ export function forestProblem(forest: FlatForest): string | null {
   if (treeOffsets.length !== nTrees + 1) return `treeOffsets has ${treeOffsets.length} entries, expected ${nTrees + 1}`;
   if (treeOffsets[0] !== 0) return 'treeOffsets[0] must be 0';
   const n = treeOffsets[nTrees];
-  for (const [name, arr] of [
-    ['feature', forest.feature],
-    ['threshold', forest.threshold],
-    ['left', forest.left],
-    ['right', forest.right],
-    ['value', forest.value],
+  const K = outputsOf(forest);
+  if (!Number.isInteger(K) || K < 1) return `nOutputs must be a positive integer, got ${K}`;
+  for (const [name, arr, want] of [
+    ['feature', forest.feature, n],
+    ['threshold', forest.threshold, n],
+    ['left', forest.left, n],
+    ['right', forest.right, n],
+    ['value', forest.value, n * K],
   ] as const) {
-    if (arr.length !== n) return `${name} has ${arr.length} entries, expected ${n}`;
+    if (arr.length !== want) return `${name} has ${arr.length} entries, expected ${want}`;
   }
   for (let t = 0; t < nTrees; t++) {
     const start = treeOffsets[t];
@@ -60,7 +85,7 @@ export function forestProblem(forest: FlatForest): string | null {
     for (let i = start; i < end; i++) {
       const f = forest.feature[i];
       if (f === LEAF) {
-        if (!Number.isFinite(forest.value[i])) return `leaf ${i} has a non-finite value`;
+        for (let k = 0; k < K; k++) if (!Number.isFinite(forest.value[i * K + k])) return `leaf ${i} has a non-finite value`;
         continue;
       }
       if (f < 0 || f >= nFeatures) return `node ${i} splits on feature ${f}, outside 0..${nFeatures - 1}`;
@@ -83,31 +108,39 @@ export function forestProblem(forest: FlatForest): string | null {
 //   20 u32     nNodes
 // Body, in this order: treeOffsets i32[nTrees + 1], feature i32[nNodes], left i32[nNodes], right i32[nNodes],
 // threshold f64[nNodes], value f64[nNodes]. Nothing follows.
+//
+// Version 2 (multi-output forests, i.e. classifiers): the header has a fifth u32 at 24, nOutputs (28 bytes in
+// all), and value is f64[nNodes * nOutputs]. Single-output forests are always written as version 1, so
+// regression bundles stay byte for byte what they were.
 
 export const FOREST_MAGIC = 'BGFOREST';
 export const FOREST_BIN_VERSION = 1;
+export const FOREST_BIN_VERSION_MULTI = 2;
 const HEADER_BYTES = 24;
+const HEADER_BYTES_MULTI = 28;
 const LITTLE_ENDIAN_HOST = endianness() === 'LE';
 
 export class ForestFormatError extends Error {
   override name = 'ForestFormatError';
 }
 
-function expectedBytes(nTrees: number, nNodes: number): number {
-  return HEADER_BYTES + 4 * (nTrees + 1) + 3 * 4 * nNodes + 2 * 8 * nNodes;
+function expectedBytes(nTrees: number, nNodes: number, nOutputs = 1): number {
+  return (nOutputs > 1 ? HEADER_BYTES_MULTI : HEADER_BYTES) + 4 * (nTrees + 1) + 3 * 4 * nNodes + 8 * nNodes * (1 + nOutputs);
 }
 
 export function serializeForest(forest: FlatForest): Buffer {
   const problem = forestProblem(forest);
   if (problem) throw new ForestFormatError(`cannot serialise an invalid forest: ${problem}`);
   const nNodes = nodeCount(forest);
-  const buf = Buffer.alloc(expectedBytes(forest.nTrees, nNodes));
+  const K = outputsOf(forest);
+  const buf = Buffer.alloc(expectedBytes(forest.nTrees, nNodes, K));
   buf.write(FOREST_MAGIC, 0, 'ascii');
-  buf.writeUInt32LE(FOREST_BIN_VERSION, 8);
+  buf.writeUInt32LE(K > 1 ? FOREST_BIN_VERSION_MULTI : FOREST_BIN_VERSION, 8);
   buf.writeUInt32LE(forest.nTrees, 12);
   buf.writeUInt32LE(forest.nFeatures, 16);
   buf.writeUInt32LE(nNodes, 20);
-  let off = HEADER_BYTES;
+  if (K > 1) buf.writeUInt32LE(K, 24);
+  let off = K > 1 ? HEADER_BYTES_MULTI : HEADER_BYTES;
   for (const arr of [forest.treeOffsets, forest.feature, forest.left, forest.right]) {
     for (let i = 0; i < arr.length; i++, off += 4) buf.writeInt32LE(arr[i], off);
   }
@@ -123,17 +156,23 @@ export function deserializeForest(bytes: Uint8Array): FlatForest {
   const magic = buf.toString('ascii', 0, 8);
   if (magic !== FOREST_MAGIC) throw new ForestFormatError(`not a forest file (magic ${JSON.stringify(magic)})`);
   const version = buf.readUInt32LE(8);
-  if (version !== FOREST_BIN_VERSION) {
-    throw new ForestFormatError(`unsupported forest file version ${version} (this build reads ${FOREST_BIN_VERSION})`);
+  if (version !== FOREST_BIN_VERSION && version !== FOREST_BIN_VERSION_MULTI) {
+    throw new ForestFormatError(
+      `unsupported forest file version ${version} (this build reads ${FOREST_BIN_VERSION} and ${FOREST_BIN_VERSION_MULTI})`,
+    );
   }
+  const multi = version === FOREST_BIN_VERSION_MULTI;
+  if (multi && buf.length < HEADER_BYTES_MULTI) throw new ForestFormatError(`forest file too short (${bytes.length} bytes)`);
   const nTrees = buf.readUInt32LE(12);
   const nFeatures = buf.readUInt32LE(16);
   const nNodes = buf.readUInt32LE(20);
-  const want = expectedBytes(nTrees, nNodes);
+  const nOutputs = multi ? buf.readUInt32LE(24) : 1;
+  if (multi && nOutputs < 2) throw new ForestFormatError(`a version ${version} forest file needs 2 or more outputs, got ${nOutputs}`);
+  const want = expectedBytes(nTrees, nNodes, nOutputs);
   if (buf.length !== want) {
     throw new ForestFormatError(`forest file has ${buf.length} bytes, header implies ${want}`);
   }
-  let off = HEADER_BYTES;
+  let off = multi ? HEADER_BYTES_MULTI : HEADER_BYTES;
   // Typed arrays use the host's byte order: on little-endian hosts (nearly all) the bytes are copied as they
   // are; elsewhere each value is decoded.
   const read = <T extends Int32Array | Float64Array>(make: (n: number) => T, n: number, decode: (at: number) => number): T => {
@@ -161,25 +200,39 @@ export function deserializeForest(bytes: Uint8Array): FlatForest {
   const left = readI32(nNodes);
   const right = readI32(nNodes);
   const threshold = readF64(nNodes);
-  const value = readF64(nNodes);
-  const forest: FlatForest = { nTrees, nFeatures, treeOffsets, feature, threshold, left, right, value };
+  const value = readF64(nNodes * nOutputs);
+  const forest: FlatForest = { nTrees, nFeatures, treeOffsets, feature, threshold, left, right, value, ...(multi ? { nOutputs } : {}) };
   const problem = forestProblem(forest);
   if (problem) throw new ForestFormatError(`invalid forest: ${problem}`);
   return forest;
 }
 
-/** Prediction of one already-scaled row: mean of the trees' leaf values. */
-export function predictScaledRow(forest: FlatForest, x: ArrayLike<number>, offset = 0): number {
-  const { feature, threshold, left, right, value, treeOffsets, nTrees } = forest;
-  let sum = 0;
-  for (let t = 0; t < nTrees; t++) {
-    let node = treeOffsets[t];
-    let f = feature[node];
-    while (f !== LEAF) {
-      node = x[offset + f] <= threshold[node] ? left[node] : right[node];
-      f = feature[node];
-    }
-    sum += value[node];
+/** The leaf tree t sends an already-scaled row to. */
+function leafOf(forest: FlatForest, t: number, x: ArrayLike<number>, offset: number): number {
+  const { feature, threshold, left, right } = forest;
+  let node = forest.treeOffsets[t];
+  let f = feature[node];
+  while (f !== LEAF) {
+    node = x[offset + f] <= threshold[node] ? left[node] : right[node];
+    f = feature[node];
   }
-  return sum / nTrees;
+  return node;
+}
+
+/** Prediction of one already-scaled row: mean of the trees' leaf values (single-output forests). */
+export function predictScaledRow(forest: FlatForest, x: ArrayLike<number>, offset = 0): number {
+  let sum = 0;
+  for (let t = 0; t < forest.nTrees; t++) sum += forest.value[leafOf(forest, t, x, offset)];
+  return sum / forest.nTrees;
+}
+
+/** Mean over trees of the leaves' value vectors of one already-scaled row (a classifier's probabilities), into out. */
+export function predictScaledRowOutputs(forest: FlatForest, x: ArrayLike<number>, offset: number, out: Float64Array, outOffset = 0): void {
+  const K = outputsOf(forest);
+  for (let k = 0; k < K; k++) out[outOffset + k] = 0;
+  for (let t = 0; t < forest.nTrees; t++) {
+    const node = leafOf(forest, t, x, offset);
+    for (let k = 0; k < K; k++) out[outOffset + k] += forest.value[node * K + k];
+  }
+  for (let k = 0; k < K; k++) out[outOffset + k] /= forest.nTrees;
 }

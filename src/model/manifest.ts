@@ -28,7 +28,14 @@ export function manifestProblems(m: unknown): string[] {
     bad('name', `must be a name of letters, digits, ".", "_" or "-", got ${JSON.stringify(m.name)}`);
   if (typeof m.version !== 'string' || !/^[0-9A-Za-z][0-9A-Za-z.+-]*$/.test(m.version))
     bad('version', `must be a version string such as "1.0.0", got ${JSON.stringify(m.version)}`);
-  if (m.task !== 'regression') bad('task', `must be "regression", got ${JSON.stringify(m.task)}`);
+  if (m.task !== 'regression' && m.task !== 'classification')
+    bad('task', `must be "regression" or "classification", got ${JSON.stringify(m.task)}`);
+  const classifier = m.task === 'classification';
+  if (classifier) {
+    const c = m.classes;
+    if (!Array.isArray(c) || c.length < 2 || !c.every(isNonEmptyString)) bad('classes', 'must list 2 or more class labels');
+    else if (new Set(c).size !== c.length) bad('classes', 'must not repeat a label');
+  } else if (m.classes !== undefined) bad('classes', 'belongs to classification bundles only');
   if (!isNonEmptyString(m.format)) bad('format', 'must be a non-empty string');
   if (!isSafeRelativePath(m.modelFile)) bad('modelFile', `must be a relative path inside the bundle, got ${JSON.stringify(m.modelFile)}`);
   if (!isNonEmptyString(m.target)) bad('target', 'must be a non-empty string');
@@ -84,7 +91,17 @@ export function manifestProblems(m: unknown): string[] {
       const s = tr.split;
       if (!isObj(s)) bad('training.split', 'must be an object');
       else {
-        if (!isFiniteNum(s.test) || s.test <= 0 || s.test >= 1) bad('training.split.test', 'must be a share in (0, 1)');
+        if (s.testData !== undefined) {
+          const t = s.testData;
+          if (!isObj(t)) bad('training.split.testData', 'must be an object');
+          else {
+            if (!isNonEmptyString(t.file)) bad('training.split.testData.file', 'must be a non-empty string');
+            if (typeof t.sha256 !== 'string' || !SHA256.test(t.sha256))
+              bad('training.split.testData.sha256', 'must be 64 lowercase hex digits');
+            if (t.rows !== s.testRows) bad('training.split.testData.rows', `must equal training.split.testRows (${String(s.testRows)})`);
+          }
+          if (s.test !== 0) bad('training.split.test', 'must be 0 when a separate testData table was scored');
+        } else if (!isFiniteNum(s.test) || s.test <= 0 || s.test >= 1) bad('training.split.test', 'must be a share in (0, 1)');
         for (const k of ['trainRows', 'testRows'] as const)
           if (!Number.isInteger(s[k]) || (s[k] as number) < 1) bad(`training.split.${k}`, 'must be a positive integer');
       }
@@ -92,7 +109,7 @@ export function manifestProblems(m: unknown): string[] {
     const mt = tr.metrics;
     if (!isObj(mt)) bad('training.metrics', 'must be an object');
     else {
-      for (const k of ['rmse', 'mae', 'r2', 'accuracy'] as const)
+      for (const k of classifier ? (['accuracy', 'logLoss'] as const) : (['rmse', 'mae', 'r2', 'accuracy'] as const))
         if (!isFiniteNum(mt[k])) bad(`training.metrics.${k}`, 'must be a finite number');
       if (!Number.isInteger(mt.rows) || (mt.rows as number) < 1) bad('training.metrics.rows', 'must be a positive integer');
     }

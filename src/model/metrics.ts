@@ -1,4 +1,4 @@
-import type { RegressionMetrics } from './types.js';
+import type { ClassificationMetrics, ModelMetrics, RegressionMetrics } from './types.js';
 
 /** RMSE, MAE, R² and rounded accuracy (share of rows whose rounded prediction equals the label). */
 export function regressionMetrics(actual: ArrayLike<number>, predicted: ArrayLike<number>): RegressionMetrics {
@@ -29,14 +29,48 @@ export function regressionMetrics(actual: ArrayLike<number>, predicted: ArrayLik
   };
 }
 
+/**
+ * Accuracy (share of rows whose most probable class is the label; ties go to the first class) and log-loss
+ * (mean of -ln p(label), p clipped to [1e-15, 1] so that one confident miss is large but finite).
+ * labels: class indices; probabilities: nRows x nClasses.
+ */
+export function classificationMetrics(
+  labels: ArrayLike<number>,
+  probabilities: ArrayLike<number>,
+  nClasses: number,
+): ClassificationMetrics {
+  const n = labels.length;
+  if (n === 0) throw new Error('cannot compute metrics over zero rows');
+  if (probabilities.length !== n * nClasses) throw new Error(`${n} labels but ${probabilities.length / nClasses} probability rows`);
+  let hits = 0;
+  let loss = 0;
+  for (let r = 0; r < n; r++) {
+    let best = 0;
+    for (let k = 1; k < nClasses; k++) if (probabilities[r * nClasses + k] > probabilities[r * nClasses + best]) best = k;
+    if (best === labels[r]) hits++;
+    loss -= Math.log(Math.min(1, Math.max(1e-15, probabilities[r * nClasses + labels[r]])));
+  }
+  return { accuracy: hits / n, logLoss: loss / n, rows: n };
+}
+
+export function isClassificationMetrics(m: ModelMetrics): m is ClassificationMetrics {
+  return (m as Partial<RegressionMetrics>).rmse === undefined;
+}
+
 /** Aligned human-readable lines, as the train and evaluate commands print them. */
-export function formatMetrics(m: RegressionMetrics): string {
-  const rows: [string, string][] = [
-    ['rows', String(m.rows)],
-    ['rmse', m.rmse.toFixed(4)],
-    ['mae', m.mae.toFixed(4)],
-    ['r2', m.r2.toFixed(4)],
-    ['accuracy', m.accuracy.toFixed(4)],
-  ];
+export function formatMetrics(m: ModelMetrics): string {
+  const rows: [string, string][] = isClassificationMetrics(m)
+    ? [
+        ['rows', String(m.rows)],
+        ['accuracy', m.accuracy.toFixed(4)],
+        ['log-loss', m.logLoss.toFixed(4)],
+      ]
+    : [
+        ['rows', String(m.rows)],
+        ['rmse', m.rmse.toFixed(4)],
+        ['mae', m.mae.toFixed(4)],
+        ['r2', m.r2.toFixed(4)],
+        ['accuracy', m.accuracy.toFixed(4)],
+      ];
   return rows.map(([k, v]) => `  ${k.padEnd(9)}${v}`).join('\n');
 }

@@ -1,6 +1,7 @@
 /** The one place where a bundle's format picks its inference runtime. */
 import { BundleError } from './bundle-error.js';
-import { type FlatForest, deserializeForest } from './forest.js';
+import { type FlatForest, deserializeForest, outputsOf } from './forest.js';
+import { NativeClassifierRuntime } from './native-classifier.js';
 import { NativeForestRuntime } from './native-runtime.js';
 import type { Manifest, ModelRuntime } from './types.js';
 
@@ -40,5 +41,13 @@ function nativeRuntime(manifest: Manifest, dir: string, modelBytes: Uint8Array):
       `bundle ${dir}: ${manifest.modelFile} expects ${forest.nFeatures} features but the manifest lists ${manifest.features.length}`,
     );
   }
-  return new NativeForestRuntime(forest, manifest.preprocessing);
+  const K = outputsOf(forest);
+  const classes = manifest.task === 'classification' ? (manifest.classes?.length ?? 0) : 1;
+  if (K !== classes) {
+    throw new BundleError(
+      'model_invalid',
+      `bundle ${dir}: ${manifest.modelFile} has ${K} output(s) per row but the manifest's ${manifest.task} task needs ${classes}`,
+    );
+  }
+  return K > 1 ? new NativeClassifierRuntime(forest, manifest.preprocessing) : new NativeForestRuntime(forest, manifest.preprocessing);
 }

@@ -20,7 +20,7 @@ export interface TrainOptions {
   minSamplesLeaf: number;
   maxFeatures: MaxFeatures;
   seed: number;
-  /** Share of rows held out for the metrics (and the golden set). */
+  /** Share of rows held out for the metrics (and the golden set); 0 when a separate test table is given. */
   testFraction: number;
 }
 
@@ -37,7 +37,8 @@ export class TrainOptionsError extends Error {
   override name = 'TrainOptionsError';
 }
 
-export function checkTrainOptions(opts: TrainOptions): void {
+/** `externalTest`: the metrics come from a separate table, so holding nothing out (testFraction 0) is valid. */
+export function checkTrainOptions(opts: TrainOptions, externalTest = false): void {
   const posInt = (name: string, v: number) => {
     if (!Number.isInteger(v) || v < 1) throw new TrainOptionsError(`${name} must be a positive integer, got ${v}`);
   };
@@ -45,8 +46,12 @@ export function checkTrainOptions(opts: TrainOptions): void {
   posInt('minSamplesLeaf', opts.minSamplesLeaf);
   if (opts.maxDepth !== null) posInt('maxDepth', opts.maxDepth);
   if (!Number.isSafeInteger(opts.seed)) throw new TrainOptionsError(`seed must be an integer, got ${opts.seed}`);
-  if (!(opts.testFraction > 0 && opts.testFraction < 1)) {
-    throw new TrainOptionsError(`testFraction must be in (0, 1), got ${opts.testFraction}`);
+  if (externalTest) {
+    // Rows held out of the training data would be scored nowhere: train on all of them.
+    if (opts.testFraction !== 0)
+      throw new TrainOptionsError(`with a separate test table nothing is held out: testFraction must be 0, got ${opts.testFraction}`);
+  } else if (!(opts.testFraction > 0 && opts.testFraction < 1)) {
+    throw new TrainOptionsError(`testFraction must be in (0, 1) without a separate test table, got ${opts.testFraction}`);
   }
   const mf = opts.maxFeatures;
   if (typeof mf === 'number' && !(mf > 0 && (mf <= 1 || Number.isInteger(mf)))) {
@@ -128,7 +133,7 @@ export interface ForestParams {
 }
 
 /** Growable node arrays for one tree, appended in preorder. */
-class NodeList {
+export class NodeList {
   feature: number[] = [];
   threshold: number[] = [];
   left: number[] = [];
@@ -142,26 +147,85 @@ class NodeList {
     this.value.push(value);
     return this.value.length - 1;
   }
+  /** A node of a multi-output tree: its values (a classifier's class shares) appended together. */
+  addValues(values: ArrayLike<number>): number {
+    this.feature.push(LEAF);
+    this.threshold.push(0);
+    this.left.push(-1);
+    this.right.push(-1);
+    for (let k = 0; k < values.length; k++) this.value.push(values[k]);
+    return this.feature.length - 1;
+  }
 }
 
 /**
- * One CART tree on a bootstrap sample. Samples are the distinct drawn rows with their draw counts as weights
- * (as scikit-learn does). Each feature keeps its own presorted order of the samples; a node is the same range
- * [start, end) in every order, and splitting partitions every order stably, so no sorting happens after the start.
+ * Grows `trees` trees into `nodes`, tree t with fork t of the seed's generator, and flattens them. Node
+ * indices are appended tree after tree, so each tree's preorder indices are already absolute.
  */
-function growTree(x: Float64Array, y: Float64Array, nRows: number, nf: number, params: ForestParams, rng: Prng, out: NodeList): void {
+export function growTrees(
+  trees: number,
+  nFeatures: number,
+  seed: number,
+  nodes: NodeList,
+  growOne: (rng: Prng) => void,
+  nOutputs = 1,
+): FlatForest {
+  const master = new Prng(seed ^ 0x2f6b3c5d);
+  const treeOffsets = new Int32Array(trees + 1);
+  for (let t = 0; t < trees; t++) {
+    growOne(master.fork(t));
+    treeOffsets[t + 1] = nodes.feature.length;
+  }
+  return {
+    nTrees: trees,
+    nFeatures,
+    treeOffsets,
+    feature: Int32Array.from(nodes.feature),
+    threshold: Float64Array.from(nodes.threshold),
+    left: Int32Array.from(nodes.left),
+    right: Int32Array.from(nodes.right),
+    value: Float64Array.from(nodes.value),
+    ...(nOutputs > 1 ? { nOutputs } : {}),
+  };
+}
+
+/** The split threshold between neighbouring values v < vNext: their midpoint, unless rounding puts it on vNext. */
+export function midpoint(v: number, vNext: number): number {
+  const t = v / 2 + vNext / 2;
+  return t === vNext || !Number.isFinite(t) ? v : t;
+}
+
+/**
+ * A tree's bootstrap sample laid out for the split search (the regressor's and the classifier's). Samples are
+ * the distinct drawn rows with their draw counts as weights (as scikit-learn does). Each feature keeps its own
+ * presorted order of the samples; a node is the same range [start, end) in every order, and splitting
+ * partitions every order stably (partitionNode), so no sorting happens after the start.
+ */
+export interface TreeSample {
+  m: number;
+  /** The training row of each sample. */
+  rowsOf: number[];
+  /** Draw count of each sample: its weight. */
+  w: Float64Array;
+  /** col[f * m + s]: feature f of sample s. */
+  col: Float64Array;
+  /** order[f * m + k]: the sample at rank k of feature f (ties by sample). */
+  order: Int32Array;
+  goesLeft: Uint8Array;
+  scratch: Int32Array;
+}
+
+export function drawTreeSample(x: Float64Array, nRows: number, nf: number, rng: Prng): TreeSample {
   const counts = new Int32Array(nRows);
   for (let i = 0; i < nRows; i++) counts[rng.int(nRows)]++;
   const rowsOf: number[] = [];
   for (let i = 0; i < nRows; i++) if (counts[i] > 0) rowsOf.push(i);
   const m = rowsOf.length;
   const w = new Float64Array(m);
-  const ys = new Float64Array(m);
-  const col = new Float64Array(nf * m); // col[f * m + s]: feature f of sample s
+  const col = new Float64Array(nf * m);
   for (let s = 0; s < m; s++) {
     const r = rowsOf[s];
     w[s] = counts[r];
-    ys[s] = y[r];
     for (let f = 0; f < nf; f++) col[f * m + s] = x[r * nf + f];
   }
   const order = new Int32Array(nf * m);
@@ -170,8 +234,32 @@ function growTree(x: Float64Array, y: Float64Array, nRows: number, nf: number, p
     idx.sort((a, b) => col[f * m + a] - col[f * m + b] || a - b);
     order.set(idx, f * m);
   }
-  const goesLeft = new Uint8Array(m);
-  const scratch = new Int32Array(m);
+  return { m, rowsOf, w, col, order, goesLeft: new Uint8Array(m), scratch: new Int32Array(m) };
+}
+
+/** Splits the node [start, end) of every order: its first nLeft samples in `feature`'s order first, stably. */
+export function partitionNode(sample: TreeSample, nf: number, start: number, end: number, feature: number, nLeft: number): void {
+  const { m, order, goesLeft, scratch } = sample;
+  const bBase = feature * m;
+  for (let k = start; k < end; k++) goesLeft[order[bBase + k]] = k - start < nLeft ? 1 : 0;
+  for (let f = 0; f < nf; f++) {
+    const base = f * m;
+    let l = base + start;
+    let r = 0;
+    for (let k = start; k < end; k++) {
+      const s = order[base + k];
+      if (goesLeft[s]) order[l++] = s;
+      else scratch[r++] = s;
+    }
+    order.set(scratch.subarray(0, r), l);
+  }
+}
+
+/** One CART tree grown on variance reduction over a bootstrap sample (drawTreeSample). */
+function growTree(x: Float64Array, y: Float64Array, nRows: number, nf: number, params: ForestParams, rng: Prng, out: NodeList): void {
+  const sample = drawTreeSample(x, nRows, nf, rng);
+  const { m, w, col, order } = sample;
+  const ys = Float64Array.from(sample.rowsOf, (r) => y[r]);
   const featurePerm = Int32Array.from({ length: nf }, (_, i) => i);
 
   const build = (start: number, end: number, depth: number): number => {
@@ -223,27 +311,13 @@ function growTree(x: Float64Array, y: Float64Array, nRows: number, nf: number, p
           bestProxy = proxy;
           bestFeature = f;
           bestPos = nLeft;
-          let t = v / 2 + vNext / 2;
-          if (t === vNext || !Number.isFinite(t)) t = v; // rounding must keep v on the left and vNext on the right
-          bestThreshold = t;
+          bestThreshold = midpoint(v, vNext); // rounding must keep v on the left and vNext on the right
         }
       }
     }
     if (bestFeature < 0 || bestProxy <= (S * S) / W) return node;
 
-    const bBase = bestFeature * m;
-    for (let k = start; k < end; k++) goesLeft[order[bBase + k]] = k - start < bestPos ? 1 : 0;
-    for (let f = 0; f < nf; f++) {
-      const base = f * m;
-      let l = base + start;
-      let r = 0;
-      for (let k = start; k < end; k++) {
-        const s = order[base + k];
-        if (goesLeft[s]) order[l++] = s;
-        else scratch[r++] = s;
-      }
-      order.set(scratch.subarray(0, r), l);
-    }
+    partitionNode(sample, nf, start, end, bestFeature, bestPos);
     out.feature[node] = bestFeature;
     out.threshold[node] = bestThreshold;
     out.left[node] = build(start, start + bestPos, depth + 1);
@@ -262,24 +336,8 @@ export function growForest(
   params: ForestParams,
   seed: number,
 ): FlatForest {
-  const master = new Prng(seed ^ 0x2f6b3c5d);
   const nodes = new NodeList();
-  const treeOffsets = new Int32Array(params.trees + 1);
-  for (let t = 0; t < params.trees; t++) {
-    growTree(x, y, nRows, nFeatures, params, master.fork(t), nodes);
-    treeOffsets[t + 1] = nodes.value.length;
-  }
-  // Node indices were appended tree after tree, so the per-tree preorder indices are already absolute.
-  return {
-    nTrees: params.trees,
-    nFeatures,
-    treeOffsets,
-    feature: Int32Array.from(nodes.feature),
-    threshold: Float64Array.from(nodes.threshold),
-    left: Int32Array.from(nodes.left),
-    right: Int32Array.from(nodes.right),
-    value: Float64Array.from(nodes.value),
-  };
+  return growTrees(params.trees, nFeatures, seed, nodes, (rng) => growTree(x, y, nRows, nFeatures, params, rng, nodes));
 }
 
 export interface TrainedModel {
@@ -287,7 +345,9 @@ export interface TrainedModel {
   scaler: Scaler;
   /** Ranges and moments of each feature over the training rows, in dataset feature order. */
   featureStats: FeatureSpec[];
+  /** Rows of the training table the trees were grown on. */
   trainRows: Int32Array;
+  /** Rows scored for the metrics: of the training table when held out from it, else of the test table. */
   testRows: Int32Array;
   /** The trainer's own predictions for testRows, in that order. */
   testPredictions: Float64Array;
@@ -296,12 +356,36 @@ export interface TrainedModel {
   params: ForestParams;
 }
 
-export function trainModel(data: Dataset, options: Partial<TrainOptions> = {}): TrainedModel {
+/**
+ * Trains on `data` and scores on `testData` when given (every row of `data` trains, options.testFraction
+ * must be 0), else on a seeded share of `data` held out.
+ */
+/** What both trainers settle before growing: options, the rows trained and scored, the scaler, the forest's params. */
+export interface TrainingPlan {
+  opts: TrainOptions;
+  nf: number;
+  train: Int32Array;
+  /** Rows of `scored` the metrics are computed on. */
+  test: Int32Array;
+  /** The test table when given, else the training table (the held-out rows). */
+  scored: Dataset;
+  scaler: Scaler;
+  stats: Omit<FeatureSpec, 'name'>[];
+  params: ForestParams;
+}
+
+export function planTraining(data: Dataset, options: Partial<TrainOptions>, testData: Dataset | undefined): TrainingPlan {
   const opts: TrainOptions = { ...DEFAULT_TRAIN_OPTIONS, ...options };
-  checkTrainOptions(opts);
+  checkTrainOptions(opts, testData !== undefined);
   if (data.y === null) throw new TrainOptionsError('training data has no label column');
+  if (testData && testData.y === null) throw new TrainOptionsError('test data has no label column');
   const nf = data.features.length;
-  const { train, test } = splitRows(data.nRows, opts.testFraction, opts.seed);
+  if (testData && testData.features.join('\n') !== data.features.join('\n')) {
+    throw new TrainOptionsError('test data must have the training features, in the same order');
+  }
+  const { train, test } = testData
+    ? { train: Int32Array.from({ length: data.nRows }, (_, i) => i), test: Int32Array.from({ length: testData.nRows }, (_, i) => i) }
+    : splitRows(data.nRows, opts.testFraction, opts.seed);
   const { scaler, stats } = fitScaler(data.x, nf, train);
   const params: ForestParams = {
     trees: opts.trees,
@@ -309,12 +393,17 @@ export function trainModel(data: Dataset, options: Partial<TrainOptions> = {}): 
     minSamplesLeaf: opts.minSamplesLeaf,
     featuresPerSplit: resolveMaxFeatures(opts.maxFeatures, nf),
   };
+  return { opts, nf, train, test, scored: testData ?? data, scaler, stats, params };
+}
+
+export function trainModel(data: Dataset, options: Partial<TrainOptions> = {}, testData?: Dataset): TrainedModel {
+  const { opts, nf, train, test, scored, scaler, stats, params } = planTraining(data, options, testData);
   const yTrain = Float64Array.from(train, (r) => data.y![r]);
   const forest = growForest(scaleRows(data.x, nf, train, scaler), yTrain, train.length, nf, params, opts.seed);
-  const xTest = scaleRows(data.x, nf, test, scaler);
+  const xTest = scaleRows(scored.x, nf, test, scaler);
   const testPredictions = new Float64Array(test.length);
   for (let k = 0; k < test.length; k++) testPredictions[k] = predictScaledRow(forest, xTest, k * nf);
-  const yTest = Float64Array.from(test, (r) => data.y![r]);
+  const yTest = Float64Array.from(test, (r) => scored.y![r]);
   return {
     forest,
     scaler,

@@ -25,11 +25,29 @@ export interface RegressionMetrics {
   rows: number;
 }
 
+export interface ClassificationMetrics {
+  /** Share of rows whose most probable class is the label. */
+  accuracy: number;
+  /** Mean -ln(probability given to the label), probabilities clipped at 1e-15. */
+  logLoss: number;
+  rows: number;
+}
+
+export type ModelMetrics = RegressionMetrics | ClassificationMetrics;
+
+export type Task = 'regression' | 'classification';
+
 export interface Manifest {
   schemaVersion: typeof MANIFEST_SCHEMA_VERSION;
   name: string;
   version: string;
-  task: 'regression';
+  task: Task;
+  /**
+   * classification only: the class labels, in the order of the model's probability outputs (sorted, as
+   * scikit-learn's classes_). The model predicts one probability per class; the answer's class is the first
+   * most probable one.
+   */
+  classes?: string[];
   format: BundleFormat;
   /** Model file inside the bundle, relative to the bundle folder (e.g. "forest.bin", "model.onnx"). */
   modelFile: string;
@@ -41,9 +59,19 @@ export interface Manifest {
     data: { file: string; sha256: string; rows: number };
     seed?: number;
     params?: Record<string, unknown>;
-    split?: { test: number; trainRows: number; testRows: number };
-    /** Held-out metrics. */
-    metrics: RegressionMetrics;
+    /**
+     * What the metrics and the golden set were computed on. Without `testData`: the `test` share of
+     * `data`'s rows, drawn by `seed` (trainer.splitRows), the rest trained. With `testData`: every row of
+     * that separate table (`test` is 0), and every row of `data` trained.
+     */
+    split?: {
+      test: number;
+      trainRows: number;
+      testRows: number;
+      testData?: { file: string; sha256: string; rows: number };
+    };
+    /** Held-out metrics: RegressionMetrics, or ClassificationMetrics for a classifier. */
+    metrics: ModelMetrics;
   };
   /** format 'onnx' only: the graph's input and output names (absent: the model's only input and output). */
   onnx?: { input: string; output: string };
@@ -57,11 +85,16 @@ export interface Manifest {
   createdAt: string;
 }
 
-/** What every inference runtime offers: rows in, one prediction per row out. */
+/** What every inference runtime offers: rows in, one prediction per row (a classifier: one per class) out. */
 export interface ModelRuntime {
   readonly kind: BundleFormat;
   readonly nFeatures: number;
-  /** rows is row-major, nRows x nFeatures, in manifest feature order and raw (unscaled) units. */
+  /** Values per row: absent or 1 for a regressor; a classifier's number of classes (its probabilities). */
+  readonly nOutputs?: number;
+  /**
+   * rows is row-major, nRows x nFeatures, in manifest feature order and raw (unscaled) units. The result is
+   * nRows x nOutputs, row-major.
+   */
   predict(rows: Float64Array, nRows: number): Float64Array | Promise<Float64Array>;
   close?(): Promise<void>;
 }

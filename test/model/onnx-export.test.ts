@@ -7,6 +7,7 @@ import { loadBundle } from '../../src/model/bundle.js';
 import { deserializeForest } from '../../src/model/forest.js';
 import { onnxParityTolerance } from '../../src/model/onnx/export.js';
 import { WINE_FEATURES } from '../../src/model/wine.js';
+import type { RegressionMetrics } from '../../src/model/types.js';
 import { CLI_ENTRY, ROOT } from '../support/processes.js';
 import { runOnnxChecker, tempDir, WINE_CSV, wineData } from './onnx-support.js';
 
@@ -116,7 +117,7 @@ describe('bgserve import-onnx', () => {
       expect([alcohol.min, alcohol.max]).toEqual([8.4, 14.9]);
       expect(m.manifest.training.data).toMatchObject({ file: 'winequality-red.csv', rows: 1599 });
       expect(m.manifest.training.metrics.rows).toBe(1599);
-      expect(m.manifest.training.metrics.rmse).toBeGreaterThan(0);
+      expect((m.manifest.training.metrics as RegressionMetrics).rmse).toBeGreaterThan(0);
       const data = await wineData();
       expect(await m.runtime.predict(data.x, 5)).toEqual(await ref.runtime.predict(data.x, 5));
     } finally {

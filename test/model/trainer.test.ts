@@ -8,7 +8,7 @@ import { LEAF, deserializeForest, forestProblem } from '../../src/model/forest.j
 import { regressionMetrics } from '../../src/model/metrics.js';
 import { recordedTrainOptions, resolveCreatedAt, trainBundle } from '../../src/model/train-bundle.js';
 import { type MaxFeatures, TrainOptionsError, resolveMaxFeatures, splitRows, trainModel } from '../../src/model/trainer.js';
-import type { Manifest } from '../../src/model/types.js';
+import type { Manifest, RegressionMetrics } from '../../src/model/types.js';
 import { WINE_FEATURES, WINE_TARGET } from '../../src/model/wine.js';
 import { ROOT } from '../support/processes.js';
 
@@ -91,12 +91,26 @@ describe('trainer on small data', () => {
     const unlabelled = parseDataset('a,b\n1,2\n3,4\n', { features: ['a', 'b'], target: 'y', labelled: false });
     expect(() => trainModel(unlabelled)).toThrow(/no label column/);
   });
+
+  it('with a separate test table: trains on every row, scores every test row, holds nothing out', () => {
+    const data = stepData(40);
+    const test = parseDataset('a,b,y\n0.1,3,0\n0.9,1,10\n0.7,0,10\n', { features: ['a', 'b'], target: 'y' });
+    const m = trainModel(data, { trees: 5, seed: 2, testFraction: 0 }, test);
+    expect(Array.from(m.trainRows)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(Array.from(m.testRows)).toEqual([0, 1, 2]);
+    expect(Array.from(m.testPredictions)).toEqual([0, 10, 10]);
+    expect(m.metrics.rows).toBe(3);
+    expect(() => trainModel(data, { testFraction: 0 })).toThrow(/testFraction must be in \(0, 1\) without a separate test table/);
+    expect(() => trainModel(data, { testFraction: 0.2 }, test)).toThrow(/nothing is held out: testFraction must be 0/);
+    const other = parseDataset('b,a,y\n1,2,3\n', { features: ['b', 'a'], target: 'y' });
+    expect(() => trainModel(data, { testFraction: 0 }, other)).toThrow(/same order/);
+  });
 });
 
 describe('committed bundles', () => {
   it.each(BUNDLES)('%s meets the quality target on its held-out rows, recomputed from golden.csv', async (dir) => {
     const model = await loadBundle(dir, { expectedFeatures: WINE_FEATURES });
-    const recorded = model.manifest.training.metrics;
+    const recorded = model.manifest.training.metrics as RegressionMetrics;
     expect(recorded.rmse).toBeLessThanOrEqual(0.55);
     expect(recorded.mae).toBeLessThanOrEqual(0.43);
     const golden = await readDataset(path.join(dir, model.manifest.goldenFile!), { features: WINE_FEATURES, target: WINE_TARGET });

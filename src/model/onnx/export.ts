@@ -1,6 +1,7 @@
 /**
  * export-onnx: a native-forest bundle -> a bundle of its own in format 'onnx' (Scaler + TreeEnsembleRegressor,
- * as skl2onnx writes Pipeline(StandardScaler, RandomForestRegressor)), with new checksums, then loaded back
+ * as skl2onnx writes Pipeline(StandardScaler, RandomForestRegressor); a classifier's: Scaler +
+ * TreeEnsembleClassifier with a plain probability tensor, as skl2onnx with zipmap off), with new checksums, then loaded back
  * through the ONNX runtime and compared with the native runtime on the source's golden rows (or the feature
  * means) before the export is reported done.
  */
@@ -8,10 +9,10 @@ import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BundleError, MANIFEST_FILE, loadBundle, writeBundle } from '../bundle.js';
 import { sha256Hex, readDataset } from '../csv.js';
-import { deserializeForest, type FlatForest } from '../forest.js';
+import { deserializeForest, outputsOf, type FlatForest } from '../forest.js';
 import type { LoadedModel, Manifest, ModelRuntime } from '../types.js';
 import { createOnnxRuntime, ONNX_MODEL_FILE } from './runtime.js';
-import { forestToOnnx, SKL2ONNX_INPUT, SKL2ONNX_OUTPUT } from './writer.js';
+import { forestToOnnx, SKL2ONNX_INPUT, SKL2ONNX_OUTPUT, SKL2ONNX_PROBABILITIES_OUTPUT } from './writer.js';
 
 /** Distance from x to the next float32 away from zero. */
 export function ulp32(x: number): number {
@@ -28,6 +29,10 @@ export function ulp32(x: number): number {
  * half an ulp of that), and the mean itself is rounded to float32 (half an ulp of max|leaf|).
  */
 export function onnxParityTolerance(forest: FlatForest): number {
+  const K = outputsOf(forest);
+  // A classifier's leaf weights are shares / nTrees (at most half an ulp off each), summed in float32 into
+  // probabilities up to 1 (each addition at most half an ulp of 1 off).
+  if (K > 1) return forest.nTrees * (0.5 * ulp32(1 / forest.nTrees) + 0.5 * ulp32(1));
   let maxLeaf = 0;
   for (let i = 0; i < forest.value.length; i++) if (forest.feature[i] === -1) maxLeaf = Math.max(maxLeaf, Math.abs(forest.value[i]));
   return 0.5 * ulp32(forest.nTrees * maxLeaf) + ulp32(maxLeaf);
@@ -64,13 +69,15 @@ async function comparisonRows(source: LoadedModel): Promise<{ rows: Float64Array
       features: source.featureNames,
       target: manifest.target,
       labelled: false,
+      // A classifier's golden labels are class names.
+      textLabels: manifest.task === 'classification',
     });
     return { rows: data.x, nRows: data.nRows };
   }
   return { rows: Float64Array.from(manifest.features, (f) => f.mean), nRows: 1 };
 }
 
-/** Largest absolute difference between two runtimes' predictions on the same rows. */
+/** Largest absolute difference between two runtimes' outputs (a classifier's: every probability) on the same rows. */
 export async function compareRuntimes(
   a: ModelRuntime,
   b: ModelRuntime,
@@ -78,8 +85,9 @@ export async function compareRuntimes(
 ): Promise<{ nRows: number; maxAbsDiff: number }> {
   const pa = await a.predict(input.rows, input.nRows);
   const pb = await b.predict(input.rows, input.nRows);
+  if (pa.length !== pb.length) return { nRows: input.nRows, maxAbsDiff: Number.POSITIVE_INFINITY };
   let maxAbsDiff = 0;
-  for (let i = 0; i < input.nRows; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(pa[i] - pb[i]));
+  for (let i = 0; i < pa.length; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(pa[i] - pb[i]));
   return { nRows: input.nRows, maxAbsDiff };
 }
 
@@ -105,7 +113,9 @@ export async function exportOnnxBundle(sourceDir: string, opts: ExportOptions = 
     }
     const forest = deserializeForest(forestBytes);
     const pre = src.preprocessing;
+    const classes = src.task === 'classification' ? src.classes : undefined;
     const onnxBytes = forestToOnnx(forest, {
+      ...(classes ? { classes } : {}),
       scaler: pre.kind === 'standard-scaler' ? { mean: pre.mean, std: pre.scale } : null,
       producerVersion: version,
       docString: `${src.name} ${version}: exported by bgserve from ${src.name} ${src.version} (manifest sha256 ${source.sha256})`,
@@ -127,7 +137,7 @@ export async function exportOnnxBundle(sourceDir: string, opts: ExportOptions = 
       modelFile: ONNX_MODEL_FILE,
       // The Scaler is inside the graph: the runtime feeds raw values.
       preprocessing: { kind: 'none' },
-      onnx: { input: SKL2ONNX_INPUT, output: SKL2ONNX_OUTPUT },
+      onnx: { input: SKL2ONNX_INPUT, output: classes ? SKL2ONNX_PROBABILITIES_OUTPUT : SKL2ONNX_OUTPUT },
       training: {
         ...src.training,
         params: { ...src.training.params, exportedFrom: { version: src.version, manifestSha256: source.sha256 } },

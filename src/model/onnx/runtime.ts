@@ -61,7 +61,9 @@ export async function createOnnxRuntime(manifest: Manifest, dir: string, modelBy
   } catch (err) {
     throw refuse(`is not a model onnxruntime can load: ${message(err)}`);
   }
-  const check = checkOnnxSignature(nFeatures, session.inputMetadata, session.outputMetadata, names ?? {});
+  // A classifier answers one probability per class.
+  const K = manifest.task === 'classification' ? (manifest.classes?.length ?? 0) : 1;
+  const check = checkOnnxSignature(nFeatures, session.inputMetadata, session.outputMetadata, names ?? {}, K);
   if (!check.ok) {
     await session.release();
     throw refuse(`does not fit the manifest: ${check.problems.join('; ')}`, check.problems);
@@ -81,7 +83,7 @@ export async function createOnnxRuntime(manifest: Manifest, dir: string, modelBy
     const result = await session.run({ [io.input]: new ort.Tensor('float32', input, [nRows, nFeatures]) }, [io.output]);
     const out = result[io.output];
     const data = out.data;
-    if (!(data instanceof Float32Array || data instanceof Float64Array) || data.length !== nRows) {
+    if (!(data instanceof Float32Array || data instanceof Float64Array) || data.length !== nRows * K) {
       throw new Error(`${where}: output '${io.output}' gave ${out.type} of shape [${out.dims.join(', ')}] for ${nRows} rows`);
     }
     return Float64Array.from(data);
@@ -91,7 +93,8 @@ export async function createOnnxRuntime(manifest: Manifest, dir: string, modelBy
   const probeRow = Float64Array.from(manifest.features, (f) => f.mean);
   try {
     const probe = await predict(probeRow, 1);
-    if (!Number.isFinite(probe[0])) throw new Error(`predicts ${probe[0]} for the training means`);
+    const bad = probe.find((v) => !Number.isFinite(v));
+    if (bad !== undefined) throw new Error(`predicts ${bad} for the training means`);
   } catch (err) {
     await session.release();
     throw refuse(`fails a one-row probe: ${message(err)}`);
@@ -100,6 +103,7 @@ export async function createOnnxRuntime(manifest: Manifest, dir: string, modelBy
   return {
     kind: 'onnx',
     nFeatures,
+    ...(K > 1 ? { nOutputs: K } : {}),
     io,
     predict,
     close: () => session.release(),

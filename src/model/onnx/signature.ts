@@ -3,7 +3,8 @@
  * returns the chosen input/output names or every mismatch, each naming the value and what was expected.
  *
  * The contract bgserve serves by: one float32 input of shape [batch, nFeatures] (skl2onnx's
- * FloatTensorType([None, n])) and one float output of shape [batch, 1] or [batch].
+ * FloatTensorType([None, n])) and one float output of shape [batch, 1] or [batch]; for a classifier of K
+ * classes, the named output is [batch, K] (its probabilities).
  */
 import type { InferenceSession } from 'onnxruntime-node';
 
@@ -38,6 +39,7 @@ export function checkOnnxSignature(
   inputs: readonly ValueMetadata[],
   outputs: readonly ValueMetadata[],
   wanted: Partial<OnnxIo> = {},
+  nOutputs = 1,
 ): SignatureCheck {
   const problems: string[] = [];
   const input = pick('input', inputs, wanted.input);
@@ -69,9 +71,12 @@ export function checkOnnxSignature(
     }
     const shape = output.shape;
     const fits =
-      (shape.length === 1 && isBatchDim(shape[0])) ||
-      (shape.length === 2 && isBatchDim(shape[0]) && (shape[1] === 1 || typeof shape[1] === 'string'));
-    if (!fits) problems.push(`output '${output.name}' has shape ${fmtShape(shape)}, expected [None, 1] or [None]`);
+      nOutputs > 1
+        ? shape.length === 2 && isBatchDim(shape[0]) && (shape[1] === nOutputs || typeof shape[1] === 'string')
+        : (shape.length === 1 && isBatchDim(shape[0])) ||
+          (shape.length === 2 && isBatchDim(shape[0]) && (shape[1] === 1 || typeof shape[1] === 'string'));
+    const expected = nOutputs > 1 ? `[None, ${nOutputs}] (one probability per class)` : '[None, 1] or [None]';
+    if (!fits) problems.push(`output '${output.name}' has shape ${fmtShape(shape)}, expected ${expected}`);
   }
   if (problems.length > 0 || typeof input === 'string' || typeof output === 'string') {
     return { ok: false, problems };

@@ -16,7 +16,7 @@
  */
 import onnxProto from 'onnx-proto';
 import type { FlatForest } from '../forest.js';
-import { LEAF, forestProblem } from '../forest.js';
+import { LEAF, forestProblem, nodeCount, outputsOf } from '../forest.js';
 
 const { onnx } = onnxProto;
 type IAttributeProto = onnxProto.onnx.IAttributeProto;
@@ -28,6 +28,12 @@ export const ONNX_ML_OPSET = 3;
 /** skl2onnx's names for a regressor converted with initial_types=[('float_input', FloatTensorType([None, n]))]. */
 export const SKL2ONNX_INPUT = 'float_input';
 export const SKL2ONNX_OUTPUT = 'variable';
+/**
+ * skl2onnx's outputs for a classifier converted with options={'zipmap': False}: the label tensor and a plain
+ * [N, classes] probability tensor (instead of ZipMap's sequence of maps).
+ */
+export const SKL2ONNX_LABEL_OUTPUT = 'label';
+export const SKL2ONNX_PROBABILITIES_OUTPUT = 'probabilities';
 
 export type OnnxElemType = 'float32' | 'float64';
 
@@ -50,6 +56,11 @@ export interface OnnxForestOptions {
   docString?: string;
   /** Free-form key/value pairs stored in ModelProto.metadata_props. */
   metadata?: Record<string, string>;
+  /**
+   * A classifier's class labels (the forest has one output per class): written as a TreeEnsembleClassifier
+   * with outputs `label` (string [N]) and `probabilities` (float [N, classes]), outputName ignored.
+   */
+  classes?: readonly string[];
 }
 
 const ELEM: Record<OnnxElemType, number> = {
@@ -86,6 +97,11 @@ function tensorInfo(name: string, elem: OnnxElemType, width: number): IValueInfo
       },
     },
   };
+}
+
+/** A classifier's label output: one string per row. */
+function labelInfo(name: string): IValueInfoProto {
+  return { name, type: { tensorType: { elemType: onnx.TensorProto.DataType.STRING, shape: { dim: [{ dimParam: 'N' }] } } } };
 }
 
 /** Scaler attributes as float32: offset = mean, scale = 1 / std. */
@@ -229,6 +245,49 @@ export function treeEnsembleAttributes(forest: FlatForest, thresholds: Float32Ar
   ];
 }
 
+/**
+ * TreeEnsembleClassifier attributes as skl2onnx lays out a RandomForestClassifier: the node attributes of the
+ * regressor, and per leaf one weight per class, its share divided by the number of trees (the operator sums
+ * the trees' weights; with no post_transform the sums are the mean probabilities). Every class gets a weight,
+ * so onnxruntime does not take the binary shortcut (one weight, its complement inferred).
+ */
+export function treeEnsembleClassifierAttributes(
+  forest: FlatForest,
+  thresholds: Float32Array,
+  classes: readonly string[],
+): IAttributeProto[] {
+  const K = classes.length;
+  if (outputsOf(forest) !== K) throw new Error(`the forest has ${outputsOf(forest)} outputs for ${K} classes`);
+  const nodeAttrs = treeEnsembleAttributes({ ...forest, value: new Float64Array(nodeCount(forest)), nOutputs: 1 }, thresholds).filter((a) =>
+    a.name?.startsWith('nodes_'),
+  );
+  const classTreeIds: number[] = [];
+  const classNodeIds: number[] = [];
+  const classIds: number[] = [];
+  const classWeights: number[] = [];
+  for (let t = 0; t < forest.nTrees; t++) {
+    const root = forest.treeOffsets[t];
+    for (let i = root; i < forest.treeOffsets[t + 1]; i++) {
+      if (forest.feature[i] !== LEAF) continue;
+      for (let k = 0; k < K; k++) {
+        classTreeIds.push(t);
+        classNodeIds.push(i - root);
+        classIds.push(k);
+        classWeights.push(forest.value[i * K + k] / forest.nTrees);
+      }
+    }
+  }
+  return [
+    attrInts('class_ids', classIds),
+    attrInts('class_nodeids', classNodeIds),
+    attrInts('class_treeids', classTreeIds),
+    attrFloats('class_weights', classWeights),
+    attrStrings('classlabels_strings', [...classes]),
+    ...nodeAttrs,
+    attrString('post_transform', 'NONE'),
+  ];
+}
+
 /** Encodes the forest (and its scaler) as ONNX ModelProto bytes. */
 export function forestToOnnx(forest: FlatForest, options: OnnxForestOptions): Uint8Array {
   const problem = forestProblem(forest);
@@ -255,14 +314,27 @@ export function forestToOnnx(forest: FlatForest, options: OnnxForestOptions): Ui
       attribute: [attrFloats('offset', offset), attrFloats('scale', scale)],
     });
   }
-  nodes.push({
-    opType: 'TreeEnsembleRegressor',
-    domain: 'ai.onnx.ml',
-    name: 'TreeEnsembleRegressor',
-    input: [treeInput],
-    output: [outputName],
-    attribute: treeEnsembleAttributes(forest, float32Thresholds(forest, options.scaler), nTargets),
-  });
+  const classes = options.classes;
+  const thresholds = float32Thresholds(forest, options.scaler);
+  nodes.push(
+    classes
+      ? {
+          opType: 'TreeEnsembleClassifier',
+          domain: 'ai.onnx.ml',
+          name: 'TreeEnsembleClassifier',
+          input: [treeInput],
+          output: [SKL2ONNX_LABEL_OUTPUT, SKL2ONNX_PROBABILITIES_OUTPUT],
+          attribute: treeEnsembleClassifierAttributes(forest, thresholds, classes),
+        }
+      : {
+          opType: 'TreeEnsembleRegressor',
+          domain: 'ai.onnx.ml',
+          name: 'TreeEnsembleRegressor',
+          input: [treeInput],
+          output: [outputName],
+          attribute: treeEnsembleAttributes(forest, thresholds, nTargets),
+        },
+  );
   const model = onnx.ModelProto.create({
     irVersion: ONNX_IR_VERSION,
     opsetImport: [
@@ -278,8 +350,10 @@ export function forestToOnnx(forest: FlatForest, options: OnnxForestOptions): Ui
       name: 'bgserve_forest',
       node: nodes,
       input: [tensorInfo(inputName, options.inputType ?? 'float32', width)],
-      // TreeEnsembleRegressor always yields float32.
-      output: [tensorInfo(outputName, 'float32', nTargets)],
+      // TreeEnsembleRegressor and TreeEnsembleClassifier's scores are always float32.
+      output: classes
+        ? [labelInfo(SKL2ONNX_LABEL_OUTPUT), tensorInfo(SKL2ONNX_PROBABILITIES_OUTPUT, 'float32', classes.length)]
+        : [tensorInfo(outputName, 'float32', nTargets)],
     },
     metadataProps: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
   });

@@ -12,6 +12,7 @@ import { ApiError, ERROR_BODY_SCHEMA } from '../errors.js';
 import type { ServedModel } from '../holder.js';
 import { trafficSource } from '../source.js';
 import { batchSchema, rowSchema } from '../validation.js';
+import { PREDICTION_SCHEMA, PROBABILITIES_SCHEMA, batchAnswer, classesOf, perRowValues, singleAnswer } from '../class-answers.js';
 
 export const PREDICT_ROUTE = '/predict';
 export const BATCH_ROUTE = '/predict/batch';
@@ -34,7 +35,12 @@ function predictSchemas(features: readonly FeatureSpec[], batchLimit: number): {
         200: {
           type: 'object',
           required: ['prediction', 'model', 'color'],
-          properties: { prediction: { type: 'number' }, model: MODEL_SCHEMA, color: { type: 'string' } },
+          properties: {
+            prediction: PREDICTION_SCHEMA,
+            probabilities: PROBABILITIES_SCHEMA,
+            model: MODEL_SCHEMA,
+            color: { type: 'string' },
+          },
         },
         ...ERROR_RESPONSES,
       },
@@ -48,7 +54,8 @@ function predictSchemas(features: readonly FeatureSpec[], batchLimit: number): {
           type: 'object',
           required: ['predictions', 'model', 'color'],
           properties: {
-            predictions: { type: 'array', items: { type: 'number' } },
+            predictions: { type: 'array', items: PREDICTION_SCHEMA },
+            probabilities: { type: 'array', items: PROBABILITIES_SCHEMA },
             model: MODEL_SCHEMA,
             color: { type: 'string' },
           },
@@ -59,11 +66,14 @@ function predictSchemas(features: readonly FeatureSpec[], batchLimit: number): {
   };
 }
 
-/** Refuses to answer with a value JSON cannot carry (a model can overflow on extreme, finite inputs). */
+/**
+ * Refuses to answer with a value JSON cannot carry (a model can overflow on finite inputs). A 5xx, not a 4xx:
+ * the inputs were valid, the model failed on them, and a release must count that against the model.
+ */
 export function assertFinite(predictions: Float64Array): void {
   for (let i = 0; i < predictions.length; i++) {
     if (!Number.isFinite(predictions[i])) {
-      throw new ApiError('non_finite_prediction', 'the model produced no finite prediction for these inputs', [
+      throw new ApiError('model_error', 'the model produced no finite prediction for these inputs', [
         { field: predictions.length === 1 ? 'body' : `instances[${i}]`, problem: 'gives a non-finite prediction' },
       ]);
     }
@@ -95,10 +105,14 @@ export async function predictRoutes(app: FastifyInstance, { ctx }: ServePluginOp
       const started = performance.now();
       const served = holder.current;
       const { rows, nRows } = read(served, request.body);
-      const finish = (values: Float64Array) => {
-        assertFinite(values);
-        served.series.route(url, trafficSource(request.headers)).served((performance.now() - started) / 1000, values);
-        return answer(values, served);
+      const finish = (out: Float64Array) => {
+        assertFinite(out);
+        // A classifier's probabilities are recorded as its class per row; answered in full.
+        const values = perRowValues(out, nRows, classesOf(served.model.manifest));
+        const source = trafficSource(request.headers);
+        served.series.route(url, source).served((performance.now() - started) / 1000, values);
+        ctx.predictions.record(request.headers, request.id, source, served.featureNames, rows, values);
+        return answer(out, served);
       };
       const out = served.predict(rows, nRows);
       return out instanceof Float64Array ? reply.send(finish(out)) : out.then(finish);
@@ -109,13 +123,13 @@ export async function predictRoutes(app: FastifyInstance, { ctx }: ServePluginOp
     PREDICT_ROUTE,
     schemas.single,
     (served, body) => ({ rows: served.input.readRow(body), nRows: 1 }),
-    (values, served) => ({ prediction: values[0], model: served.answerModel, color }),
+    (values, served) => ({ ...singleAnswer(values, classesOf(served.model.manifest)), model: served.answerModel, color }),
   );
   route(
     BATCH_ROUTE,
     schemas.batch,
     (served, body) => served.input.readBatch(body),
-    (values, served) => ({ predictions: Array.from(values), model: served.answerModel, color }),
+    (values, served) => ({ ...batchAnswer(values, classesOf(served.model.manifest)), model: served.answerModel, color }),
   );
 }
 

@@ -18,6 +18,7 @@ import type { ServedModel } from '../holder.js';
 import { predictRows } from './predict.js';
 import { trafficSource } from '../source.js';
 import { inferResponse, parseInferRequest, V2_OUTPUT_NAME, V2RequestError } from '../v2-request.js';
+import { classesOf, classInferResponse, perRowValues } from '../class-answers.js';
 
 export const V2_INFER_ROUTES = ['/v2/models/:name/infer', '/v2/models/:name/versions/:version/infer'] as const;
 const SERVER_NAME = 'bgserve';
@@ -25,7 +26,7 @@ const SERVER_NAME = 'bgserve';
 const SERVER_VERSION = PACKAGE_VERSION;
 
 /** The protocol's answer for each error: 400 for the caller's bad request, other statuses kept. */
-const V2_STATUS: Partial<Record<string, number>> = { invalid_input: 400, invalid_json: 400, non_finite_prediction: 400 };
+const V2_STATUS: Partial<Record<string, number>> = { invalid_input: 400, invalid_json: 400 };
 
 class V2Error extends Error {
   constructor(
@@ -73,9 +74,15 @@ function modelMetadata(served: ServedModel) {
     versions: [manifest.version],
     platform: manifest.format === 'onnx' ? 'onnxruntime_onnx' : 'bgserve_native_forest',
     inputs: [{ name: 'input', datatype: 'FP64', shape: [-1, width] }],
-    outputs: [{ name: V2_OUTPUT_NAME, datatype: 'FP64', shape: [-1, 1] }],
+    outputs: classesOf(manifest)
+      ? [
+          { name: V2_OUTPUT_NAME, datatype: 'BYTES', shape: [-1] },
+          { name: 'probabilities', datatype: 'FP64', shape: [-1, manifest.classes!.length] },
+        ]
+      : [{ name: V2_OUTPUT_NAME, datatype: 'FP64', shape: [-1, 1] }],
     parameters: {
       features: served.featureNames,
+      ...(classesOf(manifest) ? { classes: manifest.classes } : {}),
       note: `send one [N, ${width}] tensor (columns in the order of "features") or one tensor per feature, named as the feature, of shape [N] or [N, 1]; FP32, FP64 or integer datatypes`,
     },
   };
@@ -130,8 +137,13 @@ export async function v2Routes(app: FastifyInstance, { ctx }: ServePluginOptions
       if (parsed.nRows > holder.batchLimit) {
         throw new ApiError('batch_too_large', `a request holds at most ${holder.batchLimit} rows; this one has ${parsed.nRows}`);
       }
-      const values = await predictRows(served, parsed.rows, parsed.nRows);
-      served.series.route(route, trafficSource(request.headers)).served((performance.now() - started) / 1000, values);
+      const out = await predictRows(served, parsed.rows, parsed.nRows);
+      const classes = classesOf(served.model.manifest);
+      const values = perRowValues(out, parsed.nRows, classes);
+      const source = trafficSource(request.headers);
+      served.series.route(route, source).served((performance.now() - started) / 1000, values);
+      ctx.predictions.record(request.headers, request.id, source, served.featureNames, parsed.rows, values);
+      if (classes) return classInferResponse(served.answerModel, parsed, out, classes, V2_OUTPUT_NAME);
       return inferResponse(served.answerModel, parsed, values);
     });
   }
