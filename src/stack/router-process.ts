@@ -2,13 +2,16 @@
  * A router in a child process of `bgserve up` (`bgserve router --kind <kind>`: the drivers placed so, like the
  * embedded router), detached like the instances so it outlives a crash of `up`; the next `up` adopts it
  * (reclaim.ts) and traffic never stops. Started on the traffic the release log says; stopped by PID (SIGTERM:
- * it closes its listeners, then SIGKILL past the grace).
+ * it closes its listeners, then SIGKILL past the grace). With `--workers` over 1 the embedded router is a primary
+ * and its workers (router-cluster.ts): the primary's PID is the one recorded and stopped; the workers exit with
+ * it, even when it is killed with -9 (they watch their IPC channel).
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { RouterReady } from '../traffic/router-control.js';
+import { formatHostPorts } from '../traffic/registry.js';
 import type { DriverKind, TrafficState, Upstreams } from '../traffic/types.js';
 import { adoptedHandle, currentCli, type CliCommand, type ExitInfo, type ProcessHandle } from './instances.js';
 import type { ProcessIdentity } from './proc.js';
@@ -29,6 +32,8 @@ export interface RouterSpec {
   logFile: string;
   /** The preview route's token file (absent: the router refuses preview requests). */
   previewTokenFile?: string;
+  /** Worker processes of the embedded router (`--workers`); absent: the router's default. */
+  workers?: number;
   /** More `router` flags (kept in the identity a later `up` compares before adopting). */
   extraArgs?: string[];
 }
@@ -41,7 +46,7 @@ const READY_TIMEOUT_MS = 15_000;
  * start the very same. The traffic it starts on (--initial) is appended at spawn and not part of it.
  */
 export function routerArgv(spec: RouterSpec, cli: CliCommand = currentCli()): string[] {
-  const hp = (c: 'blue' | 'green') => `${spec.upstreams[c].host}:${spec.upstreams[c].port}`;
+  const hp = (c: 'blue' | 'green') => formatHostPorts(spec.upstreams[c]);
   return [
     ...routerCommand(cli),
     'router',
@@ -60,6 +65,7 @@ export function routerArgv(spec: RouterSpec, cli: CliCommand = currentCli()): st
     '--ready-file',
     spec.readyFile,
     ...(spec.previewTokenFile !== undefined ? ['--preview-token-file', spec.previewTokenFile] : []),
+    ...(spec.workers !== undefined ? ['--workers', String(spec.workers)] : []),
     ...(spec.extraArgs ?? []),
   ];
 }

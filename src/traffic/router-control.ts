@@ -2,10 +2,11 @@
  * The control endpoint of a router that runs in a process of its own (`bgserve router`, which `bgserve up`
  * spawns so that the router outlives a crash of `up`). Loopback only, behind a bearer token; the controller
  * drives it through RemoteRouter (remote-router.ts), which implements TrafficDriver over these routes:
- *   GET /router            the snapshot {pid, state, health}
+ *   GET /router            the snapshot {pid, state, health, workers?}
  *   PUT /router/weights    Weights        -> snapshot
  *   PUT /router/mirror     MirrorConfig   -> snapshot
  *   PUT /router/sticky     {sticky}       -> snapshot
+ *   PUT /router/upstreams  Upstreams      -> snapshot (the colors' pools of replicas)
  *   GET /metrics           the router's metrics (ROUTER_METRICS), Prometheus text
  * A caller's mistake is 422 with the same {error, message, details} as the control API's traffic routes.
  */
@@ -22,6 +23,8 @@ export interface RouterSnapshot {
   pid: number;
   state: TrafficState;
   health: HealthReport;
+  /** Its workers' PIDs when it runs several (router-cluster.ts). */
+  workers?: number[];
 }
 
 /** What a router process writes to its ready file once it listens. */
@@ -68,9 +71,15 @@ export async function startRouterControl(opts: {
   host: string;
   port: number;
   token: string;
+  /** A router of several workers: their health is gathered before each snapshot, their PIDs reported. */
+  cluster?: { refresh(): Promise<void>; pids(): number[] };
 }): Promise<RouterControl> {
-  const { driver } = opts;
-  const snapshot = (): RouterSnapshot => ({ pid: process.pid, state: driver.state(), health: driver.health() });
+  const { driver, cluster } = opts;
+  const snapshot = async (): Promise<RouterSnapshot> => {
+    if (!cluster) return { pid: process.pid, state: driver.state(), health: driver.health() };
+    await cluster.refresh();
+    return { pid: process.pid, state: driver.state(), health: driver.health(), workers: cluster.pids() };
+  };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
@@ -81,7 +90,7 @@ export async function startRouterControl(opts: {
     const route = `${req.method} ${(req.url ?? '/').split('?')[0]}`;
     switch (route) {
       case `GET ${ROUTER_CONTROL_PATH}`:
-        return send(res, 200, snapshot());
+        return send(res, 200, await snapshot());
       case 'GET /metrics': {
         const text = await driver.metrics.metrics();
         res.writeHead(200, { 'content-type': driver.metrics.contentType });
@@ -90,15 +99,18 @@ export async function startRouterControl(opts: {
       }
       case `PUT ${ROUTER_CONTROL_PATH}/weights`:
         await driver.setWeights((await readJson(req)) as never);
-        return send(res, 200, snapshot());
+        return send(res, 200, await snapshot());
       case `PUT ${ROUTER_CONTROL_PATH}/mirror`:
         await driver.setMirror((await readJson(req)) as never);
-        return send(res, 200, snapshot());
+        return send(res, 200, await snapshot());
       case `PUT ${ROUTER_CONTROL_PATH}/sticky`: {
         const body = (await readJson(req)) as { sticky?: unknown } | null;
         await driver.setSticky((body?.sticky ?? null) as never);
-        return send(res, 200, snapshot());
+        return send(res, 200, await snapshot());
       }
+      case `PUT ${ROUTER_CONTROL_PATH}/upstreams`:
+        await driver.setUpstreams((await readJson(req)) as never);
+        return send(res, 200, await snapshot());
       default:
         req.resume();
         return send(res, 404, { error: 'not_found', message: `no route ${route}` });
