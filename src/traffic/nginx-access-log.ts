@@ -66,6 +66,8 @@ export class AccessLogFollower {
   private rest = '';
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
+  /** The read under way, which close() waits for: closing the handle under it made the read throw (EBADF). */
+  private polling: Promise<void> | null = null;
 
   constructor(
     private readonly file: string,
@@ -78,38 +80,48 @@ export class AccessLogFollower {
   async start(): Promise<void> {
     this.handle = await open(this.file, 'a+');
     this.offset = (await this.handle.stat()).size;
-    this.timer = setInterval(() => void this.poll(), this.intervalMs);
+    // A failed read is retried from the same offset at the next tick: router metrics must not take the process down.
+    this.timer = setInterval(() => void this.poll().catch(() => undefined), this.intervalMs);
     this.timer.unref();
   }
 
+  /** Reads what was appended since the last poll; close() waits for a poll under way. */
   async poll(): Promise<void> {
     if (!this.handle || this.busy) return;
     this.busy = true;
+    const reading = this.readAppended(this.handle);
+    this.polling = reading.catch(() => undefined);
     try {
-      const { size } = await this.handle.stat();
-      if (size < this.offset) this.offset = 0; // truncated or rotated in place
-      while (this.offset < size) {
-        const buf = Buffer.alloc(Math.min(size - this.offset, 1 << 20));
-        const { bytesRead } = await this.handle.read(buf, 0, buf.length, this.offset);
-        if (bytesRead === 0) break;
-        this.offset += bytesRead;
-        const lines = (this.rest + buf.subarray(0, bytesRead).toString('utf8')).split('\n');
-        this.rest = lines.pop() ?? '';
-        for (const line of lines) {
-          const rec = parseAccessLine(line, this.upstreams);
-          if (rec) recordAccess(rec, this.metrics);
-          const copy = rec ? null : parseMirrorLine(line);
-          if (copy) this.metrics.mirror(copy.color, copy.outcome);
-        }
-      }
+      await reading;
     } finally {
       this.busy = false;
     }
   }
 
+  private async readAppended(handle: FileHandle): Promise<void> {
+    const { size } = await handle.stat();
+    if (size < this.offset) this.offset = 0; // truncated or rotated in place
+    while (this.offset < size) {
+      const buf = Buffer.alloc(Math.min(size - this.offset, 1 << 20));
+      const { bytesRead } = await handle.read(buf, 0, buf.length, this.offset);
+      if (bytesRead === 0) break;
+      this.offset += bytesRead;
+      const lines = (this.rest + buf.subarray(0, bytesRead).toString('utf8')).split('\n');
+      this.rest = lines.pop() ?? '';
+      for (const line of lines) {
+        const rec = parseAccessLine(line, this.upstreams);
+        if (rec) recordAccess(rec, this.metrics);
+        const copy = rec ? null : parseMirrorLine(line);
+        if (copy) this.metrics.mirror(copy.color, copy.outcome);
+      }
+    }
+  }
+
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await this.handle?.close();
+    await this.polling;
+    const handle = this.handle;
     this.handle = null;
+    await handle?.close();
   }
 }

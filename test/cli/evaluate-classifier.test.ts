@@ -10,19 +10,10 @@ import path from 'node:path';
 import { loadGoldenSet } from '../../src/judge/golden-set.js';
 import { trainBundle } from '../../src/model/train-bundle.js';
 import type { Manifest } from '../../src/model/types.js';
-import { ROOT, startCli, stopAll, stopProcess } from '../support/processes.js';
+import { ROOT, runCli, stopAll } from '../support/processes.js';
 
 const IRIS = path.join(ROOT, 'data/iris/iris.csv');
 let tmp = '';
-
-async function runCli(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; output: string }> {
-  const proc = startCli(args);
-  const exited = new Promise<number | null>((resolve) => proc.child.once('exit', (code) => resolve(code)));
-  const timer = setTimeout(() => void stopProcess(proc), timeoutMs);
-  const code = await exited;
-  clearTimeout(timer);
-  return { code, output: proc.output() };
-}
 
 async function irisBundle(): Promise<string> {
   tmp = await mkdtemp(path.join(tmpdir(), 'bgserve-evaluate-'));

@@ -6,22 +6,12 @@ import { loadBundle } from '../../src/model/bundle.js';
 import type { Manifest, RegressionMetrics } from '../../src/model/types.js';
 import { request } from 'undici';
 import { isLive } from '../../src/release/engine.js';
-import { ROOT, startCli, stopAll, stopProcess } from '../support/processes.js';
+import { ROOT, runCli, stopAll } from '../support/processes.js';
 import { startController, startLoad, startStack, waitFor } from '../controller/stack.js';
 
 const V1 = path.join(ROOT, 'models/wine-quality/1.0.0');
 const RED = path.join(ROOT, 'data/wine-quality/winequality-red.csv');
 let tmp = '';
-
-/** Runs the CLI to completion (bounded in time) and returns its exit code and output. */
-async function runCli(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; output: string }> {
-  const proc = startCli(args);
-  const exited = new Promise<number | null>((resolve) => proc.child.once('exit', (code) => resolve(code)));
-  const timer = setTimeout(() => void stopProcess(proc), timeoutMs);
-  const code = await exited;
-  clearTimeout(timer);
-  return { code, output: proc.output() };
-}
 
 async function scratch(): Promise<string> {
   if (!tmp) tmp = await mkdtemp(path.join(tmpdir(), 'bgserve-cli-'));

@@ -104,3 +104,13 @@ export async function stopProcess(proc: Started | ChildProcess, graceMs = 5_000)
 export async function stopAll(): Promise<void> {
   await Promise.all([...started].map((child) => stopProcess(child)));
 }
+
+/** Runs the CLI to completion (bounded in time: stopped by PID after `timeoutMs`) and returns its exit code and output. */
+export async function runCli(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; output: string }> {
+  const proc = startCli(args);
+  const exited = new Promise<number | null>((resolve) => proc.child.once('exit', (code) => resolve(code)));
+  const timer = setTimeout(() => void stopProcess(proc), timeoutMs);
+  const code = await exited;
+  clearTimeout(timer);
+  return { code, output: proc.output() };
+}
