@@ -9,6 +9,7 @@
  * generator's event loop); nginx is managed by the nginx driver in a private prefix.
  *
  *   node --import tsx bench/router.ts [--duration 3] [--rounds 3] [--connections 64,16,1] [--no-wrk]
+ *     [--no-autocannon]  wrk alone
  *     [--baseline <embedded-router.js of another build>]   also measures that router, as "baseline"
  *     [--profile-dir <dir>]                                CPU profiles of the router processes (node --cpu-prof)
  *     [--workers 2]      also `bgserve router --workers N` for each N listed (target "embedded-Nw"; 0: none),
@@ -56,6 +57,8 @@ export interface RouterBenchOptions {
   /** Run instances and the router from src through tsx even when dist/ is built. */
   fromSource?: boolean;
   wrk?: boolean;
+  /** False: wrk alone (when installed). */
+  autocannon?: boolean;
   baselineModule?: string;
   profileDir?: string;
   /** `bgserve router --workers N` for each N (default [2]). */
@@ -68,6 +71,8 @@ interface Sample {
   p50Us: number;
   p99Us: number;
   failures: number;
+  /** CPU time the router's own processes spent per request, microseconds (null: not a router, or not readable). */
+  cpuUs?: number | null;
 }
 
 export interface ThroughputRow extends Sample {
@@ -144,7 +149,7 @@ async function startRouterChild(
 ): Promise<RouterChild> {
   const args = [
     ...(runner === 'tsx' ? ['--import', 'tsx'] : []),
-    ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+    ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-interval', '100'] : []),
     '--input-type=module',
     '-e',
     ROUTER_CHILD,
@@ -393,7 +398,14 @@ export async function runRouterBench(opts: RouterBenchOptions = {}): Promise<Rou
       urls.nginx = ngx.url;
     }
     const targets = (Object.keys(urls) as Target[]).filter((t) => urls[t]);
-    const generators: Generator[] = wrk ? ['wrk', 'autocannon'] : ['autocannon'];
+    // The processes whose CPU time is the router's: the child alone; `--workers` routers and nginx with their workers.
+    const routerPids: Partial<Record<Target, () => Promise<number[]>>> = {
+      embedded: async () => [embedded.child.pid!],
+      ...(children[1] ? { baseline: async () => [children[1].child.pid!] } : {}),
+      ...(ngx?.pid ? { nginx: async () => [ngx!.pid!, ...childPids(ngx!.pid!)] } : {}),
+    };
+    for (const c of clusters) routerPids[`embedded-${c.workers}w`] = async () => [c.proc.pid!, ...(await c.workerPids())];
+    const generators: Generator[] = wrk ? (opts.autocannon === false ? ['wrk'] : ['wrk', 'autocannon']) : ['autocannon'];
     const samples = new Map<string, Sample[]>();
     for (const t of targets) await cannon(urls[t]!, 16, 1); // warm-up: JIT, keep-alive pools
     for (let round = 0; round < rounds; round++) {
@@ -403,7 +415,11 @@ export async function runRouterBench(opts: RouterBenchOptions = {}): Promise<Rou
         for (const connections of connectionsList) {
           for (const target of order) {
             const url = urls[target]!;
+            const pids = routerPids[target] ? await routerPids[target]() : [];
+            const cpuBefore = cpuSeconds(pids);
             const s = generator === 'wrk' ? wrkRun(script, url, connections, seconds) : await cannon(url, connections, seconds);
+            const cpuAfter = cpuSeconds(pids);
+            s.cpuUs = cpuBefore === null || cpuAfter === null ? null : Math.round(((cpuAfter - cpuBefore) * 1e6) / (s.reqPerSec * seconds));
             const key = `${generator}:${connections}:${target}`;
             samples.set(key, [...(samples.get(key) ?? []), s]);
           }
@@ -425,6 +441,7 @@ export async function runRouterBench(opts: RouterBenchOptions = {}): Promise<Rou
             p99Us: median(s.map((x) => x.p99Us)),
             failures: s.reduce((sum, x) => sum + x.failures, 0),
             meanUs: Math.round((1e6 * connections) / reqPerSec),
+            cpuUs: s.some((x) => x.cpuUs == null) ? null : median(s.map((x) => x.cpuUs!)),
             toNginx: null as number | null,
           };
         });
@@ -508,6 +525,34 @@ export interface ReplicaBenchResult {
   runner: 'dist' | 'tsx';
   loadAverage: { start: number[]; end: number[] };
   cpus: number;
+}
+
+/** User and system CPU seconds of these processes so far, from /proc (null where it cannot be read). */
+function cpuSeconds(pids: number[]): number | null {
+  if (pids.length === 0) return null;
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      return null;
+    }
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+/** USER_HZ: what /proc counts CPU time in, 100 on Linux everywhere it runs. */
+const CLOCK_TICKS = 100;
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 function rssMb(pid: number | null): number | null {
@@ -646,12 +691,12 @@ export function formatRouterBench(r: RouterBenchResult): string {
   const lines = [
     `router bench: blue/green 50/50, ${r.durationSeconds} s per measurement, median of ${r.rounds} alternating rounds, ${r.runner}, ` +
       `${r.nginx ?? 'no nginx'}, ${r.wrk ?? 'no wrk'}, ${r.cpus} cpus, load ${r.loadAverage.start.join(' ')} -> ${r.loadAverage.end.join(' ')}`,
-    'generator   conns  target          req/s      p50      p99  mean/req  failed  /nginx',
+    'generator   conns  target          req/s      p50      p99  mean/req  failed  /nginx  router CPU/req',
     ...r.rows.map(
       (row) =>
         `${row.generator.padEnd(12)}${String(row.connections).padStart(5)}  ${row.target.padEnd(12)}${String(row.reqPerSec).padStart(9)}` +
         `${us(row.p50Us).padStart(9)}${us(row.p99Us).padStart(9)}${us(row.meanUs).padStart(10)}${String(row.failures).padStart(8)}` +
-        `${row.toNginx === null ? '' : row.toNginx.toFixed(2).padStart(8)}`,
+        `${row.toNginx === null ? '' : row.toNginx.toFixed(2).padStart(8)}${row.cpuUs == null ? '' : us(row.cpuUs).padStart(16)}`,
     ),
   ];
   for (const generator of new Set(r.rows.map((row) => row.generator))) {
@@ -699,6 +744,7 @@ function commonArgs(): RouterBenchOptions {
     connections: arg('--connections') ? arg('--connections')!.split(',').map(Number) : undefined,
     fromSource: process.argv.includes('--from-source'),
     wrk: !process.argv.includes('--no-wrk'),
+    autocannon: !process.argv.includes('--no-autocannon'),
   };
 }
 

@@ -15,6 +15,8 @@ export const CONNECTIONS_PER_COLOR = 128;
 export const UPSTREAM_KEEP_ALIVE_MS = 10_000;
 /** Idle client connections are kept this long (nginx: keepalive_timeout 65s), longer than common load balancers' 60 s. */
 export const CLIENT_KEEP_ALIVE_MS = 65_000;
+/** A request's head must be complete this long after its first byte arrives (node:http's headersTimeout). */
+export const CLIENT_HEAD_TIMEOUT_MS = 60_000;
 /** Mirrored requests in flight at most; beyond that a mirror copy is dropped (counted), never queued. */
 export const MAX_MIRROR_IN_FLIGHT = 64;
 

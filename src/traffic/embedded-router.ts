@@ -1,20 +1,16 @@
 /**
- * The embedded router: an in-process reverse proxy (node:http in front, undici pools behind) that splits
- * traffic by weight, spreads a color's share over its replicas (least outstanding requests), routes the preview
- * header to one color, replays a failed prediction (connection error or 5xx answer) on another replica of the
- * same color first and then on the other color, keeps unhealthy replicas out of rotation, mirrors a share of
- * requests and can pin keys to colors.
+ * The embedded router: an in-process reverse proxy that splits traffic by weight, spreads a color's share over
+ * its replicas (least outstanding requests), routes the preview header to one color, replays a failed prediction
+ * (connection error or 5xx answer) on another replica of the same color first and then on the other color, keeps
+ * unhealthy replicas out of rotation, mirrors a share of requests and can pin keys to colors.
  * The preview route is private: the preview header is honoured only with the preview token, and what reaches an
  * instance carries SOURCE_HEADER (preview, mirror) set here only, so preview and shadow traffic never count as live.
- * The hot path is deliberately plain: no framework, one handler object per attempt, metrics in plain numbers,
- * bodies buffered (they are small, and a replay needs them).
+ * It speaks HTTP/1.1 on raw sockets at both ends (http1/): node:http's and undici's per-request objects and
+ * streams cost several times what the proxying does. Bodies are buffered (they are small, and a replay needs them).
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
-import { Pool, type Dispatcher } from 'undici';
 import {
   isColor,
   otherColor,
@@ -26,6 +22,7 @@ import {
 } from '../config/defaults.js';
 import { tokenMatches } from '../control/auth.js';
 import {
+  CLIENT_HEAD_TIMEOUT_MS,
   CLIENT_KEEP_ALIVE_MS,
   CONNECTIONS_PER_COLOR,
   MAX_BODY_BYTES,
@@ -35,12 +32,16 @@ import {
   UPSTREAM_TIMEOUT_MS,
 } from './defaults.js';
 import { ActiveHealthChecker, describeError, HealthTracker, type HealthOptions, type Replica } from './health.js';
+import { createHttp1Server, type ClientAnswers, type ClientResponse, type InboundRequest } from './http1/client-connection.js';
+import { headerValue, type ResponseHead } from './http1/head.js';
+import { UPSTREAM_TIMEOUT, UpstreamPool, type UpstreamExchange, type UpstreamHandler } from './http1/upstream-pool.js';
 import { RouterMetrics } from './metrics.js';
 import { ensureRequestId } from './request-id.js';
 import {
   BAD_REQUEST,
   badGateway,
   errorJson,
+  EXPECTATION_FAILED,
   gatewayTimeout,
   HEADERS_TOO_LARGE,
   LINGER_BYTES,
@@ -89,8 +90,8 @@ export interface EmbeddedRouterOptions {
   previewToken?: string;
 }
 
-// Hop-by-hop headers (RFC 9110 7.6.1), those undici computes itself, and the ones only this router may set or
-// read: a client must not label its requests as preview/mirror traffic, and the preview token stops here.
+// Hop-by-hop headers (RFC 9110 7.6.1), the framing this router sets itself, and the ones only this router may
+// set or read: a client must not label its requests as preview/mirror traffic, and the preview token stops here.
 const REQUEST_SKIP = new Set([
   'connection',
   'keep-alive',
@@ -104,14 +105,27 @@ const REQUEST_SKIP = new Set([
   SOURCE_HEADER,
   PREVIEW_TOKEN_HEADER,
 ]);
-const RESPONSE_SKIP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'trailer']);
-const EMPTY = Buffer.alloc(0);
 
-/** One client request being proxied; the body is buffered so a retry can send it again. */
+/** What the client side answers by itself, before a request reaches the routing. */
+const CLIENT_ANSWERS: ClientAnswers = {
+  bad: refusal(BAD_REQUEST),
+  headTooLarge: refusal(HEADERS_TOO_LARGE),
+  bodyTooLarge: refusal(PAYLOAD_TOO_LARGE),
+  timeout: refusal(REQUEST_TIMEOUT),
+  expectation: refusal(EXPECTATION_FAILED),
+};
+
+function refusal(e: PublicError): { status: number; json: string } {
+  return { status: e.status, json: errorJson(e) };
+}
+
+/** One client request being proxied; the body is kept so a replay can send it again. */
 interface Exchange {
-  res: http.ServerResponse;
-  /** What undici sends, built once and reused by a replay. */
-  request: Dispatcher.DispatchOptions & { headers: string[] };
+  res: ClientResponse;
+  /** The request line and headers as sent upstream, framing included: built once, reused by a replay. */
+  wire: string;
+  body: Buffer | null;
+  forHead: boolean;
 }
 
 /** What an attempt needs from its router. */
@@ -119,7 +133,7 @@ interface AttemptHost {
   m: RouterMetrics;
   tracker: HealthTracker;
   send(ex: Exchange, replica: Replica, replay: Replay): void;
-  refuse(res: http.ServerResponse, e: PublicError): void;
+  refuse(res: ClientResponse, e: PublicError): void;
 }
 
 /**
@@ -134,11 +148,12 @@ export class EmbeddedRouter implements TrafficDriver {
   readonly kind = 'embedded' as const;
   readonly metrics: Registry;
   private readonly m = new RouterMetrics();
-  private readonly server: http.Server;
+  private readonly server: Server;
+  private readonly sockets: Set<Socket>;
   /** Each replica's connection pool; the replica objects themselves live in the tracker. */
-  private readonly pools = new Map<Replica, Pool>();
+  private readonly pools = new Map<Replica, UpstreamPool>();
   /** Pools of replicas setUpstreams removed, finishing their requests in flight. */
-  private readonly retiring = new Set<Pool>();
+  private readonly retiring = new Set<UpstreamPool>();
   private upstreamChange: Promise<void> = Promise.resolve();
   private readonly tracker: HealthTracker;
   private readonly checker: ActiveHealthChecker;
@@ -146,7 +161,6 @@ export class EmbeddedRouter implements TrafficDriver {
   private readonly mirrorSampler = new ShareSampler(0);
   private current: TrafficState;
   private mirrorsInFlight = 0;
-  private readonly maxBody: number;
   private readonly maxMirrors: number;
   private listening: AddressInfo | null = null;
   private readonly host: AttemptHost;
@@ -157,7 +171,6 @@ export class EmbeddedRouter implements TrafficDriver {
     this.picker = new WeightedPicker(this.current.weights);
     this.mirrorSampler.set(this.current.mirror.percent);
     this.m.setWeights(this.current.weights);
-    this.maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
     this.maxMirrors = opts.maxMirrorInFlight ?? MAX_MIRROR_IN_FLIGHT;
     this.tracker = new HealthTracker(validateUpstreams(opts.upstreams), {
       ...opts.health,
@@ -171,17 +184,21 @@ export class EmbeddedRouter implements TrafficDriver {
       send: (ex, replica, replay) => this.send(ex, replica, replay),
       refuse: (res, e) => this.refuse(res, e),
     };
-    this.server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => this.onRequest(req, res));
-    this.server.keepAliveTimeout = CLIENT_KEEP_ALIVE_MS;
-    // Without this, node answers 100 Continue to any body, however large, before the limit can be checked.
-    this.server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      if (this.declaredTooLarge(req)) this.refuseBody(req, res, 0);
-      else {
-        res.writeContinue();
-        this.onRequest(req, res);
-      }
-    });
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket));
+    const { server, sockets } = createHttp1Server(
+      (req, res) => this.forward(req, res),
+      {
+        maxHeadBytes: MAX_HEADER_BYTES,
+        maxBodyBytes: opts.maxBodyBytes ?? MAX_BODY_BYTES,
+        idleMs: CLIENT_KEEP_ALIVE_MS,
+        headTimeoutMs: CLIENT_HEAD_TIMEOUT_MS,
+        lingerMs: LINGER_MS,
+        lingerBytes: LINGER_BYTES,
+      },
+      CLIENT_ANSWERS,
+      (status) => this.m.request('none', status),
+    );
+    this.server = server;
+    this.sockets = sockets;
   }
 
   get url(): string {
@@ -246,10 +263,7 @@ export class EmbeddedRouter implements TrafficDriver {
         this.pools.delete(r);
         if (!pool) continue;
         this.retiring.add(pool);
-        void pool
-          .close()
-          .catch(() => undefined)
-          .finally(() => this.retiring.delete(pool));
+        void pool.close().finally(() => this.retiring.delete(pool));
       }
     });
     this.upstreamChange = change.catch(() => undefined);
@@ -260,19 +274,18 @@ export class EmbeddedRouter implements TrafficDriver {
     await this.checker.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
-      this.server.closeAllConnections();
+      for (const socket of this.sockets) socket.destroy();
     });
     await Promise.all([...this.pools.values(), ...this.retiring].map((p) => p.destroy()));
   }
 
-  private newPool(r: Replica): Pool {
-    const timeout = this.opts.upstreamTimeoutMs ?? UPSTREAM_TIMEOUT_MS;
-    return new Pool(`http://${r.address}`, {
+  private newPool(r: Replica): UpstreamPool {
+    return new UpstreamPool(r.upstream.host, r.upstream.port, {
       connections: this.opts.connectionsPerColor ?? CONNECTIONS_PER_COLOR,
-      connectTimeout: UPSTREAM_CONNECT_TIMEOUT_MS,
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
-      keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
+      connectTimeoutMs: UPSTREAM_CONNECT_TIMEOUT_MS,
+      timeoutMs: this.opts.upstreamTimeoutMs ?? UPSTREAM_TIMEOUT_MS,
+      keepAliveMs: UPSTREAM_KEEP_ALIVE_MS,
+      maxHeadBytes: MAX_HEADER_BYTES,
     });
   }
 
@@ -281,97 +294,24 @@ export class EmbeddedRouter implements TrafficDriver {
     return this.state();
   }
 
-  private declaredTooLarge(req: http.IncomingMessage): boolean {
-    const declared = Number(req.headers['content-length']);
-    return Number.isFinite(declared) && declared > this.maxBody;
-  }
-
-  private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    req.on('error', () => res.destroy());
-    if (this.declaredTooLarge(req)) {
-      this.refuseBody(req, res, 0);
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > this.maxBody) {
-        req.off('data', onData);
-        req.off('end', onEnd);
-        chunks.length = 0;
-        this.refuseBody(req, res, size);
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      const body = chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      this.forward(req, res, body);
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-  }
-
-  /**
-   * 413 with a lingering close: the answer is written at once, but the response (and so the connection) ends
-   * only once the client has sent the rest of its body, read and dropped here within LINGER_MS / LINGER_BYTES.
-   * Closing with unread data would make the kernel reset the connection, and a client still writing would see
-   * EPIPE or ECONNRESET instead of the 413.
-   */
-  private refuseBody(req: http.IncomingMessage, res: http.ServerResponse, alreadyRead: number): void {
-    this.m.request('none', PAYLOAD_TOO_LARGE.status);
-    const text = errorJson(PAYLOAD_TOO_LARGE);
-    res.writeHead(PAYLOAD_TOO_LARGE.status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text), connection: 'close' });
-    res.write(text);
-    let discarded = alreadyRead;
-    let done = false;
-    const finish = (cut: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      req.off('data', onData);
-      res.end();
-      if (cut) req.socket.destroy();
-    };
-    const onData = (chunk: Buffer) => {
-      discarded += chunk.length;
-      if (discarded > LINGER_BYTES) finish(true);
-    };
-    const timer = setTimeout(() => finish(true), LINGER_MS);
-    req.on('data', onData);
-    req.once('end', () => finish(false));
-    req.once('close', () => finish(false));
-    req.resume();
-  }
-
-  private forward(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {
-    const method = (req.method ?? 'GET') as Dispatcher.HttpMethod;
-    const path = req.url ?? '/';
-    const ex: Exchange = {
-      res,
-      request: {
-        method,
-        path,
-        headers: forwardedHeaders(req),
-        body: body.length === 0 && (method === 'GET' || method === 'HEAD') ? null : body,
-      },
-    };
-    const preview = req.headers[PREVIEW_HEADER];
+  private forward(req: InboundRequest, res: ClientResponse): void {
+    const { method, target } = req;
+    const headers = forwardedHeaders(req);
+    const preview = headerValue(req.headers, PREVIEW_HEADER);
     if (preview !== undefined && preview !== '') {
-      const token = req.headers[PREVIEW_TOKEN_HEADER];
-      const allowed = this.opts.previewToken !== undefined && typeof token === 'string' && tokenMatches(token, this.opts.previewToken);
+      const token = headerValue(req.headers, PREVIEW_TOKEN_HEADER);
+      const allowed = this.opts.previewToken !== undefined && token !== undefined && tokenMatches(token, this.opts.previewToken);
       if (!allowed) return this.refuse(res, PREVIEW_FORBIDDEN);
       if (!isColor(preview)) return this.refuse(res, PREVIEW_INVALID);
       // The preview route reaches exactly that color: a smoke test must never be answered by the other one.
-      labelSource(ex, 'preview');
+      headers.push(SOURCE_HEADER, 'preview' satisfies TrafficSource);
       const replica = this.tracker.pick(preview, null) ?? this.tracker.anyReplica(preview);
       if (replica === null) return this.refuse(res, badGateway(preview));
-      this.send(ex, replica, replayable(method, path) ? Replay.SAME : Replay.NONE);
+      this.send(exchange(req, headers, res), replica, replayable(method, target) ? Replay.SAME : Replay.NONE);
       return;
     }
     const sticky = this.current.sticky;
-    const key = sticky ? stickyKey(sticky, req.headers) : undefined;
+    const key = sticky ? stickyKey(sticky, headerRecord(req.headers)) : undefined;
     const preferred = key !== undefined ? stickyColor(key, this.current.weights) : this.picker.next();
     // The preferred color unless none of its replicas is in rotation; with none anywhere, a replica of the
     // preferred color all the same (like nginx's `backup` server: an answer from the idle color beats an error).
@@ -379,8 +319,8 @@ export class EmbeddedRouter implements TrafficDriver {
     const t = this.tracker;
     const replica = t.pick(preferred, null) ?? t.pick(other, null) ?? t.anyReplica(preferred) ?? t.anyReplica(other);
     if (replica === null) return this.refuse(res, badGateway(preferred));
-    this.maybeMirror(replica.color, ex);
-    this.send(ex, replica, replayable(method, path) ? Replay.ANY : Replay.NONE);
+    this.maybeMirror(replica.color, req, headers);
+    this.send(exchange(req, headers, res), replica, replayable(method, target) ? Replay.ANY : Replay.NONE);
   }
 
   /**
@@ -400,15 +340,17 @@ export class EmbeddedRouter implements TrafficDriver {
       target = again;
     }
     target.inFlight++;
-    pool.dispatch(ex.request, new Attempt(this.host, ex, target, replay));
+    const attempt = new Attempt(this.host, ex, target, replay);
+    attempt.upstream = pool.request(ex.wire, ex.body, ex.forHead, attempt);
   }
 
-  private refuse(res: http.ServerResponse, e: PublicError): void {
+  private refuse(res: ClientResponse, e: PublicError): void {
     this.m.request('none', e.status);
-    sendJson(res, e);
+    res.json(e.status, errorJson(e));
   }
 
-  private maybeMirror(served: Color, ex: Exchange): void {
+  /** `headers` are the live request's: a mirrored copy gets the request id it shares with them. */
+  private maybeMirror(served: Color, req: InboundRequest, headers: string[]): void {
     const target = this.current.mirror.target;
     // A copy to the color that already answers this request would only double its load.
     if (target === null || target === served || !this.mirrorSampler.take()) return;
@@ -419,7 +361,7 @@ export class EmbeddedRouter implements TrafficDriver {
       return;
     }
     this.mirrorsInFlight++;
-    ensureRequestId(ex.request.headers);
+    ensureRequestId(headers);
     replica.inFlight++;
     let status = 0;
     const done = (outcome: 'ok' | 'error') => {
@@ -427,66 +369,76 @@ export class EmbeddedRouter implements TrafficDriver {
       replica.inFlight--;
       this.m.mirror(target, outcome);
     };
-    pool.dispatch(
-      { ...ex.request, headers: [...ex.request.headers, SOURCE_HEADER, 'mirror' satisfies TrafficSource] },
-      {
-        onRequestStart: () => undefined,
-        onResponseStart: (_c, statusCode) => {
-          status = statusCode;
-        },
-        onResponseData: () => undefined,
-        onResponseEnd: () => done(status < 500 ? 'ok' : 'error'),
-        onResponseError: () => done('error'),
+    const { wire, body, forHead } = exchangeWire(req, [...headers, SOURCE_HEADER, 'mirror' satisfies TrafficSource]);
+    pool.request(wire, body, forHead, {
+      onHead: (head) => {
+        status = head.status;
       },
-    );
+      onData: () => true,
+      onEnd: () => done(status < 500 ? 'ok' : 'error'),
+      onError: () => done('error'),
+    });
   }
 }
 
-function forwardedHeaders(req: http.IncomingMessage): string[] {
-  const raw = req.rawHeaders;
+/** The client's headers as forwarded: without the hop-by-hop and router-only ones, with X-Forwarded-For. */
+function forwardedHeaders(req: InboundRequest): string[] {
+  const raw = req.headers;
   const out: string[] = [];
   let forwardedFor: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toLowerCase();
+    const name = raw[i];
     if (REQUEST_SKIP.has(name)) continue;
     if (name === 'x-forwarded-for') {
-      forwardedFor = raw[i + 1];
+      forwardedFor = forwardedFor === undefined ? raw[i + 1] : `${forwardedFor}, ${raw[i + 1]}`;
       continue;
     }
     out.push(name, raw[i + 1]);
   }
-  const remote = req.socket.remoteAddress ?? '';
-  out.push('x-forwarded-for', forwardedFor ? `${forwardedFor}, ${remote}` : remote);
+  out.push('x-forwarded-for', forwardedFor ? `${forwardedFor}, ${req.remoteAddress}` : req.remoteAddress);
   return out;
 }
 
-const JSON_TYPE = 'application/json; charset=utf-8';
+function exchange(req: InboundRequest, headers: string[], res: ClientResponse): Exchange {
+  return { res, ...exchangeWire(req, headers) };
+}
+
+function exchangeWire(req: InboundRequest, headers: string[]): Omit<Exchange, 'res'> {
+  const { method, body } = req;
+  let wire = `${method} ${req.target} HTTP/1.1\r\n`;
+  for (let i = 0; i < headers.length; i += 2) wire += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  const bodyless = body.length === 0 && (method === 'GET' || method === 'HEAD');
+  wire += bodyless ? '\r\n' : `content-length: ${body.length}\r\n\r\n`;
+  return { wire, body: bodyless ? null : body, forHead: method === 'HEAD' };
+}
+
+/** As node:http gives headers: the first of each name, cookies joined. Built only for sticky routing. */
+function headerRecord(headers: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i];
+    if (out[name] === undefined) out[name] = headers[i + 1];
+    else if (name === 'cookie') out[name] += `; ${headers[i + 1]}`;
+  }
+  return out;
+}
 
 /** Predictions and reads have no side effects; anything else (say, an admin call) is never replayed. */
 function replayable(method: string, path: string): boolean {
   return method === 'GET' || method === 'HEAD' || path.startsWith('/predict');
 }
 
-function labelSource(ex: Exchange, source: Exclude<TrafficSource, 'live'>): void {
-  ex.request.headers.push(SOURCE_HEADER, source);
-}
-
-/**
- * One attempt on one replica, written against undici's own handler interface (onHeaders/onData/onComplete): a
- * handler in the newer controller style is wrapped by undici 7 in an adapter that also parses every answer's
- * headers into an object. Here the raw headers go straight into the client's answer, and the attempt is one
- * object rather than a closure per callback.
- */
-class Attempt implements Dispatcher.DispatchHandler {
+/** One attempt on one replica: the upstream pool's handler, one object rather than a closure per callback. */
+class Attempt implements UpstreamHandler {
+  upstream: UpstreamExchange | null = null;
   private readonly started = performance.now();
   private replay = false;
   private wroteHead = false;
-  private resume: (() => void) | null = null;
-  private abort: ((err?: Error) => void) | null = null;
   /** The client left: the upstream answer is dropped, and its end is no fault of the replica. */
   private clientGone = false;
   /** Where the replay goes, decided on a 5xx answer and sent once that answer is drained. */
   private next: Replica | null = null;
+  private readonly resume = () => this.upstream?.resume();
 
   constructor(
     private readonly host: AttemptHost,
@@ -495,12 +447,9 @@ class Attempt implements Dispatcher.DispatchHandler {
     private readonly replayTo: Replay,
   ) {}
 
-  onConnect(abort: (err?: Error) => void): void {
-    this.abort = abort;
-  }
-
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  onHead(head: ResponseHead): void {
     const { host, replica } = this;
+    const statusCode = head.status;
     host.m.upstreamSeconds(replica.color, (performance.now() - this.started) / 1000);
     if (statusCode >= 500) {
       if (isUnavailableStatus(statusCode)) host.tracker.markFailure(replica, `upstream answered ${statusCode}`);
@@ -508,32 +457,30 @@ class Attempt implements Dispatcher.DispatchHandler {
         this.next = this.replayTarget(false);
         if (this.next !== null) {
           this.replay = true;
-          return true;
+          return;
         }
       }
     }
     host.m.request(replica.color, statusCode);
-    this.resume = resume;
-    this.ex.res.writeHead(statusCode, responseHeaders(rawHeaders));
+    this.ex.res.head(head);
     this.wroteHead = true;
-    return true;
   }
 
   onData(chunk: Buffer): boolean {
     const { res } = this.ex;
     if (this.replay || res.write(chunk)) return true;
-    if (res.destroyed) {
-      // No 'drain' will come: a paused upstream connection would be lost to the pool for good.
+    if (res.gone) {
+      // The client left: the upstream connection is closed rather than read to the end for nobody.
       this.clientGone = true;
-      this.abort?.(new Error('client closed the connection'));
+      this.upstream?.abort();
+      this.replica.inFlight--;
       return false;
     }
-    const resume = this.resume;
-    if (resume) res.once('drain', resume);
+    res.onDrain(this.resume);
     return false;
   }
 
-  onComplete(): void {
+  onEnd(): void {
     this.replica.inFlight--;
     if (this.replay && this.next !== null) this.retry(this.next);
     else this.ex.res.end();
@@ -545,7 +492,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (this.clientGone) return;
     if (!this.replay) host.tracker.markFailure(replica, describeError(err));
     const next = this.wroteHead ? null : (this.next ?? this.replayTarget(true));
-    if (this.wroteHead) ex.res.destroy(err);
+    if (this.wroteHead) ex.res.destroy();
     else if (next !== null) this.retry(next);
     else host.refuse(ex.res, isTimeout(err) ? gatewayTimeout(replica.color) : badGateway(replica.color));
   }
@@ -573,45 +520,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 }
 
-/** Raw upstream headers as the flat [name, value, ...] list writeHead takes, without the hop-by-hop ones. */
-function responseHeaders(raw: Buffer[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toString('latin1');
-    if (!RESPONSE_SKIP.has(name.toLowerCase())) out.push(name, raw[i + 1].toString('latin1'));
-  }
-  return out;
-}
-
 function isTimeout(err: Error): boolean {
-  const code = (err as { code?: string }).code;
-  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
-}
-
-function sendJson(res: http.ServerResponse, e: PublicError): void {
-  const text = errorJson(e);
-  res.writeHead(e.status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-/**
- * Node's own answer to an unparsable request (headers over MAX_HEADER_BYTES included) is a bare status line;
- * this one is the JSON error nginx gives for the same request. The socket is half-closed and cut after
- * LINGER_MS, so a client still writing its headers reads the answer first.
- */
-function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (err.code === 'ECONNRESET' || !socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const e =
-    err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? REQUEST_TIMEOUT : BAD_REQUEST;
-  const text = errorJson(e);
-  socket.end(
-    `HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status] ?? ''}\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
-  );
-  socket.on('data', () => undefined);
-  setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  return (err as NodeJS.ErrnoException).code === UPSTREAM_TIMEOUT;
 }
 
 /** Starts an embedded router listening on opts.host:opts.port. */

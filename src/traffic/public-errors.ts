@@ -33,6 +33,7 @@ export const PREVIEW_INVALID = error(400, 'invalid_preview', `${PREVIEW_HEADER} 
 export const PAYLOAD_TOO_LARGE = error(413, 'payload_too_large', 'request body is larger than the configured limit');
 export const HEADERS_TOO_LARGE = error(431, 'headers_too_large', `request line and headers must fit in ${MAX_HEADER_BYTES / 1024} KiB`);
 export const BAD_REQUEST = error(400, 'bad_request', 'the request is not valid HTTP');
+export const EXPECTATION_FAILED = error(417, 'expectation_failed', 'the only expectation a router meets is Expect: 100-continue');
 export const REQUEST_TIMEOUT = error(408, 'request_timeout', 'the request was not received in time');
 
 /** `color` is a color name or a phrase like "blue or green": never a host or port. */

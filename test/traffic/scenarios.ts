@@ -70,7 +70,7 @@ export function switchingSuite(kind: DriverKind): void {
 
     async function restart(color: Color): Promise<void> {
       const instance = await startInstance(specs[color], TSX_CLI);
-      pair.instances[color] = instance;
+      pair.pools[color][0] = instance;
       await instance.waitReady();
       await waitFor(`${color} healthy again`, () => driver.health()[color].healthy);
     }
