@@ -122,8 +122,13 @@ function refusal(e: PublicError): { status: number; json: string } {
 /** One client request being proxied; the body is kept so a replay can send it again. */
 interface Exchange {
   res: ClientResponse;
-  /** The request line and headers as sent upstream, framing included: built once, reused by a replay. */
-  wire: string;
+  out: Outbound;
+}
+
+/** A request as sent upstream: built once, reused by a replay. */
+interface Outbound {
+  /** The request line and headers, framing included. */
+  head: string;
   body: Buffer | null;
   forHead: boolean;
 }
@@ -307,7 +312,7 @@ export class EmbeddedRouter implements TrafficDriver {
       headers.push(SOURCE_HEADER, 'preview' satisfies TrafficSource);
       const replica = this.tracker.pick(preview, null) ?? this.tracker.anyReplica(preview);
       if (replica === null) return this.refuse(res, badGateway(preview));
-      this.send(exchange(req, headers, res), replica, replayable(method, target) ? Replay.SAME : Replay.NONE);
+      this.send({ res, out: outbound(req, headers) }, replica, replayable(method, target) ? Replay.SAME : Replay.NONE);
       return;
     }
     const sticky = this.current.sticky;
@@ -320,7 +325,7 @@ export class EmbeddedRouter implements TrafficDriver {
     const replica = t.pick(preferred, null) ?? t.pick(other, null) ?? t.anyReplica(preferred) ?? t.anyReplica(other);
     if (replica === null) return this.refuse(res, badGateway(preferred));
     this.maybeMirror(replica.color, req, headers);
-    this.send(exchange(req, headers, res), replica, replayable(method, target) ? Replay.ANY : Replay.NONE);
+    this.send({ res, out: outbound(req, headers) }, replica, replayable(method, target) ? Replay.ANY : Replay.NONE);
   }
 
   /**
@@ -341,7 +346,7 @@ export class EmbeddedRouter implements TrafficDriver {
     }
     target.inFlight++;
     const attempt = new Attempt(this.host, ex, target, replay);
-    attempt.upstream = pool.request(ex.wire, ex.body, ex.forHead, attempt);
+    attempt.upstream = pool.request(ex.out.head, ex.out.body, ex.out.forHead, attempt);
   }
 
   private refuse(res: ClientResponse, e: PublicError): void {
@@ -369,8 +374,8 @@ export class EmbeddedRouter implements TrafficDriver {
       replica.inFlight--;
       this.m.mirror(target, outcome);
     };
-    const { wire, body, forHead } = exchangeWire(req, [...headers, SOURCE_HEADER, 'mirror' satisfies TrafficSource]);
-    pool.request(wire, body, forHead, {
+    const { head, body, forHead } = outbound(req, [...headers, SOURCE_HEADER, 'mirror' satisfies TrafficSource]);
+    pool.request(head, body, forHead, {
       onHead: (head) => {
         status = head.status;
       },
@@ -399,17 +404,17 @@ function forwardedHeaders(req: InboundRequest): string[] {
   return out;
 }
 
-function exchange(req: InboundRequest, headers: string[], res: ClientResponse): Exchange {
-  return { res, ...exchangeWire(req, headers) };
+function outbound(req: InboundRequest, headers: string[]): Outbound {
+  const { method, body } = req;
+  const bodyless = body.length === 0 && (method === 'GET' || method === 'HEAD');
+  return { head: requestHead(req, headers, bodyless), body: bodyless ? null : body, forHead: method === 'HEAD' };
 }
 
-function exchangeWire(req: InboundRequest, headers: string[]): Omit<Exchange, 'res'> {
-  const { method, body } = req;
-  let wire = `${method} ${req.target} HTTP/1.1\r\n`;
+/** The request line and headers as sent upstream, always HTTP/1.1 (the upstream connection is kept alive). */
+function requestHead(req: InboundRequest, headers: string[], bodyless: boolean): string {
+  let wire = `${req.method} ${req.target} HTTP/1.1\r\n`;
   for (let i = 0; i < headers.length; i += 2) wire += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  const bodyless = body.length === 0 && (method === 'GET' || method === 'HEAD');
-  wire += bodyless ? '\r\n' : `content-length: ${body.length}\r\n\r\n`;
-  return { wire, body: bodyless ? null : body, forHead: method === 'HEAD' };
+  return wire + (bodyless ? '\r\n' : `content-length: ${req.body.length}\r\n\r\n`);
 }
 
 /** As node:http gives headers: the first of each name, cookies joined. Built only for sticky routing. */

@@ -10,6 +10,7 @@
 import net from 'node:net';
 import { ChunkedDecoder, chunkHeader, LAST_CHUNK } from './chunked.js';
 import { parseRequestHead, type RequestHead, type ResponseHead } from './head.js';
+import { writeHeadAndBody } from './write.js';
 
 export interface InboundRequest {
   method: string;
@@ -140,16 +141,14 @@ export class ClientResponse {
     const socket = this.conn.socket;
     if (socket.destroyed || this.ended) return false;
     if (this.noBody) return true;
-    const coded = this.mode === BodyMode.Chunked;
-    if (this.pendingHead !== null || coded) socket.cork();
-    if (this.pendingHead !== null) {
-      socket.write(this.pendingHead, 'latin1');
-      this.pendingHead = null;
-    }
-    if (coded) socket.write(chunkHeader(chunk.length), 'latin1');
-    let ok = socket.write(chunk);
-    if (coded) ok = socket.write('\r\n', 'latin1');
-    if (socket.writableCorked > 0) socket.uncork();
+    const head = this.pendingHead;
+    this.pendingHead = null;
+    if (this.mode !== BodyMode.Chunked) return head === null ? socket.write(chunk) : writeHeadAndBody(socket, head, chunk);
+    socket.cork();
+    socket.write(`${head ?? ''}${chunkHeader(chunk.length)}`, 'latin1');
+    socket.write(chunk);
+    const ok = socket.write('\r\n', 'latin1');
+    socket.uncork();
     return ok;
   }
 

@@ -7,6 +7,7 @@
 import net from 'node:net';
 import { ChunkedDecoder } from './chunked.js';
 import { parseResponseHead, type ResponseHead } from './head.js';
+import { writeHeadAndBody } from './write.js';
 
 /** What an upstream answer is delivered to, in this order: head, data (any number), then end; or error at any point. */
 export interface UpstreamHandler {
@@ -117,13 +118,7 @@ class UpstreamConnection {
     const { socket } = this;
     // Paused by the last answer's reader, whose answer is complete all the same.
     if (socket.isPaused()) socket.resume();
-    if (exchange.body === null || exchange.body.length === 0) socket.write(exchange.head, 'latin1');
-    else {
-      socket.cork();
-      socket.write(exchange.head, 'latin1');
-      socket.write(exchange.body);
-      socket.uncork();
-    }
+    writeHeadAndBody(socket, exchange.head, exchange.body);
   }
 
   /** Closes it for good; the exchange on it, if any, hears nothing more. */
