@@ -168,6 +168,8 @@ export class EmbeddedRouter implements TrafficDriver {
   private mirrorsInFlight = 0;
   private readonly maxMirrors: number;
   private listening: AddressInfo | null = null;
+  /** host:port as clients reach it, for a request that came without a Host. */
+  private hostHeader = '';
   private readonly host: AttemptHost;
 
   constructor(private readonly opts: EmbeddedRouterOptions) {
@@ -224,6 +226,7 @@ export class EmbeddedRouter implements TrafficDriver {
       });
     });
     this.listening = this.server.address() as AddressInfo;
+    this.hostHeader = `${this.opts.host}:${this.port}`;
     return this;
   }
 
@@ -301,7 +304,7 @@ export class EmbeddedRouter implements TrafficDriver {
 
   private forward(req: InboundRequest, res: ClientResponse): void {
     const { method, target } = req;
-    const headers = forwardedHeaders(req);
+    const headers = forwardedHeaders(req, this.hostHeader);
     const preview = headerValue(req.headers, PREVIEW_HEADER);
     if (preview !== undefined && preview !== '') {
       const token = headerValue(req.headers, PREVIEW_TOKEN_HEADER);
@@ -386,14 +389,20 @@ export class EmbeddedRouter implements TrafficDriver {
   }
 }
 
-/** The client's headers as forwarded: without the hop-by-hop and router-only ones, with X-Forwarded-For. */
-function forwardedHeaders(req: InboundRequest): string[] {
+/**
+ * The client's headers as forwarded: without the hop-by-hop and router-only ones, with X-Forwarded-For, and with
+ * a Host (the router's own address) when an HTTP/1.0 client sent none: the request goes on as HTTP/1.1, which
+ * needs one.
+ */
+function forwardedHeaders(req: InboundRequest, self: string): string[] {
   const raw = req.headers;
   const out: string[] = [];
   let forwardedFor: string | undefined;
+  let host = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     if (REQUEST_SKIP.has(name)) continue;
+    if (name === 'host') host = true;
     if (name === 'x-forwarded-for') {
       forwardedFor = forwardedFor === undefined ? raw[i + 1] : `${forwardedFor}, ${raw[i + 1]}`;
       continue;
@@ -401,6 +410,7 @@ function forwardedHeaders(req: InboundRequest): string[] {
     out.push(name, raw[i + 1]);
   }
   out.push('x-forwarded-for', forwardedFor ? `${forwardedFor}, ${req.remoteAddress}` : req.remoteAddress);
+  if (!host) out.push('host', self);
   return out;
 }
 

@@ -15,6 +15,7 @@ import {
 } from '../../../src/traffic/http1/client-connection.js';
 import type { ResponseHead } from '../../../src/traffic/http1/head.js';
 import { type EmbeddedRouter, startEmbeddedRouter } from '../../../src/traffic/embedded-router.js';
+import { PREVIEW_HEADER } from '../../../src/config/defaults.js';
 import { type ColorUpstream, startColorUpstream } from '../fixtures.js';
 
 const ANSWERS: ClientAnswers = {
@@ -521,8 +522,11 @@ describe('createHttp1Server', () => {
     expect(seen).toHaveLength(1);
   });
 
+  // BUG: a handler that answers synchronously (as the router does for its own refusals) makes answered() call
+  // onData() for the next pipelined request inside the current one: ~1000 pipelined requests in one read recurse
+  // until "RangeError: Maximum call stack size exceeded", thrown from the socket's 'data' listener (uncaught).
   it('survives many pipelined requests in one write that are answered at once', async () => {
-    const c = await connect(await start({ ...LIMITS, maxHeadBytes: 256 * 1024 }));
+    const c = await connect(await start());
     const n = 3000;
     c.send(req('GET', '/echo').repeat(n));
     await c.until((x) => (x.data.match(/HTTP\/1\.1 200/g) ?? []).length >= n || x.closed, `${n} answers`, 5000);
@@ -544,7 +548,7 @@ describe('EmbeddedRouter client side over a fixture upstream', () => {
     blue = null;
   });
 
-  it('forwards a chunked request body sent in pieces whole, with a content-length and no transfer-encoding', async () => {
+  async function startRouter(): Promise<RawClient> {
     blue = await startColorUpstream('blue');
     router = await startEmbeddedRouter({
       host: '127.0.0.1',
@@ -557,6 +561,22 @@ describe('EmbeddedRouter client side over a fixture upstream', () => {
     clients.push(socket);
     const c = new RawClient(socket);
     await new Promise<void>((resolve) => socket.once('connect', resolve));
+    return c;
+  }
+
+  // BUG: same recursion as above through the real router: its 403 for a preview request without the token is
+  // answered synchronously, so a client pipelining ~1000 of them in one write overflows the stack (uncaught).
+  it('answers a long pipeline of requests the router refuses by itself', async () => {
+    const c = await startRouter();
+    const n = 3000;
+    c.send(req('POST', '/predict', '{}', `${PREVIEW_HEADER}: green\r\n`).repeat(n));
+    await c.until((x) => (x.data.match(/HTTP\/1\.1 403/g) ?? []).length >= n || x.closed, `${n} answers`, 5000);
+    expect(parseAnswers(c.data).map((a) => a.status)).toEqual(Array(n).fill(403));
+    expect(blue!.predicts).toBe(0);
+  });
+
+  it('forwards a chunked request body sent in pieces whole, with a content-length and no transfer-encoding', async () => {
+    const c = await startRouter();
     const body = '{"alcohol":9.4,"ph":3.51}';
     c.send('POST /predict HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n');
     await sleep(20);
@@ -566,7 +586,7 @@ describe('EmbeddedRouter client side over a fixture upstream', () => {
     const [a] = await c.answers(1, 5000);
     expect(a.status).toBe(200);
     expect(JSON.parse(a.body)).toEqual({ prediction: 5.5, color: 'blue', echo: { alcohol: 9.4, ph: 3.51 } });
-    expect(blue.lastHeaders?.['content-length']).toBe(String(body.length));
-    expect(blue.lastHeaders?.['transfer-encoding']).toBeUndefined();
+    expect(blue!.lastHeaders?.['content-length']).toBe(String(body.length));
+    expect(blue!.lastHeaders?.['transfer-encoding']).toBeUndefined();
   });
 });
