@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: every benchmark, one after another, each in a process of its own so one's heap and JIT state
- * cannot colour the next. The machine and its load are printed first: figures from a noisy machine are read as ratios
+ * `npm run bench [-- name... [--option value...]]`: every benchmark (or those named, with the options given),
+ * one after another, each in a process of its own so one's heap and JIT state cannot colour the next. The machine and its load are printed first: figures from a noisy machine are read as ratios
  * against the baseline measured in the same run, never as absolutes.
  */
 import { spawnSync } from 'node:child_process';
@@ -25,7 +25,11 @@ function machine(): string {
   );
 }
 
-const only = process.argv.slice(2);
+// `npm run bench -- router --duration 5 --rounds 3`: names first, then options passed on to each benchmark named.
+const args = process.argv.slice(2);
+const firstOption = args.findIndex((a) => a.startsWith('--'));
+const only = firstOption < 0 ? args : args.slice(0, firstOption);
+const options = firstOption < 0 ? [] : args.slice(firstOption);
 const selected = only.length > 0 ? BENCHMARKS.filter((name) => only.includes(name)) : [...BENCHMARKS];
 if (only.length > 0 && selected.length !== only.length) {
   process.stderr.write(`unknown benchmark in ${only.join(', ')}; known: ${BENCHMARKS.join(', ')}\n`);
@@ -37,7 +41,7 @@ let failed = 0;
 for (const name of selected) {
   process.stdout.write(`\n## ${name}\n`);
   const started = Date.now();
-  const run = spawnSync(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, `${name}.ts`)], { stdio: 'inherit' });
+  const run = spawnSync(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, `${name}.ts`), ...options], { stdio: 'inherit' });
   const seconds = ((Date.now() - started) / 1000).toFixed(0);
   if (run.status !== 0) {
     failed++;

@@ -196,6 +196,9 @@ export class ClientConnection {
   private bodyLeft = 0;
   private decoder: ChunkedDecoder | null = null;
   private close = false;
+  /** The client half-closed: its requests already read are answered, then the connection ends. */
+  private clientEnded = false;
+  private pipelining = false;
   private lingered = 0;
   private readonly remoteAddress: string;
   private readonly collect = (piece: Buffer) => {
@@ -234,9 +237,30 @@ export class ClientConnection {
     this.phase = Phase.Head;
     this.head = null;
     if (this.socket.isPaused()) this.socket.resume();
-    const rest = this.buf;
-    this.buf = null;
-    if (rest !== null && rest.length > 0) this.onData(rest);
+    this.nextPipelined();
+  }
+
+  /**
+   * Requests already read while the one before them was answered, one after another in a loop: answered
+   * synchronously (a refusal), each would otherwise start the next one level deeper on the stack, and a long
+   * enough pipeline would overflow it. Re-entered from an answer, it leaves the work to the loop under way.
+   */
+  private nextPipelined(): void {
+    if (this.pipelining) return;
+    this.pipelining = true;
+    try {
+      while (this.phase === Phase.Head && this.buf !== null && !this.socket.destroyed) {
+        const rest = this.buf;
+        this.buf = null;
+        this.readHead(rest);
+        // An incomplete head waits for more bytes.
+        if (this.phase === Phase.Head && this.buf === rest) break;
+      }
+    } finally {
+      this.pipelining = false;
+    }
+    // The client said it sends nothing more: once what it sent is answered, the connection ends.
+    if (this.clientEnded && this.phase === Phase.Head) this.socket.end();
   }
 
   private onData(chunk: Buffer): void {
@@ -265,7 +289,11 @@ export class ClientConnection {
     // Empty lines before a request line are skipped (RFC 9112 2.2): a client's stray CRLF after a body.
     let skip = 0;
     while (buf.length - skip >= 2 && buf[skip] === 0x0d && buf[skip + 1] === 0x0a) skip += 2;
-    if (skip > 0) buf = buf.subarray(skip);
+    if (skip > 0) {
+      // Nothing after them: the connection is idle, not in the middle of a head.
+      if (skip === buf.length) return;
+      buf = buf.subarray(skip);
+    }
     const head = parseRequestHead(buf, 0, this.limits.maxHeadBytes);
     if (head === 'incomplete') {
       const now = Date.now();
@@ -385,8 +413,11 @@ export class ClientConnection {
 
   /** The client will send nothing more: its answer under way still goes out, then the connection closes. */
   private onEnd(): void {
-    if (this.phase === Phase.Busy) this.close = true;
-    else if (this.phase === Phase.Head && this.buf === null) this.socket.end();
+    this.clientEnded = true;
+    // Busy: the answer under way and any request read after it still go out (see nextPipelined).
+    if (this.phase === Phase.Busy) return;
+    // A refused request's rest will not come now; a request cut off in its body is never answered.
+    if (this.phase === Phase.Head || this.phase === Phase.Linger) this.socket.end();
     else this.socket.destroy();
   }
 

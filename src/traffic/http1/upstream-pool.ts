@@ -360,7 +360,7 @@ export class UpstreamPool {
   /** No new request; those under way finish, then every connection is closed. */
   close(): Promise<void> {
     this.closing = true;
-    for (const ex of this.queue.splice(0)) ex.handler.onError(upstreamError('ECONNRESET', 'the upstream pool is closed'));
+    for (const ex of this.queue.splice(0)) if (!ex.aborted) ex.handler.onError(upstreamError('ECONNRESET', 'the upstream pool is closed'));
     for (const conn of [...this.idle]) conn.destroy();
     if (this.live.size === 0) return Promise.resolve();
     return new Promise((resolve) => {

@@ -39,7 +39,18 @@ const LIMITS: ClientLimits = {
 const STREAM_HEAD: ResponseHead = {
   status: 200,
   statusLine: 'HTTP/1.1 200 OK',
-  headers: ['content-type', 'text/plain', 'connection', 'keep-alive', 'keep-alive', 'timeout=5', 'transfer-encoding', 'chunked', 'x-up', '1'],
+  headers: [
+    'content-type',
+    'text/plain',
+    'connection',
+    'keep-alive',
+    'keep-alive',
+    'timeout=5',
+    'transfer-encoding',
+    'chunked',
+    'x-up',
+    '1',
+  ],
   size: 0,
   framing: { kind: 'chunked' },
   keepAlive: true,
@@ -127,7 +138,8 @@ class RawClient {
   async until(pred: (c: RawClient) => boolean, what: string, ms = 2000): Promise<void> {
     const deadline = Date.now() + ms;
     while (!pred(this)) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.data.slice(-400))} closed=${this.closed}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.data.slice(-400))} closed=${this.closed}`);
       await sleep(5);
     }
   }
@@ -241,6 +253,56 @@ describe('createHttp1Server', () => {
     expect(json(a).body).toBe('hello world');
     expect(seen).toHaveLength(1);
     expect(seen[0].body.toString()).toBe('hello world');
+  });
+
+  it('gathers a content-length body that comes in several writes after its head', async () => {
+    const c = await connect(await start());
+    c.send('POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 11\r\n\r\nhel');
+    await sleep(20);
+    c.send('lo wo');
+    await sleep(20);
+    c.send(`rld${req('GET', '/echo?next')}`);
+    const answers = await c.answers(2);
+    expect(answers.map((a) => json(a).body)).toEqual(['hello world', '']);
+    expect(json(answers[1]).target).toBe('/echo?next');
+  });
+
+  it('holds pipelined requests larger than a request bound while one is answered, then answers them all', async () => {
+    const c = await connect(await start());
+    c.send(req('GET', '/later?ms=100'));
+    await sleep(20);
+    // Each over half of maxHeadBytes + maxBodyBytes: the connection stops reading until the answer before them.
+    const big = (i: number) => req('POST', `/echo?${i}`, 'b'.repeat(MAX_BODY), `x-pad: ${'p'.repeat(600)}\r\n`);
+    for (let i = 1; i <= 3; i++) {
+      c.send(big(i));
+      await sleep(10);
+    }
+    const answers = await c.answers(4);
+    expect(answers.map((a) => [a.status, json(a).target])).toEqual([
+      [200, '/later?ms=100'],
+      [200, '/echo?1'],
+      [200, '/echo?2'],
+      [200, '/echo?3'],
+    ]);
+  });
+
+  it('refuses a head over maxHeadBytes with a JSON 431 and closes', async () => {
+    const c = await connect(await start());
+    c.send(req('GET', '/echo', '', `x-big: ${'h'.repeat(LIMITS.maxHeadBytes)}\r\n`));
+    const [a] = await c.answers(1);
+    expect(a.status).toBe(431);
+    expect(json(a).error).toBe('headers_too_large');
+    await c.closedBy();
+    expect(seen).toHaveLength(0);
+    expect(refusals).toEqual([431]);
+  });
+
+  it('answers nothing after a request with Connection: close, even a request pipelined behind it', async () => {
+    const c = await connect(await start());
+    c.send(req('GET', '/echo?1', '', 'connection: close\r\n') + req('GET', '/echo?2'));
+    await c.closedBy();
+    expect(parseAnswers(c.data).map((a) => json(a).target)).toEqual(['/echo?1']);
+    expect(seen).toHaveLength(1);
   });
 
   it('closes an HTTP/1.0 connection after its answer, saying so', async () => {
@@ -463,15 +525,28 @@ describe('createHttp1Server', () => {
     expect(parseAnswers(c.data).map((a) => a.status)).toEqual([200]);
   });
 
+  // BUG: the same stray CRLF starts the head timer: the next request, sent in two pieces more than headTimeoutMs
+  // after it, is refused 408 although its own head took 20 ms.
+  it('does not count the wait after a stray CRLF against the next request head', async () => {
+    const c = await connect(await start({ ...LIMITS, headTimeoutMs: 150 }));
+    c.send(`${req('POST', '/echo', 'x')}\r\n`);
+    await c.answers(1);
+    await sleep(250);
+    const next = req('GET', '/echo?next');
+    c.send(next.slice(0, 10));
+    await sleep(20);
+    c.send(next.slice(10));
+    const answers = await c.answers(2);
+    expect(answers.map((a) => a.status)).toEqual([200, 200]);
+  });
+
   it('serves the next client after one that left before its answer', async () => {
     const port = await start();
     const gone = await connect(port);
     gone.send(req('GET', '/never'));
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('request never reached the handler')), 2000);
-      const check = () => (held.length === 1 ? (clearTimeout(t), resolve()) : setTimeout(check, 5));
-      check();
-    });
+    for (const deadline = Date.now() + 2000; held.length === 0; await sleep(5)) {
+      if (Date.now() > deadline) throw new Error('the request never reached the handler');
+    }
     // A reset, as a client killed mid-request leaves: a FIN alone would be a half-close, still owed its answer.
     gone.socket.resetAndDestroy();
     const deadline = Date.now() + 2000;
@@ -529,7 +604,7 @@ describe('createHttp1Server', () => {
     const c = await connect(await start());
     const n = 3000;
     c.send(req('GET', '/echo').repeat(n));
-    await c.until((x) => (x.data.match(/HTTP\/1\.1 200/g) ?? []).length >= n || x.closed, `${n} answers`, 5000);
+    await c.until((x) => (x.data.match(/HTTP\/1\.1 200/g) ?? []).length >= n || x.closed, `${n} answers`, 3000);
     expect(parseAnswers(c.data)).toHaveLength(n);
     expect(seen).toHaveLength(n);
   });
@@ -570,7 +645,7 @@ describe('EmbeddedRouter client side over a fixture upstream', () => {
     const c = await startRouter();
     const n = 3000;
     c.send(req('POST', '/predict', '{}', `${PREVIEW_HEADER}: green\r\n`).repeat(n));
-    await c.until((x) => (x.data.match(/HTTP\/1\.1 403/g) ?? []).length >= n || x.closed, `${n} answers`, 5000);
+    await c.until((x) => (x.data.match(/HTTP\/1\.1 403/g) ?? []).length >= n || x.closed, `${n} answers`, 3000);
     expect(parseAnswers(c.data).map((a) => a.status)).toEqual(Array(n).fill(403));
     expect(blue!.predicts).toBe(0);
   });
