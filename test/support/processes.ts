@@ -29,16 +29,31 @@ export function upArgv(p: UpPorts, stateDir: string, extra: readonly string[] = 
   ];
 }
 
+/**
+ * Ports handed out by freePort come from below the kernel's ephemeral range (32768-60999 on Linux), so no
+ * outgoing connection made meanwhile (a router's upstream pool, a load generator) can take the port between the
+ * pick and the listen; that race once failed a test with EADDRINUSE. Each process walks its own stretch of the
+ * range from an offset set by its PID, so parallel test workers rarely try the same port, and a port still
+ * bound is skipped.
+ */
+const PICK_FROM = 20_000;
+const PICK_SPAN = 12_000;
+let nextPick = (process.pid * 211) % PICK_SPAN;
+
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let tries = 0; tries < 200; tries++) {
+    const port = PICK_FROM + (nextPick++ % PICK_SPAN);
+    if (await canListen(port)) return port;
+  }
+  throw new Error('no free port found below the ephemeral range');
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      if (address === null || typeof address === 'string') return reject(new Error('no port'));
-      server.close(() => resolve(address.port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 
