@@ -1,7 +1,8 @@
 /**
  * The chunked transfer coding (RFC 9112 7.1), decoded as bytes arrive: chunk sizes and extensions are read and
- * dropped, data is handed on as slices of the input (no copy), trailers are read and dropped. Strict like the
- * head parser: a line ends in CRLF and nothing else, a size is hex digits only.
+ * dropped, data is handed on as slices of the input (no copy), trailers are read and dropped. Strict where the
+ * framing is decided: a line ends in CRLF and nothing else, a size is hex digits only. Extensions and trailers
+ * are bounded but not parsed: nothing of them goes further (the body is sent on with a length).
  */
 
 const State = {

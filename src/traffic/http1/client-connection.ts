@@ -260,7 +260,7 @@ export class ClientConnection {
       this.pipelining = false;
     }
     // The client said it sends nothing more: once what it sent is answered, the connection ends.
-    if (this.clientEnded && this.phase === Phase.Head) this.socket.end();
+    if (this.clientEnded && this.phase !== Phase.Busy) this.afterClientEnd();
   }
 
   private onData(chunk: Buffer): void {
@@ -415,10 +415,13 @@ export class ClientConnection {
   private onEnd(): void {
     this.clientEnded = true;
     // Busy: the answer under way and any request read after it still go out (see nextPipelined).
-    if (this.phase === Phase.Busy) return;
-    // A refused request's rest will not come now; a request cut off in its body is never answered.
-    if (this.phase === Phase.Head || this.phase === Phase.Linger) this.socket.end();
-    else this.socket.destroy();
+    if (this.phase !== Phase.Busy) this.afterClientEnd();
+  }
+
+  /** A refused request's rest will not come now; a request cut off in its body is never answered. */
+  private afterClientEnd(): void {
+    if (this.phase === Phase.Body) this.socket.destroy();
+    else this.socket.end();
   }
 
   private onTimeout(): void {

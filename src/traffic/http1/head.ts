@@ -48,8 +48,11 @@ export type HeadProblem = 'incomplete' | 'bad' | 'too_large';
 const HEAD_END = Buffer.from('\r\n\r\n');
 /** RFC 9110 token characters: method and field names. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** An origin-form target (/path?query) or the asterisk form; proxies' absolute form is not asked of a router. */
-const TARGET = /^(\/[\x21-\x7e\x80-\xff]*|\*)$/;
+/**
+ * An origin-form target (/path?query) or the asterisk form, in visible ASCII (RFC 9112 3.2: other bytes are
+ * percent-encoded); proxies' absolute form is not asked of a router.
+ */
+const TARGET = /^(\/[\x21-\x7e]*|\*)$/;
 /**
  * Field names as sent, lower-cased once validated: the same few names come on every request, and a map lookup
  * costs less than a token check and a case conversion. Bounded, so a client sending made-up names cannot grow it.

@@ -584,11 +584,9 @@ describe('embedded router under fuzzed HTTP/1.1 input', () => {
     await expectHealthy();
   }, 60_000);
 
-  // Known bug (found by the property above): a pipelined request whose body is still missing when the client
-  // has already ended its side is never closed: the connection waits for the idle timeout (65 s). A pipelined
-  // request read after the FIN should end the connection as onEnd does for a body cut off in the Body phase.
-  // it.fails: passes while the bug is there; once fixed, drop `.fails`.
-  it.fails('closes at once when the client ends with a pipelined body still missing', async () => {
+  // Found by the property above: a pipelined request whose body was still missing when the client had already
+  // ended its side stayed open until the idle timeout (65 s).
+  it('closes at once when the client ends with a pipelined body still missing', async () => {
     const input = Buffer.from(
       'GET /predict HTTP/1.1\r\nHost: fuzz.test\r\n\r\n' +
         'POST /predict HTTP/1.1\r\nHost: fuzz.test\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{"alc',
@@ -599,11 +597,9 @@ describe('embedded router under fuzzed HTTP/1.1 input', () => {
     expect(closed).toBe(true);
   });
 
-  // Known bug (found by the property above): the router takes raw bytes 0x80-0xff in a request target (RFC 9112
-  // allows none there) and forwards them; the instance's llhttp refuses them (HPE_INVALID_URL), drops its
-  // connection, and the client gets the instance's `{"error":"Bad Request","message":"Client Error"}`, not the
-  // router's bad_request. it.fails: passes while the bug is there; once fixed, drop `.fails`.
-  it.fails('refuses a request target with non-ASCII bytes itself', async () => {
+  // Found by the property above: the router took raw bytes 0x80-0xff in a request target (RFC 9112 allows none
+  // there) and forwarded them; the instance's llhttp refused them (HPE_INVALID_URL) and dropped its connection.
+  it('refuses a request target with non-ASCII bytes itself', async () => {
     const before = upstreamRequests;
     const input = Buffer.from(
       'POST /predict\xad HTTP/1.1\r\nHost: fuzz.test\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}',
