@@ -166,6 +166,9 @@ function parseFields(lines: string[], size: number, minor: 0 | 1, response: bool
     } else if (name === 'transfer-encoding') {
       // Present even when empty: beside a length that is two framings, and alone it frames nothing knowable.
       transferEncoding = true;
+      // A tab around a coding is valid whitespace, but node's parser (llhttp) refuses it: a framing two parsers
+      // read differently is where request smuggling starts, so it is refused here too.
+      if (line.includes('\t', colon)) return 'bad';
       for (const part of value.split(',')) {
         const coding = trimOws(part).toLowerCase();
         if (coding === '') continue;

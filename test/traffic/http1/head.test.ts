@@ -246,6 +246,9 @@ describe('request heads', () => {
     ['chunked before another coding', post('Transfer-Encoding: chunked, gzip')],
     ['chunked before another coding in a later field', post('Transfer-Encoding: chunked', 'Transfer-Encoding: gzip')],
     ['chunked twice', post('Transfer-Encoding: chunked, chunked')],
+    // Valid whitespace, but refused by node's parser: a framing two parsers read differently is refused.
+    ['a tab after chunked', post('Transfer-Encoding: chunked\t')],
+    ['a tab before chunked', post('Transfer-Encoding:\tchunked')],
     ['chunked twice in two fields', post('Transfer-Encoding: chunked', 'Transfer-Encoding: chunked')],
     ['chunked in HTTP/1.0', 'POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n'],
     ['a space before the colon', post('Content-Length : 5')],
