@@ -398,13 +398,14 @@ export async function runRouterBench(opts: RouterBenchOptions = {}): Promise<Rou
       urls.nginx = ngx.url;
     }
     const targets = (Object.keys(urls) as Target[]).filter((t) => urls[t]);
-    // The processes whose CPU time is the router's: the child alone; `--workers` routers and nginx with their workers.
-    const routerPids: Partial<Record<Target, () => Promise<number[]>>> = {
-      embedded: async () => [embedded.child.pid!],
-      ...(children[1] ? { baseline: async () => [children[1].child.pid!] } : {}),
-      ...(ngx?.pid ? { nginx: async () => [ngx!.pid!, ...childPids(ngx!.pid!)] } : {}),
+    // The processes whose CPU time is the router's: the child alone; `--workers` routers and nginx with their
+    // workers. Read once: asking a router's control endpoint before every sample would only add load.
+    const routerPids: Partial<Record<Target, number[]>> = {
+      embedded: [embedded.child.pid!],
+      ...(children[1] ? { baseline: [children[1].child.pid!] } : {}),
+      ...(ngx?.pid ? { nginx: [ngx.pid, ...childPids(ngx.pid)] } : {}),
     };
-    for (const c of clusters) routerPids[`embedded-${c.workers}w`] = async () => [c.proc.pid!, ...(await c.workerPids())];
+    for (const c of clusters) routerPids[`embedded-${c.workers}w`] = [...new Set([c.proc.pid!, ...(await c.workerPids())])];
     const generators: Generator[] = wrk ? (opts.autocannon === false ? ['wrk'] : ['wrk', 'autocannon']) : ['autocannon'];
     const samples = new Map<string, Sample[]>();
     for (const t of targets) await cannon(urls[t]!, 16, 1); // warm-up: JIT, keep-alive pools
@@ -415,7 +416,7 @@ export async function runRouterBench(opts: RouterBenchOptions = {}): Promise<Rou
         for (const connections of connectionsList) {
           for (const target of order) {
             const url = urls[target]!;
-            const pids = routerPids[target] ? await routerPids[target]() : [];
+            const pids = routerPids[target] ?? [];
             const cpuBefore = cpuSeconds(pids);
             const s = generator === 'wrk' ? wrkRun(script, url, connections, seconds) : await cannon(url, connections, seconds);
             const cpuAfter = cpuSeconds(pids);
@@ -750,7 +751,7 @@ function commonArgs(): RouterBenchOptions {
 
 function fail(what: string): (err: unknown) => void {
   return (err) => {
-    process.stderr.write(`${what} failed: ${String(err)}\n`);
+    process.stderr.write(`${what} failed: ${err instanceof Error && err.stack ? err.stack : String(err)}\n`);
     process.exit(1);
   };
 }
