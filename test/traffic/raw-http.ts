@@ -9,8 +9,8 @@ export interface RawAnswer {
   headers: http.IncomingHttpHeaders;
   text: string;
   /**
-   * A socket error while the body was still being sent, after the answer had arrived. Clients that send the
-   * whole body before reading (Python requests, many proxies) see only this error, never the answer.
+   * A socket error after the answer had arrived and before the connection closed (a cut upload). Clients that
+   * send the whole body before reading (Python requests, many proxies) see only this error, never the answer.
    */
   uploadError: string | null;
 }
@@ -22,9 +22,11 @@ export function rawRequest(
   return new Promise((resolve, reject) => {
     let answer: Omit<RawAnswer, 'uploadError'> | null = null;
     let uploadError: string | null = null;
-    let sent = false;
+    let closed = false;
+    // Settled once the connection is closed, not when the upload is handed to the kernel: a router that cuts the
+    // connection may do so after the last bytes were buffered (the kernel can hold tens of MiB on loopback).
     const settle = () => {
-      if (answer && (sent || uploadError)) resolve({ ...answer, uploadError });
+      if (answer && closed) resolve({ ...answer, uploadError });
     };
     const req = http.request(url, { method: opts.method ?? 'POST', headers: opts.headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -35,14 +37,13 @@ export function rawRequest(
       });
       res.on('error', reject);
     });
-    req.on('finish', () => {
-      sent = true;
+    req.on('close', () => {
+      closed = true;
       settle();
     });
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (!answer) return reject(err);
       uploadError = err.code ?? err.message;
-      settle();
     });
     req.end(opts.body);
   });
