@@ -195,7 +195,6 @@ class UpstreamConnection {
 
   private begin(head: ResponseHead): void {
     const ex = this.exchange!;
-    if (!head.keepAlive) this.reused = false;
     this.keepAlive = head.keepAlive;
     ex.handler.onHead(head);
     const f = head.framing;
