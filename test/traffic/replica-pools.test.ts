@@ -118,12 +118,14 @@ describe.each<DriverKind>(['embedded', 'nginx'])('%s router over pools of 3 repl
 
   it('spreads the active color over all 3 replicas and reports each one', async () => {
     const answered = (t: Tally) => Object.values(t.by).reduce((a, b) => a + b, 0);
-    const t = await underLoad(router.url, (tally) => until('90 answers', () => answered(tally) >= 90, 15_000));
+    const t = await underLoad(router.url, (tally) => until('150 answers', () => answered(tally) >= 150, 15_000));
     expect(t.failed).toEqual([]);
     const blue = pool.blue.map((r) => t.by[r.name] ?? 0);
     const total = blue.reduce((a, b) => a + b, 0);
-    expect(total).toBeGreaterThanOrEqual(90);
-    for (const n of blue) expect(n / total).toBeGreaterThan(0.15);
+    expect(total).toBeGreaterThanOrEqual(150);
+    // Least outstanding (least_conn in nginx) hands a replica whose process gets less CPU on a busy machine fewer
+    // requests by design, so a third each is not the claim (CI once saw 13.5%); every replica taking a real share is.
+    for (const n of blue) expect(n / total).toBeGreaterThan(0.05);
     expect(greenAnswers(t)).toBe(0);
     const report = router.health();
     expect(report.blue.replicas.map((r) => r.address).sort()).toEqual(pool.blue.map((r) => `127.0.0.1:${r.port}`).sort());
