@@ -242,6 +242,17 @@ function trimOws(s: string): string {
   return a === 0 && b === s.length ? s : s.slice(a, b);
 }
 
+/**
+ * The idle time a server says it keeps a connection open for (`Keep-Alive: timeout=N`, RFC 2068 19.7.1.1, sent by
+ * node, uvicorn and others), in seconds; undefined when it says nothing or nothing readable.
+ */
+export function keepAliveTimeoutSeconds(headers: readonly string[]): number | undefined {
+  const value = headerValue(headers, 'keep-alive');
+  if (value === undefined) return undefined;
+  const m = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(value);
+  return m === null ? undefined : Number(m[1]);
+}
+
 /** The value of the first header with this lower-case name in a flat list, or undefined. */
 export function headerValue(headers: readonly string[], name: string): string | undefined {
   for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1];

@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import { ChunkedDecoder } from './chunked.js';
-import { parseResponseHead, type ResponseHead } from './head.js';
+import { keepAliveTimeoutSeconds, parseResponseHead, type ResponseHead } from './head.js';
 import { writeHeadAndBody } from './write.js';
 
 /** What an upstream answer is delivered to, in this order: head, data (any number), then end; or error at any point. */
@@ -30,6 +30,11 @@ export interface UpstreamPoolOptions {
 }
 
 export const UPSTREAM_TIMEOUT = 'UPSTREAM_TIMEOUT';
+/**
+ * How much sooner than an upstream's announced keep-alive timeout its idle connection is given up: a request
+ * written as the upstream closes is lost to the race (and sent again), so the router closes first.
+ */
+export const KEEP_ALIVE_MARGIN_MS = 1_000;
 export const UPSTREAM_BAD_RESPONSE = 'UPSTREAM_BAD_RESPONSE';
 
 function upstreamError(code: string, message: string): Error {
@@ -84,6 +89,9 @@ class UpstreamConnection {
   private gone = false;
   private silentTicks = 0;
   private keepAlive = true;
+  /** Idle time the upstream announced is shorter than the pool's tick: the idle timer runs this long instead. */
+  private idleMs = 0;
+  private shortIdle = false;
   private readonly deliver = (piece: Buffer) => {
     // Dropped when the reader went away while a chunked body was being decoded.
     const ex = this.exchange;
@@ -116,9 +124,20 @@ class UpstreamConnection {
     this.answered = false;
     this.silentTicks = 0;
     const { socket } = this;
+    if (this.shortIdle) {
+      this.shortIdle = false;
+      socket.setTimeout(this.pool.tickMs);
+    }
     // Paused by the last answer's reader, whose answer is complete all the same.
     if (socket.isPaused()) socket.resume();
     writeHeadAndBody(socket, exchange.head, exchange.body);
+  }
+
+  /** Back in the pool's idle list: closed after the upstream's own idle limit, if it announced a short one. */
+  rest(): void {
+    if (this.idleMs === 0) return;
+    this.shortIdle = true;
+    this.socket.setTimeout(this.idleMs);
   }
 
   /** Closes it for good; the exchange on it, if any, hears nothing more. */
@@ -196,6 +215,15 @@ class UpstreamConnection {
   private begin(head: ResponseHead): void {
     const ex = this.exchange!;
     this.keepAlive = head.keepAlive;
+    this.idleMs = 0;
+    if (head.keepAlive) {
+      const announced = keepAliveTimeoutSeconds(head.headers);
+      if (announced !== undefined) {
+        const idleMs = announced * 1000 - KEEP_ALIVE_MARGIN_MS;
+        if (idleMs <= 0) this.keepAlive = false;
+        else this.idleMs = idleMs < this.pool.tickMs ? idleMs : 0;
+      }
+    }
     ex.handler.onHead(head);
     const f = head.framing;
     if (f.kind === 'none' || f.kind === 'length') {
@@ -335,6 +363,7 @@ export class UpstreamPool {
       return;
     }
     this.idle.push(conn);
+    conn.rest();
   }
 
   forget(conn: UpstreamConnection): void {

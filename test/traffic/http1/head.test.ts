@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { headEnd, headerValue, parseRequestHead, parseResponseHead } from '../../../src/traffic/http1/head.js';
+import { headEnd, headerValue, keepAliveTimeoutSeconds, parseRequestHead, parseResponseHead } from '../../../src/traffic/http1/head.js';
 
 const MAX = 8192;
 const bytes = (s: string) => Buffer.from(s, 'latin1');
@@ -332,6 +332,18 @@ describe('response heads', () => {
       framing: { kind: 'length', length: 3 },
       keepAlive: true,
     });
+  });
+
+  it('reads the idle timeout a server announces in Keep-Alive, and nothing from anything else', () => {
+    const announced = (value: string | null) => keepAliveTimeoutSeconds(value === null ? [] : ['keep-alive', value]);
+    expect(announced('timeout=5')).toBe(5);
+    expect(announced('timeout=72')).toBe(72);
+    expect(announced('max=100, timeout=2')).toBe(2);
+    expect(announced('Timeout = 3')).toBe(3);
+    expect(announced(null)).toBeUndefined();
+    expect(announced('max=100')).toBeUndefined();
+    expect(announced('timeout=soon')).toBeUndefined();
+    expect(announced('xtimeout=5')).toBeUndefined();
   });
 
   it('keeps the status line as sent, reason phrase and all', () => {

@@ -378,6 +378,34 @@ describe('UpstreamPool connections', () => {
     expect(pool.busy).toBe(0);
   });
 
+  it("closes an idle connection a second before the upstream's announced Keep-Alive timeout, and reuses it before that", async () => {
+    const up = await startUpstream((socket, req) => socket.write(ok(pathOf(req), 'keep-alive: timeout=2\r\n')));
+    const pool = newPool(up.port, { timeoutMs: 5000, keepAliveMs: 5000 });
+    await send(pool, get('/1')).done;
+    await sleep(300);
+    await send(pool, get('/2')).done;
+    const answered = Date.now();
+    await waitFor(() => up.closedConns.includes(1), 'the router to close the idle connection', 2500);
+    const idle = Date.now() - answered;
+    expect(idle).toBeGreaterThanOrEqual(900);
+    expect(idle).toBeLessThan(1900);
+    expect((await send(pool, get('/3')).done).body).toBe('/3');
+    expect(up.requests.map((r) => [r.conn, pathOf(r)])).toEqual([
+      [1, '/1'],
+      [1, '/2'],
+      [2, '/3'],
+    ]);
+  });
+
+  it('keeps no connection whose upstream announces a keep-alive timeout of a second or less', async () => {
+    const up = await startUpstream((socket, req) => socket.write(ok(pathOf(req), 'Keep-Alive: timeout=1, max=100\r\n')));
+    const pool = newPool(up.port);
+    await send(pool, get('/1')).done;
+    await waitFor(() => up.closedConns.includes(1), 'the router to close the connection after the answer', 500);
+    expect((await send(pool, get('/2')).done).body).toBe('/2');
+    expect(up.requests.map((r) => r.conn)).toEqual([1, 2]);
+  });
+
   it('fails a request to a closed port with ECONNREFUSED', async () => {
     const probe = net.createServer();
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
