@@ -30,12 +30,13 @@ export interface UpstreamPoolOptions {
 }
 
 export const UPSTREAM_TIMEOUT = 'UPSTREAM_TIMEOUT';
+export const UPSTREAM_BAD_RESPONSE = 'UPSTREAM_BAD_RESPONSE';
+
 /**
  * How much sooner than an upstream's announced keep-alive timeout its idle connection is given up: a request
  * written as the upstream closes is lost to the race (and sent again), so the router closes first.
  */
-export const KEEP_ALIVE_MARGIN_MS = 1_000;
-export const UPSTREAM_BAD_RESPONSE = 'UPSTREAM_BAD_RESPONSE';
+const KEEP_ALIVE_MARGIN_MS = 1_000;
 
 function upstreamError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
@@ -89,7 +90,7 @@ class UpstreamConnection {
   private gone = false;
   private silentTicks = 0;
   private keepAlive = true;
-  /** Idle time the upstream announced is shorter than the pool's tick: the idle timer runs this long instead. */
+  /** The upstream's announced idle limit less the margin, when shorter than the pool's tick (0: the tick applies). */
   private idleMs = 0;
   private shortIdle = false;
   private readonly deliver = (piece: Buffer) => {
